@@ -1,0 +1,336 @@
+// Package gvisor runs sandboxes in gVisor's user-space kernel through the runsc binary.
+//
+// Each sandbox runs on the systrap platform with its own network stack
+// (--network=sandbox) in the network namespace the engine made for it. Its root is the
+// template's read-only tree under a gVisor overlay whose upper layer lives in a file
+// store in the sandbox's directory and is capped at DiskSizeMB; the layer is part of a
+// checkpoint image, so files written before a pause are there after every resume and in
+// every fork. Checkpoint and Restore are runsc's, so memory and processes are kept.
+package gvisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"lelantos.dev/lelantos/internal/runtime"
+	"lelantos.dev/lelantos/internal/runtime/cgroups"
+	"lelantos.dev/lelantos/internal/runtime/oci"
+)
+
+// Class is this runtime's isolation class name.
+const Class = "gvisor"
+
+// Options configures the runtime.
+type Options struct {
+	// Runsc is the path of the runsc binary.
+	Runsc string
+	// StateDir is runsc's --root: where it keeps container state. It must be private to
+	// this runtime and survive node restarts for re-adoption.
+	StateDir string
+	// Platform is runsc's --platform; empty means "systrap".
+	Platform string
+	// DebugLogDir, when set, receives runsc's debug logs.
+	DebugLogDir string
+	// Cgroups is the host's cgroup layout; zero means detect it.
+	Cgroups *cgroups.Hierarchy
+}
+
+// Runtime is the gVisor runtime. It holds no per-sandbox state in memory: runsc's state
+// directory is the record, so a new Runtime over the same StateDir sees every sandbox.
+type Runtime struct {
+	opts Options
+	cg   cgroups.Hierarchy
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New checks that runsc can be run and returns the runtime.
+func New(opts Options) (*Runtime, error) {
+	if opts.Platform == "" {
+		opts.Platform = "systrap"
+	}
+	if _, err := os.Stat(opts.Runsc); err != nil {
+		return nil, fmt.Errorf("gvisor runtime: runsc: %w", err)
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("gvisor runtime: state dir: %w", err)
+	}
+	r := &Runtime{opts: opts}
+	if opts.Cgroups != nil {
+		r.cg = *opts.Cgroups
+	} else {
+		r.cg = cgroups.Detect("")
+	}
+	return r, nil
+}
+
+// Class implements runtime.Runtime.
+func (r *Runtime) Class() string { return Class }
+
+// Capabilities implements runtime.Runtime: gVisor checkpoints.
+func (r *Runtime) Capabilities() runtime.Capabilities {
+	return runtime.Capabilities{Checkpoint: true}
+}
+
+// globalFlags are runsc's flags for one sandbox; the overlay flag carries the disk cap.
+func (r *Runtime) globalFlags(cfg runtime.Config) []string {
+	network := "sandbox"
+	if cfg.NetNSPath == "" {
+		network = "none"
+	}
+	f := []string{
+		"--root=" + r.opts.StateDir,
+		"--platform=" + r.opts.Platform,
+		"--network=" + network,
+		"--cpu-num-from-quota",
+		fmt.Sprintf("--overlay2=root:dir=%s,size=%dm", cfg.Dir, cfg.DiskSizeMB),
+	}
+	if r.opts.DebugLogDir != "" {
+		f = append(f, "--debug", "--debug-log="+r.opts.DebugLogDir+"/")
+	}
+	return f
+}
+
+// memoryHeadroom is what the host cgroup allows beyond the sandbox's memory: the
+// Sentry and the gofer are charged to it too.
+func memoryHeadroom(memoryMB int) int64 {
+	extra := max(memoryMB/4, 96)
+	return int64(memoryMB+extra) << 20
+}
+
+// Start implements runtime.Runtime.
+func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) error {
+	return r.launch(ctx, "start", id, cfg, "")
+}
+
+// Restore implements runtime.Runtime.
+func (r *Runtime) Restore(ctx context.Context, id string, cfg runtime.Config, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "checkpoint.img")); err != nil {
+		return fmt.Errorf("restore sandbox %s: image: %w", id, err)
+	}
+	return r.launch(ctx, "restore", id, cfg, dir)
+}
+
+// launch runs or restores sandbox id; on any failure it removes what it made.
+func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config, image string) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
+	}
+	bundle := filepath.Join(cfg.Dir, "bundle")
+	if err := oci.WriteBundle(bundle, oci.Spec(id, cfg, cfg.RootfsPath)); err != nil {
+		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
+	}
+	console, err := os.OpenFile(cfg.ConsolePath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s sandbox %s: console: %w", op, id, err)
+	}
+	defer console.Close()
+	args := r.globalFlags(cfg)
+	if image == "" {
+		args = append(args, "run", "--detach", "--bundle", bundle, id)
+	} else {
+		args = append(args, "restore", "--detach", "--image-path", image, "--bundle", bundle, id)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, r.opts.Runsc, args...)
+	cmd.Stdin = nil
+	cmd.Stdout = console
+	// runsc's own errors go to stderr before the sandbox starts; the sandbox's first
+	// process gets the console for both streams.
+	cmd.Stderr = console
+	if err := cmd.Run(); err != nil {
+		msg := tailOf(cfg.ConsolePath, 1024)
+		r.forceDelete(id)
+		_ = r.cg.Remove(oci.CgroupPath(id))
+		return fmt.Errorf("%s sandbox %s: runsc: %w: %s%s", op, id, err, stderr.String(), msg)
+	}
+	if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
+		r.forceDelete(id)
+		_ = r.cg.Remove(oci.CgroupPath(id))
+		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
+	}
+	return nil
+}
+
+// Checkpoint implements runtime.Runtime.
+func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
+	if _, err := r.state(ctx, id); err != nil {
+		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
+	}
+	if _, err := r.runsc(ctx, "checkpoint", "--image-path", dir, id); err != nil {
+		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
+	}
+	// runsc returns before the sandbox has gone; wait for it so the delete is clean.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := r.state(ctx, id)
+		if err != nil || st.Status == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("checkpoint sandbox %s: still %s after checkpoint", id, st.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := r.runsc(ctx, "delete", id); err != nil {
+		r.forceDelete(id)
+	}
+	_ = r.cg.Remove(oci.CgroupPath(id))
+	return nil
+}
+
+// Freeze implements runtime.Runtime.
+func (r *Runtime) Freeze(ctx context.Context, id string) error {
+	if _, err := r.runsc(ctx, "pause", id); err != nil {
+		return fmt.Errorf("freeze sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// Thaw implements runtime.Runtime.
+func (r *Runtime) Thaw(ctx context.Context, id string) error {
+	if _, err := r.runsc(ctx, "resume", id); err != nil {
+		return fmt.Errorf("thaw sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// Kill implements runtime.Runtime.
+func (r *Runtime) Kill(ctx context.Context, id string) error {
+	if _, err := r.state(ctx, id); err != nil {
+		_ = r.cg.Remove(oci.CgroupPath(id))
+		return fmt.Errorf("kill sandbox %s: %w", id, err)
+	}
+	r.forceDelete(id)
+	if st, err := r.state(ctx, id); err == nil {
+		return fmt.Errorf("kill sandbox %s: still %s after delete", id, st.Status)
+	}
+	if err := r.cg.Remove(oci.CgroupPath(id)); err != nil {
+		return fmt.Errorf("kill sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// forceDelete kills and deletes id, ignoring errors: it is the cleanup path.
+func (r *Runtime) forceDelete(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = r.runsc(ctx, "kill", "--all", id, "KILL")
+	_, _ = r.runsc(ctx, "delete", "--force", id)
+}
+
+// Stats implements runtime.Runtime.
+func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
+	s, err := r.cg.Stats(oci.CgroupPath(id))
+	if err != nil {
+		return s, fmt.Errorf("stats of sandbox %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// Wait implements runtime.Runtime.
+func (r *Runtime) Wait(ctx context.Context, id string) (runtime.Exit, error) {
+	st, err := r.state(ctx, id)
+	if err != nil {
+		return runtime.Exit{}, fmt.Errorf("wait for sandbox %s: %w", id, err)
+	}
+	if st.Status != "stopped" && st.Pid > 0 {
+		if err := runtime.WaitPid(ctx, st.Pid); err != nil {
+			return runtime.Exit{}, fmt.Errorf("wait for sandbox %s: %w", id, err)
+		}
+	}
+	exit := runtime.Exit{Code: -1, Reason: "exited"}
+	if n, err := r.cg.OOMKills(oci.CgroupPath(id)); err == nil && n > 0 {
+		exit.OOMKilled = true
+		exit.Reason = "out of memory: the sandbox used more than its memory limit"
+	}
+	return exit, nil
+}
+
+// List implements runtime.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]runtime.Info, error) {
+	out, err := r.runsc(ctx, "list", "--format=json")
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes: %w", err)
+	}
+	var states []containerState
+	if s := strings.TrimSpace(string(out)); s != "" && s != "null" {
+		if err := json.Unmarshal(out, &states); err != nil {
+			return nil, fmt.Errorf("list sandboxes: %w", err)
+		}
+	}
+	infos := make([]runtime.Info, 0, len(states))
+	for _, s := range states {
+		infos = append(infos, runtime.Info{ID: s.ID, Status: statusOf(s.Status), Pid: s.Pid})
+	}
+	return infos, nil
+}
+
+func statusOf(s string) runtime.Status {
+	switch s {
+	case "running", "created":
+		return runtime.StatusRunning
+	case "paused":
+		return runtime.StatusFrozen
+	}
+	return runtime.StatusStopped
+}
+
+// containerState is the part of runsc's state output this package reads.
+type containerState struct {
+	ID     string `json:"id"`
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+}
+
+func (r *Runtime) state(ctx context.Context, id string) (containerState, error) {
+	out, err := r.runsc(ctx, "state", id)
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "not found") {
+			return containerState{}, runtime.ErrNotFound
+		}
+		return containerState{}, err
+	}
+	var st containerState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("runsc state: %w", err)
+	}
+	return st, nil
+}
+
+// runsc runs one runsc command with the state dir and returns its stdout.
+func (r *Runtime) runsc(ctx context.Context, args ...string) ([]byte, error) {
+	full := append([]string{"--root=" + r.opts.StateDir}, args...)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, r.opts.Runsc, full...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("runsc %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// tailOf returns up to n bytes from the end of the file at path, for error messages.
+func tailOf(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(-n, 2)
+	}
+	b := make([]byte, n)
+	k, _ := f.Read(b)
+	return strings.TrimSpace(string(b[:k]))
+}
