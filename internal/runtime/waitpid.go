@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,4 +36,19 @@ func WaitPid(ctx context.Context, pid int) error {
 			return err
 		}
 	}
+}
+
+// Tail returns up to n bytes from the end of the file at path, for error messages.
+func Tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(-n, io.SeekEnd)
+	}
+	b := make([]byte, n)
+	k, _ := io.ReadFull(f, b)
+	return strings.TrimSpace(string(b[:k]))
 }

@@ -138,7 +138,6 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 	} else {
 		args = append(args, "restore", "--detach", "--image-path", image, "--bundle", bundle, id)
 	}
-	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, r.opts.Runsc, args...)
 	cmd.Stdin = nil
 	cmd.Stdout = console
@@ -146,10 +145,10 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 	// process gets the console for both streams.
 	cmd.Stderr = console
 	if err := cmd.Run(); err != nil {
-		msg := tailOf(cfg.ConsolePath, 1024)
+		msg := runtime.Tail(cfg.ConsolePath, 1024)
 		r.forceDelete(id)
 		_ = r.cg.Remove(oci.CgroupPath(id))
-		return fmt.Errorf("%s sandbox %s: runsc: %w: %s%s", op, id, err, stderr.String(), msg)
+		return fmt.Errorf("%s sandbox %s: runsc: %w: %s", op, id, err, msg)
 	}
 	if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
 		r.forceDelete(id)
@@ -318,19 +317,4 @@ func (r *Runtime) runsc(ctx context.Context, args ...string) ([]byte, error) {
 		return stdout.Bytes(), fmt.Errorf("runsc %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
-}
-
-// tailOf returns up to n bytes from the end of the file at path, for error messages.
-func tailOf(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > n {
-		_, _ = f.Seek(-n, 2)
-	}
-	b := make([]byte, n)
-	k, _ := f.Read(b)
-	return strings.TrimSpace(string(b[:k]))
 }

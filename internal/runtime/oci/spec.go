@@ -46,7 +46,6 @@ func Spec(id string, cfg runtime.Config, rootPath string) *specs.Spec {
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1 << 20, Soft: 1 << 20}},
 		},
 		Root:     &specs.Root{Path: rootPath},
 		Hostname: cfg.Hostname,
@@ -74,9 +73,14 @@ func Spec(id string, cfg runtime.Config, rootPath string) *specs.Spec {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNSPath})
 	}
 	for _, m := range cfg.Mounts {
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: []string{"rbind", "ro"}})
+		s.Mounts = append(s.Mounts, BindMount(m.Source, m.Destination))
 	}
 	return s
+}
+
+// BindMount is a read-only bind mount of host path src at dst.
+func BindMount(src, dst string) specs.Mount {
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "ro"}}
 }
 
 // WriteBundle writes spec as config.json into dir, creating dir.

@@ -1,0 +1,217 @@
+// Package proxy is the sandbox traffic proxy: it routes a client's HTTP
+// request, stream or websocket to a port of a sandbox.
+//
+// A request names its sandbox and port either in its host name,
+// <port>-<sandboxID>.<domain> (what the E2B clients use by default), or, when
+// the host is not of that form, in the headers E2b-Sandbox-Id and
+// E2b-Sandbox-Port (what the clients send when E2B_SANDBOX_URL is set). The
+// proxy asks a Resolver where the sandbox's ports listen and forwards over
+// HTTP/1.1 without buffering bodies. With a domain and a TLS directory it also
+// serves TLS (HTTP/2 and HTTP/1.1) for *.<domain> with a certificate signed
+// by a locally generated CA.
+package proxy
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"syscall"
+)
+
+// EnvdPort is the port of the in-sandbox daemon. Requests to it need no
+// traffic access token (the daemon checks its own access token).
+const EnvdPort = 49983
+
+// ErrSandboxNotFound is returned, possibly wrapped, by a Resolver for an
+// unknown, killed, timed-out or paused sandbox. The proxy answers it with
+// 502 and {"sandboxId", "message": "The sandbox was not found", "code": 502}.
+var ErrSandboxNotFound = errors.New("sandbox not found")
+
+// Resolver finds where a sandbox's ports are reached.
+type Resolver interface {
+	// ResolveSandbox returns the target of a running sandbox, or an error
+	// wrapping ErrSandboxNotFound.
+	ResolveSandbox(ctx context.Context, sandboxID string) (Target, error)
+}
+
+// Target is where a sandbox's ports are reached.
+type Target struct {
+	// Address is the IP address or host name on which the sandbox's ports
+	// listen, without a port.
+	Address string
+	// TrafficAccessToken, when non-empty, must be sent in header
+	// e2b-traffic-access-token by requests to any port but EnvdPort;
+	// requests without it get 403.
+	TrafficAccessToken string
+}
+
+// Config configures a Proxy.
+type Config struct {
+	// Domain is the sandbox domain D: hosts <port>-<id>.D route to sandboxes.
+	// It may carry a :port, which is ignored for routing and certificates.
+	// When empty, any host of the form <port>-<id>.<anything> routes, and
+	// so do the routing headers.
+	Domain string
+	// TLSDir holds the generated CA and the certificate for *.D and D
+	// (ca.pem, ca-key.pem, cert.pem, key.pem). When Domain and TLSDir are both
+	// set, New creates or renews them and ServeTLS can be used.
+	TLSDir string
+	// Logger receives diagnostics; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Proxy routes requests to sandbox ports. It is safe for concurrent use.
+type Proxy struct {
+	domain    string
+	resolver  Resolver
+	log       *slog.Logger
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	certs     *certStore // nil without TLS
+}
+
+// upstream is the per-request routing decision handed from ServeHTTP to
+// the ReverseProxy callbacks through the request context.
+type upstream struct {
+	route
+	hostport string
+}
+
+type upstreamKey struct{}
+
+// New returns a Proxy that routes with r. When cfg.Domain and cfg.TLSDir are
+// both set it loads the TLS material from cfg.TLSDir, generating it when it
+// is missing, expired or for another domain.
+func New(cfg Config, r Resolver) (*Proxy, error) {
+	if r == nil {
+		return nil, errors.New("new proxy: nil resolver")
+	}
+	domain, err := normalizeDomain(cfg.Domain)
+	if err != nil {
+		return nil, fmt.Errorf("new proxy: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Proxy{domain: domain, resolver: r, log: log, transport: newTransport()}
+	if domain != "" && cfg.TLSDir != "" {
+		p.certs, err = newCertStore(cfg.TLSDir, domain)
+		if err != nil {
+			return nil, fmt.Errorf("new proxy: %w", err)
+		}
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:       p.rewrite,
+		Transport:     p.transport,
+		FlushInterval: -1,
+		BufferPool:    newBufferPool(copyBufferSize),
+		ErrorHandler:  p.upstreamError,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return p, nil
+}
+
+// Handler returns the proxy's HTTP handler (the Proxy itself).
+func (p *Proxy) Handler() http.Handler { return p }
+
+// Domain returns the normalised sandbox domain, or "" when none is set.
+func (p *Proxy) Domain() string { return p.domain }
+
+// ServeHTTP routes one request to its sandbox port.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		writeError(w, http.StatusMethodNotAllowed, "CONNECT is not supported by the sandbox proxy")
+		return
+	}
+	rt, err := routeRequest(r, p.domain)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	target, err := p.resolver.ResolveSandbox(r.Context(), rt.sandboxID)
+	switch {
+	case errors.Is(err, ErrSandboxNotFound):
+		writeJSON(w, http.StatusBadGateway, sandboxNotFound{
+			SandboxID: rt.sandboxID, Message: msgSandboxNotFound, Code: http.StatusBadGateway})
+		return
+	case err != nil:
+		if r.Context().Err() == nil {
+			p.log.Warn("proxy: resolve sandbox", "sandbox", rt.sandboxID, "err", err)
+		}
+		writeError(w, http.StatusServiceUnavailable,
+			fmt.Sprintf("sandbox %s: the service is busy, try again", rt.sandboxID))
+		return
+	case target.Address == "":
+		p.log.Error("proxy: resolver returned an empty address", "sandbox", rt.sandboxID)
+		writeError(w, http.StatusServiceUnavailable,
+			fmt.Sprintf("sandbox %s: no address known", rt.sandboxID))
+		return
+	}
+	if target.TrafficAccessToken != "" && rt.port != EnvdPort {
+		got := r.Header.Get(HeaderTrafficAccessToken)
+		if subtle.ConstantTimeCompare([]byte(got), []byte(target.TrafficAccessToken)) != 1 {
+			writeError(w, http.StatusForbidden, fmt.Sprintf(
+				"sandbox %s port %d: missing or invalid traffic access token (header e2b-traffic-access-token)",
+				rt.sandboxID, rt.port))
+			return
+		}
+	}
+	if r.ProtoMajor == 1 {
+		// Let streams read the request while the response is being written
+		// (client streams, bidirectional connect RPCs). Not all writers
+		// support it (e.g. test recorders); then the default applies.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+	up := &upstream{route: rt, hostport: net.JoinHostPort(target.Address, strconv.Itoa(rt.port))}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up)))
+}
+
+// rewrite points the outbound request at the sandbox port, keeps the
+// client's Host (apps in the sandbox see the name the client used), sets
+// X-Forwarded-For/-Host/-Proto and drops the proxy's own headers. Everything
+// else, X-Access-Token included, passes untouched.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	up := pr.In.Context().Value(upstreamKey{}).(*upstream)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = up.hostport
+	pr.Out.Host = pr.In.Host
+	pr.SetXForwarded()
+	h := pr.Out.Header
+	h.Del(HeaderSandboxID)
+	h.Del(HeaderSandboxPort)
+	h.Del(HeaderTrafficAccessToken)
+}
+
+// upstreamError answers a failed round trip to the sandbox port.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away; nobody reads an answer.
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	up, ok := r.Context().Value(upstreamKey{}).(*upstream)
+	if !ok {
+		writeError(w, http.StatusBadGateway, "bad gateway")
+		return
+	}
+	body := portError{SandboxID: up.sandboxID, Port: up.port, Code: http.StatusBadGateway}
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		body.Message = msgPortNotOpen
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		body.Message = msgUnreachable
+		p.log.Warn("proxy: dial sandbox", "sandbox", up.sandboxID, "port", up.port, "err", err)
+	default:
+		body.Message = msgNoAnswer
+		p.log.Debug("proxy: forward", "sandbox", up.sandboxID, "port", up.port, "err", err)
+	}
+	writeJSON(w, http.StatusBadGateway, body)
+}

@@ -1,0 +1,61 @@
+package store
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestListQueryPlans guards the list performance: no filter shape may scan
+// the sandboxes table itself, and the common shapes must read their page
+// in index order instead of sorting every match.
+func TestListQueryPlans(t *testing.T) {
+	db := openTestDB(t)
+	cursor := encodeCursor(base().UnixNano(), "sbx1")
+	tests := []struct {
+		name   string
+		f      SandboxFilter
+		sortOK bool // several states: a sort of small index tuples is expected
+	}{
+		{"no filter", SandboxFilter{}, false},
+		{"no filter desc with cursor", SandboxFilter{Descending: true, Cursor: cursor}, false},
+		{"one state", SandboxFilter{States: []string{StateRunning}, Cursor: cursor}, false},
+		{"template", SandboxFilter{TemplateID: "base"}, false},
+		{"started after", SandboxFilter{StartedAfter: base()}, false},
+		{"metadata", SandboxFilter{Metadata: map[string]string{"a": "b"}, Cursor: cursor}, false},
+		{"metadata and state", SandboxFilter{Metadata: map[string]string{"a": "b", "c": "d"}, States: []string{StateRunning}}, false},
+		{"two states", SandboxFilter{States: []string{StateRunning, StatePaused}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.f
+			f.Limit = 100
+			q, args, err := listQuery(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := db.sql.Query("EXPLAIN QUERY PLAN "+q, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			text := strings.Join(plan, "\n")
+			for _, line := range plan {
+				if line == "SCAN s" {
+					t.Errorf("full table scan:\n%s", text)
+				}
+			}
+			if !tt.sortOK && strings.Contains(text, "TEMP B-TREE") {
+				t.Errorf("sorts the matches instead of reading them in order:\n%s", text)
+			}
+		})
+	}
+}
