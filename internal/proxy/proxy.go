@@ -215,3 +215,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	writeJSON(w, http.StatusBadGateway, body)
 }
+
+// CloseIdleConnections drops the idle connections to sandboxes. Call it after a
+// sandbox is paused or resumed: its connections do not survive a checkpoint.
+func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }

@@ -73,6 +73,9 @@ type Config struct {
 	MemoryMB int
 	// DiskSizeMB caps the writable layer: writing past it gets ENOSPC inside (>= 64).
 	DiskSizeMB int
+	// WritableRoot makes the sandbox write straight into RootfsPath, with no layer
+	// and no disk cap. Template builds use it on a private copy of a tree.
+	WritableRoot bool
 	// PidsLimit caps the number of tasks; 0 means the runtime's default.
 	PidsLimit int
 	// Mounts are read-only bind mounts from the host, such as the daemon's binary.

@@ -92,6 +92,9 @@ func (r *Runtime) globalFlags(cfg runtime.Config) []string {
 		"--cpu-num-from-quota",
 		fmt.Sprintf("--overlay2=root:dir=%s,size=%dm", cfg.Dir, cfg.DiskSizeMB),
 	}
+	if cfg.WritableRoot {
+		f[len(f)-1] = "--overlay2=none"
+	}
 	if r.opts.DebugLogDir != "" {
 		f = append(f, "--debug", "--debug-log="+r.opts.DebugLogDir+"/")
 	}

@@ -94,10 +94,16 @@ func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) (err
 			_ = r.cg.Remove(oci.CgroupPath(id))
 		}
 	}()
-	if err := mountLayout(l, cfg); err != nil {
+	root := cfg.RootfsPath
+	if !cfg.WritableRoot {
+		if err := mountLayout(l, cfg); err != nil {
+			return fmt.Errorf("start sandbox %s: %w", id, err)
+		}
+		root = l.root
+	} else if err := writeMeminfo(l.meminfo, cfg.MemoryMB); err != nil {
 		return fmt.Errorf("start sandbox %s: %w", id, err)
 	}
-	spec := oci.Spec(id, cfg, l.root)
+	spec := oci.Spec(id, cfg, root)
 	// The kernel's /proc/meminfo shows the host; show the sandbox its own size.
 	spec.Mounts = append(spec.Mounts, oci.BindMount(l.meminfo, "/proc/meminfo"))
 	bundle := filepath.Join(cfg.Dir, "bundle")
@@ -136,9 +142,14 @@ func mountLayout(l layout, cfg runtime.Config) error {
 	if err := unix.Mount("overlay", l.root, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount root overlay: %w", err)
 	}
-	kb := cfg.MemoryMB * 1024
+	return writeMeminfo(l.meminfo, cfg.MemoryMB)
+}
+
+// writeMeminfo writes the /proc/meminfo a sandbox of memoryMB sees.
+func writeMeminfo(path string, memoryMB int) error {
+	kb := memoryMB * 1024
 	info := fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\nBuffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n", kb, kb, kb)
-	return os.WriteFile(l.meminfo, []byte(info), 0o444)
+	return os.WriteFile(path, []byte(info), 0o444)
 }
 
 func unmountLayout(l layout) {

@@ -1,0 +1,218 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// CreateRequest is what a new sandbox is made from. Zero fields take
+// defaults: the "base" template, DefaultTimeout, the gVisor runtime,
+// internet access allowed.
+type CreateRequest struct {
+	// TemplateID is a template's ID or alias.
+	TemplateID string
+	// Timeout is the sandbox's lifetime from when it is running; 0 means
+	// DefaultTimeout. Negative or above MaxTimeout is refused.
+	Timeout time.Duration
+	// Metadata is returned in listings and filters them.
+	Metadata map[string]string
+	// EnvVars is the environment of every process started in the sandbox.
+	EnvVars map[string]string
+	// AutoPause pauses instead of killing the sandbox when its time is up.
+	AutoPause bool
+	// AutoResume lets traffic to a paused sandbox resume it.
+	AutoResume bool
+	// AllowInternetAccess nil means "not set" (allowed).
+	AllowInternetAccess *bool
+	// Network is the client's network configuration, kept as JSON and
+	// returned by the detail; AllowPublicTraffic is its field that matters
+	// here: false makes traffic to the sandbox's ports need a token.
+	Network            json.RawMessage
+	AllowPublicTraffic *bool
+	// RuntimeClass is "gvisor" (default) or "runc".
+	RuntimeClass string
+}
+
+// timeoutOr returns d or the default lifetime when d is 0, refusing bad ones.
+func (s *Service) timeoutOr(field string, d time.Duration) (time.Duration, error) {
+	if d < 0 {
+		return 0, invalidf("%s: must not be negative", field)
+	}
+	if d > s.cfg.MaxTimeout {
+		return 0, invalidf("%s: must be at most %d seconds", field, int64(s.cfg.MaxTimeout/time.Second))
+	}
+	if d == 0 {
+		return s.cfg.DefaultTimeout, nil
+	}
+	return d, nil
+}
+
+// validateEnvVars refuses names a process environment cannot carry.
+func validateEnvVars(env map[string]string) error {
+	for k, v := range env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return invalidf("envVars: invalid variable name %q", k)
+		}
+		if strings.ContainsRune(v, 0) {
+			return invalidf("envVars.%s: value contains a NUL byte", k)
+		}
+	}
+	return nil
+}
+
+// resolveTemplate finds a template by ID or alias, and the alias to report.
+func (s *Service) resolveTemplate(ctx context.Context, name string) (*store.Template, string, error) {
+	tpl, err := s.store.GetTemplate(ctx, name)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		return nil, "", invalidf("templateID: template %q not found", name)
+	}
+	if err != nil {
+		return nil, "", internal("read template", err)
+	}
+	if tpl.Status != "" && tpl.Status != store.TemplateReady {
+		return nil, "", invalidf("templateID: template %q is not ready (status %s)", name, tpl.Status)
+	}
+	alias := ""
+	for _, a := range tpl.Aliases {
+		if a == name {
+			alias = a
+			break
+		}
+	}
+	if alias == "" && len(tpl.Aliases) > 0 {
+		alias = tpl.Aliases[0]
+	}
+	return tpl, alias, nil
+}
+
+// Create makes a sandbox and waits until it runs. The sandbox is stored as
+// starting first, so a crash in between is repaired by Reconcile; when the
+// node fails it is recorded as dead with the reason and the node's error is
+// returned with its kind.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox, error) {
+	timeout, err := s.timeoutOr("timeout", req.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	runtime := req.RuntimeClass
+	switch runtime {
+	case "":
+		runtime = RuntimeGVisor
+	case RuntimeGVisor, RuntimeRunc:
+	default:
+		return nil, invalidf("runtimeClass: unknown runtime class %q (want %q or %q)", runtime, RuntimeGVisor, RuntimeRunc)
+	}
+	if err := validateEnvVars(req.EnvVars); err != nil {
+		return nil, err
+	}
+	name := req.TemplateID
+	if name == "" {
+		name = DefaultTemplate
+	}
+	tpl, alias, err := s.resolveTemplate(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+
+	now := s.now()
+	sb := &store.Sandbox{
+		ID:                  newSandboxID(),
+		TemplateID:          tpl.ID,
+		Alias:               alias,
+		ClientID:            ClientID,
+		RuntimeClass:        runtime,
+		WorkloadType:        WorkloadType,
+		State:               StateStarting,
+		CPUCount:            firstPositive(tpl.CPUCount, s.cfg.DefaultCPU),
+		MemoryMB:            firstPositive(tpl.MemoryMB, s.cfg.DefaultMemoryMB),
+		DiskSizeMB:          firstPositive(tpl.DiskSizeMB, s.cfg.DefaultDiskSizeMB),
+		Metadata:            req.Metadata,
+		EnvVars:             req.EnvVars,
+		EnvdVersion:         tpl.EnvdVersion,
+		EnvdAccessToken:     randomHex(32),
+		AllowInternetAccess: req.AllowInternetAccess,
+		Network:             rawJSON(req.Network),
+		AutoPause:           req.AutoPause,
+		AutoResume:          req.AutoResume,
+		StartedAt:           now,
+		EndAt:               now.Add(timeout),
+		NodeID:              LocalNodeID,
+	}
+	if sb.EnvdVersion == "" {
+		sb.EnvdVersion = DefaultEnvdVersion
+	}
+	if req.AllowPublicTraffic != nil && !*req.AllowPublicTraffic {
+		sb.TrafficAccessToken = randomHex(32)
+	}
+
+	// Nobody knows the ID yet, but the reaper and Reconcile might see the
+	// row: hold its lock from the start.
+	unlock, err := s.lock(ctx, sb.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := s.store.InsertSandbox(ctx, sb); err != nil {
+		return nil, internal("create sandbox: store", err)
+	}
+	s.event(ctx, sb.ID, "sandbox created from template %s (%s), runtime %s, %d CPU, %d MB memory, %d MB disk",
+		tpl.ID, name, runtime, sb.CPUCount, sb.MemoryMB, sb.DiskSizeMB)
+
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	resp, err := s.node.CreateSandbox(nctx, connect.NewRequest(&agentv1.CreateSandboxRequest{Spec: spec(sb, tpl)}))
+	if err != nil {
+		s.markDead(ctx, sb, "start failed: "+connectMessage(err))
+		s.bestEffortKill(ctx, sb.ID)
+		return nil, nodeError("create sandbox", sb.ID, err)
+	}
+	sb.State = StateRunning
+	sb.Address = resp.Msg.GetStatus().GetAddress()
+	sb.StartedAt = s.now()
+	sb.EndAt = sb.StartedAt.Add(timeout)
+	if err := s.save(ctx, sb); err != nil {
+		// The node runs it but we could not record that: do not leak it.
+		s.bestEffortKill(ctx, sb.ID)
+		return nil, err
+	}
+	s.event(ctx, sb.ID, "sandbox running on node %s at %s, ends at %s",
+		sb.NodeID, sb.Address, sb.EndAt.Format(time.RFC3339))
+	return sb, nil
+}
+
+// bestEffortKill asks the node to remove a sandbox that is being given up
+// on; failures are only logged.
+func (s *Service) bestEffortKill(ctx context.Context, id string) {
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: id}))
+	if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
+		s.log.Warn("clean up sandbox on node", "sandbox", id, "err", err)
+	}
+}
+
+// connectMessage is the message of a connect error without its code prefix.
+func connectMessage(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("%s (%s)", ce.Message(), ce.Code())
+	}
+	return err.Error()
+}
+
+// firstPositive returns a if it is positive, else b.
+func firstPositive(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,99 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+)
+
+// Kinds of failure a caller can branch on with errors.Is. The HTTP layer maps
+// them to 400, 401, 404, 409 and 503; any other error is an internal one.
+var (
+	// ErrInvalidArgument: the request is malformed or names something that
+	// does not exist (an unknown template); the message names the field.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrUnauthenticated: an API key is missing, unknown or revoked.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrNotFound: the sandbox (or key) is unknown, killed or dead.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the request does not fit the sandbox's state (pausing a
+	// paused sandbox, resuming a running one, a runtime that cannot pause).
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the node is out of capacity or unreachable; retry later.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// Error is a failure with a message meant for API clients. Kind is one of the
+// sentinel errors above (nil for an internal error); Cause, when set, is the
+// underlying error.
+type Error struct {
+	Kind    error
+	Message string
+	Cause   error
+}
+
+// Error returns the client-facing message, followed by the cause if any.
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Message + ": " + e.Cause.Error()
+	}
+	return e.Message
+}
+
+// Unwrap exposes both the kind and the cause to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.Kind != nil {
+		errs = append(errs, e.Kind)
+	}
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
+}
+
+// newError builds an *Error of the given kind with a formatted message.
+func newError(kind error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// invalidf is an ErrInvalidArgument error; by convention the message starts
+// with the name of the offending field, e.g. "timeout: must not be negative".
+func invalidf(format string, args ...any) error {
+	return newError(ErrInvalidArgument, format, args...)
+}
+
+// notFound is the ErrNotFound error for a sandbox ID.
+func notFound(id string) error {
+	return newError(ErrNotFound, "sandbox %q not found", id)
+}
+
+// internal wraps an unexpected failure of op (a store error, say).
+func internal(op string, err error) error {
+	return &Error{Message: op, Cause: err}
+}
+
+// nodeError maps a failed agent RPC to an error kind: InvalidArgument is the
+// client's fault, NotFound an unknown sandbox, FailedPrecondition a state or
+// runtime conflict, ResourceExhausted and Unavailable mean "try later";
+// anything else is internal. The message names the operation and sandbox.
+func nodeError(op, id string, err error) error {
+	var kind error
+	switch connect.CodeOf(err) {
+	case connect.CodeInvalidArgument:
+		kind = ErrInvalidArgument
+	case connect.CodeNotFound:
+		kind = ErrNotFound
+	case connect.CodeFailedPrecondition, connect.CodeAlreadyExists:
+		kind = ErrConflict
+	case connect.CodeResourceExhausted, connect.CodeUnavailable:
+		kind = ErrUnavailable
+	}
+	msg := err.Error()
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		msg = ce.Message()
+	}
+	return &Error{Kind: kind, Message: fmt.Sprintf("%s %s: node: %s", op, id, msg)}
+}

@@ -1,0 +1,179 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// API keys look like E2B's: "e2b_" and 40 lower-case hex digits (older
+// clients refuse anything else before sending it). Only their SHA-256 is
+// stored.
+const (
+	// APIKeyPrefix starts every API key.
+	APIKeyPrefix = "e2b_"
+	// apiKeyHexLen is the number of hex digits after the prefix.
+	apiKeyHexLen = 40
+	// AdminKeyName names the key EnsureAdminKey creates on first start.
+	AdminKeyName = "admin"
+	// displayPrefixLen is how much of a key is kept in the clear to tell
+	// keys apart in listings ("e2b_" and 6 digits).
+	displayPrefixLen = len(APIKeyPrefix) + 6
+	// touchEvery throttles the recording of a key's last use.
+	touchEvery = time.Minute
+)
+
+// KeyStore is the persistence of API keys; *store.DB implements it.
+type KeyStore interface {
+	InsertAPIKey(ctx context.Context, k *store.APIKey) error
+	APIKeyByHash(ctx context.Context, hash string) (*store.APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]*store.APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) error
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+}
+
+// HashAPIKey is the stored form of a key: its SHA-256 in lower-case hex.
+func HashAPIKey(plaintext string) string {
+	sum := sha256.Sum256([]byte(plaintext))
+	return hex.EncodeToString(sum[:])
+}
+
+// wellFormedKey reports whether key has the form of an issued key.
+func wellFormedKey(key string) bool {
+	hexPart, ok := strings.CutPrefix(key, APIKeyPrefix)
+	if !ok || len(hexPart) != apiKeyHexLen {
+		return false
+	}
+	for i := 0; i < len(hexPart); i++ {
+		c := hexPart[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateAPIKey issues a key named name and returns its plaintext, which is
+// shown once and never stored.
+func CreateAPIKey(ctx context.Context, keys KeyStore, name string) (string, *store.APIKey, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", nil, invalidf("name: must not be empty")
+	}
+	plaintext := APIKeyPrefix + randomHex(apiKeyHexLen/2)
+	k := &store.APIKey{
+		ID:        "key_" + randomHex(8),
+		Name:      name,
+		Hash:      HashAPIKey(plaintext),
+		Prefix:    plaintext[:displayPrefixLen],
+		CreatedAt: time.Now().UTC(),
+	}
+	if err := keys.InsertAPIKey(ctx, k); err != nil {
+		return "", nil, internal("create API key "+name, err)
+	}
+	return plaintext, k, nil
+}
+
+// EnsureAdminKey creates the "admin" key when the store has never had any
+// key, returning its plaintext and created=true exactly once: the caller
+// shows it or saves it (mode 0600). Once any key exists, even a revoked one,
+// it creates nothing, so that revoking every key is not undone by a restart.
+func EnsureAdminKey(ctx context.Context, keys KeyStore) (plaintext string, created bool, err error) {
+	existing, err := keys.ListAPIKeys(ctx)
+	if err != nil {
+		return "", false, internal("ensure admin API key: list keys", err)
+	}
+	if len(existing) > 0 {
+		return "", false, nil
+	}
+	plaintext, _, err = CreateAPIKey(ctx, keys, AdminKeyName)
+	if err != nil {
+		return "", false, err
+	}
+	return plaintext, true, nil
+}
+
+// ListAPIKeys returns every key, revoked ones included (never plaintexts).
+func ListAPIKeys(ctx context.Context, keys KeyStore) ([]*store.APIKey, error) {
+	all, err := keys.ListAPIKeys(ctx)
+	if err != nil {
+		return nil, internal("list API keys", err)
+	}
+	return all, nil
+}
+
+// RevokeAPIKey revokes key id for good; an unknown ID is ErrNotFound.
+func RevokeAPIKey(ctx context.Context, keys KeyStore, id string) error {
+	err := keys.RevokeAPIKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return newError(ErrNotFound, "API key %q not found", id)
+	}
+	if err != nil {
+		return internal("revoke API key "+id, err)
+	}
+	return nil
+}
+
+// Authenticator checks API keys presented with requests. It looks keys up
+// by the hash of the whole key, so no comparison of secret bytes happens,
+// and records each key's last use at most once a minute.
+type Authenticator struct {
+	keys KeyStore
+	now  func() time.Time
+
+	mu      sync.Mutex
+	touched map[string]time.Time // key ID -> last recorded use
+}
+
+// NewAuthenticator checks keys against keys; clock may be nil (time.Now).
+func NewAuthenticator(keys KeyStore, clock func() time.Time) *Authenticator {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Authenticator{keys: keys, now: clock, touched: make(map[string]time.Time)}
+}
+
+// Authenticate returns nil for an active key; a missing, malformed, unknown
+// or revoked key is ErrUnauthenticated.
+func (a *Authenticator) Authenticate(ctx context.Context, key string) error {
+	if key == "" {
+		return newError(ErrUnauthenticated, "missing API key: send it in header X-API-Key")
+	}
+	if !wellFormedKey(key) {
+		return newError(ErrUnauthenticated, "invalid API key")
+	}
+	k, err := a.keys.APIKeyByHash(ctx, HashAPIKey(key))
+	if errors.Is(err, store.ErrNotFound) {
+		return newError(ErrUnauthenticated, "invalid API key")
+	}
+	if err != nil {
+		return internal("check API key", err)
+	}
+	if k.RevokedAt != nil {
+		return newError(ErrUnauthenticated, "API key has been revoked")
+	}
+	a.touch(ctx, k.ID)
+	return nil
+}
+
+// touch records that key id was used, at most once per touchEvery.
+func (a *Authenticator) touch(ctx context.Context, id string) {
+	now := a.now().UTC()
+	a.mu.Lock()
+	last, ok := a.touched[id]
+	due := !ok || now.Sub(last) >= touchEvery
+	if due {
+		a.touched[id] = now
+	}
+	a.mu.Unlock()
+	if due {
+		// Best effort: failing to record the use must not refuse the request.
+		_ = a.keys.TouchAPIKey(context.WithoutCancel(ctx), id, now)
+	}
+}

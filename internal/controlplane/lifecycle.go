@@ -1,0 +1,257 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"connectrpc.com/connect"
+
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// MaxRefresh is the longest a single refresh may extend a sandbox.
+const MaxRefresh = time.Hour
+
+// Kill ends sandbox id and forgets it once the node confirms. An unknown (or
+// dead) sandbox is ErrNotFound; a dead one's leftovers are cleaned up anyway.
+func (s *Service) Kill(ctx context.Context, id string) error {
+	if !validSandboxID(id) {
+		return notFound(id)
+	}
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb, err := s.store.GetSandbox(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(id)
+	}
+	if err != nil {
+		return internal("read sandbox", err)
+	}
+	if err := s.killLocked(ctx, sb, "killed on request"); err != nil {
+		return err
+	}
+	if sb.State == StateDead || sb.State == StateKilled {
+		return notFound(id)
+	}
+	return nil
+}
+
+// killLocked removes sb from the node (absent there is fine) and then from
+// the store. The caller holds sb's lock.
+func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string) error {
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: sb.ID}))
+	if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
+		return nodeError("kill sandbox", sb.ID, err)
+	}
+	if err := s.store.DeleteSandbox(context.WithoutCancel(ctx), sb.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internal("delete sandbox", err)
+	}
+	s.log.Info("sandbox killed", "sandbox", sb.ID, "reason", why)
+	return nil
+}
+
+// Pause stops sandbox id keeping its memory and files. A paused sandbox is
+// ErrConflict; a runtime that cannot pause is ErrConflict with the node's
+// reason, and the sandbox keeps running.
+func (s *Service) Pause(ctx context.Context, id string) error {
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb, err := s.getLive(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !isRunningState(sb.State) {
+		return newError(ErrConflict, "sandbox %q is already paused", id)
+	}
+	return s.pauseLocked(ctx, sb, "paused on request")
+}
+
+// pauseLocked pauses running sb; the caller holds its lock.
+func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string) error {
+	sb.State = StatePausing
+	if err := s.save(ctx, sb); err != nil {
+		return err
+	}
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	_, err := s.node.PauseSandbox(nctx, connect.NewRequest(&agentv1.PauseSandboxRequest{SandboxId: sb.ID}))
+	if err != nil {
+		return s.nodeFailed(ctx, sb, StateRunning, "pause sandbox", err)
+	}
+	sb.State = StatePaused
+	sb.Address = ""
+	if err := s.save(ctx, sb); err != nil {
+		return err
+	}
+	s.event(ctx, sb.ID, "sandbox paused (%s)", why)
+	return nil
+}
+
+// nodeFailed handles a failed pause or resume: a sandbox the node does not
+// know is dead (and reported as not found); otherwise sb goes back to state
+// prev and the node's error is returned.
+func (s *Service) nodeFailed(ctx context.Context, sb *store.Sandbox, prev, op string, err error) error {
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		s.markDead(ctx, sb, "lost by node during "+op+": "+connectMessage(err))
+		return notFound(sb.ID)
+	}
+	sb.State = prev
+	if serr := s.save(ctx, sb); serr != nil {
+		s.log.Error("restore sandbox state", "sandbox", sb.ID, "state", prev, "err", serr)
+	}
+	s.event(ctx, sb.ID, "%s failed: %s", op, connectMessage(err))
+	return nodeError(op, sb.ID, err)
+}
+
+// ResumeRequest are the options of Resume.
+type ResumeRequest struct {
+	// Timeout is the lifetime from now; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// AutoPause, when set, replaces the sandbox's on-timeout action.
+	AutoPause *bool
+}
+
+// Resume brings paused sandbox id back; a running one is ErrConflict.
+func (s *Service) Resume(ctx context.Context, id string, req ResumeRequest) (*store.Sandbox, error) {
+	timeout, err := s.timeoutOr("timeout", req.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	sb, err := s.getLive(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if isRunningState(sb.State) {
+		return nil, newError(ErrConflict, "sandbox %q is already running", id)
+	}
+	if req.AutoPause != nil {
+		sb.AutoPause = *req.AutoPause
+	}
+	if err := s.resumeLocked(ctx, sb, timeout); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// resumeLocked resumes paused sb with a fresh end time; the caller holds its
+// lock.
+func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout time.Duration) error {
+	sb.State = StateResuming
+	if err := s.save(ctx, sb); err != nil {
+		return err
+	}
+	var tpl *store.Template
+	if t, err := s.store.GetTemplate(ctx, sb.TemplateID); err == nil {
+		tpl = t
+	}
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	resp, err := s.node.ResumeSandbox(nctx, connect.NewRequest(&agentv1.ResumeSandboxRequest{
+		SandboxId: sb.ID, Spec: spec(sb, tpl)}))
+	if err != nil {
+		return s.nodeFailed(ctx, sb, StatePaused, "resume sandbox", err)
+	}
+	sb.State = StateRunning
+	sb.Address = resp.Msg.GetStatus().GetAddress()
+	sb.EndAt = s.now().Add(timeout)
+	if err := s.save(ctx, sb); err != nil {
+		return err
+	}
+	s.event(ctx, sb.ID, "sandbox resumed at %s, ends at %s", sb.Address, sb.EndAt.Format(time.RFC3339))
+	return nil
+}
+
+// Connect makes sure sandbox id runs for at least timeout more (0 means
+// DefaultTimeout): a running sandbox's end time is only ever extended, a
+// paused one is resumed. resumed tells which happened.
+func (s *Service) Connect(ctx context.Context, id string, timeout time.Duration) (sb *store.Sandbox, resumed bool, err error) {
+	timeout, err = s.timeoutOr("timeout", timeout)
+	if err != nil {
+		return nil, false, err
+	}
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
+	sb, err = s.getLive(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if !isRunningState(sb.State) {
+		if err := s.resumeLocked(ctx, sb, timeout); err != nil {
+			return nil, false, err
+		}
+		return sb, true, nil
+	}
+	if err := s.extendLocked(ctx, sb, timeout); err != nil {
+		return nil, false, err
+	}
+	return sb, false, nil
+}
+
+// extendLocked moves sb's end time to now+d if that is later.
+func (s *Service) extendLocked(ctx context.Context, sb *store.Sandbox, d time.Duration) error {
+	end := s.now().Add(d)
+	if !end.After(sb.EndAt) {
+		return nil
+	}
+	sb.EndAt = end
+	return s.save(ctx, sb)
+}
+
+// SetTimeout sets sandbox id's end time to now+timeout, shortening it if so
+// asked (0 ends it at the next reaper pass).
+func (s *Service) SetTimeout(ctx context.Context, id string, timeout time.Duration) error {
+	if timeout < 0 || timeout > s.cfg.MaxTimeout {
+		_, err := s.timeoutOr("timeout", timeout)
+		return err
+	}
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb, err := s.getLive(ctx, id)
+	if err != nil {
+		return err
+	}
+	sb.EndAt = s.now().Add(timeout)
+	return s.save(ctx, sb)
+}
+
+// Refresh extends sandbox id to live at least d more (0 means
+// DefaultTimeout, at most MaxRefresh); it never shortens.
+func (s *Service) Refresh(ctx context.Context, id string, d time.Duration) error {
+	if d < 0 || d > MaxRefresh {
+		return invalidf("duration: must be between 0 and %d seconds", int64(MaxRefresh/time.Second))
+	}
+	if d == 0 {
+		d = min(s.cfg.DefaultTimeout, MaxRefresh)
+	}
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb, err := s.getLive(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.extendLocked(ctx, sb, d)
+}

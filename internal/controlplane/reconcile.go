@@ -1,0 +1,96 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// Reconcile makes the stored state agree with the node after a restart:
+// a stored sandbox the node does not hold is dead (so it leaves listings);
+// one in a transitional state (starting, pausing, resuming) takes the state
+// the node reports; a sandbox the node holds but the store does not know is
+// killed, since nobody can reach it. Overdue sandboxes are left to the
+// reaper. Call it before serving requests.
+func (s *Service) Reconcile(ctx context.Context) error {
+	resp, err := s.node.ListSandboxes(ctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
+	if err != nil {
+		return fmt.Errorf("reconcile: list node sandboxes: %w", err)
+	}
+	onNode := make(map[string]*agentv1.SandboxStatus, len(resp.Msg.GetSandboxes()))
+	for _, st := range resp.Msg.GetSandboxes() {
+		onNode[st.GetSandboxId()] = st
+	}
+	stored, err := s.listAll(ctx, store.SandboxFilter{States: []string{
+		StateStarting, StateRunning, StatePausing, StatePaused, StateResuming, StateKilled, StateDead}})
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	known := make(map[string]bool, len(stored))
+	for _, sb := range stored {
+		known[sb.ID] = true
+		if err := s.reconcileOne(ctx, sb.ID, onNode[sb.ID]); err != nil {
+			return fmt.Errorf("reconcile sandbox %s: %w", sb.ID, err)
+		}
+	}
+	for id := range onNode {
+		if !known[id] {
+			s.log.Warn("reconcile: killing sandbox unknown to the store", "sandbox", id)
+			s.bestEffortKill(ctx, id)
+		}
+	}
+	return nil
+}
+
+// reconcileOne fixes one stored sandbox given the node's status (nil when
+// the node does not hold it).
+func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.SandboxStatus) error {
+	unlock, err := s.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb, err := s.store.GetSandbox(ctx, id)
+	if err != nil {
+		return nil // gone meanwhile
+	}
+	switch {
+	case sb.State == StateDead:
+		return nil // the node's leftovers go when prune drops the record
+	case sb.State == StateKilled:
+		return s.killLocked(ctx, sb, "kill finished after restart")
+	case st == nil:
+		s.markDead(ctx, sb, fmt.Sprintf("lost: not on node %s after restart (was %s)", sb.NodeID, sb.State))
+		return nil
+	}
+	switch st.GetState() {
+	case agentv1.SandboxState_SANDBOX_STATE_RUNNING:
+		if sb.State == StateRunning && sb.Address == st.GetAddress() {
+			return nil
+		}
+		sb.State = StateRunning
+		sb.Address = st.GetAddress()
+	case agentv1.SandboxState_SANDBOX_STATE_PAUSED:
+		if sb.State == StatePaused {
+			return nil
+		}
+		sb.State = StatePaused
+		sb.Address = ""
+	default:
+		reason := st.GetReason()
+		if reason == "" {
+			reason = "dead on node"
+		}
+		s.markDead(ctx, sb, reason)
+		return nil
+	}
+	if err := s.save(ctx, sb); err != nil {
+		return err
+	}
+	s.event(ctx, id, "state reconciled with node after restart: %s", sb.State)
+	return nil
+}

@@ -1,0 +1,301 @@
+// Package controlplane holds the rules of the sandbox lifecycle: creating a
+// sandbox from a template on a node, its end time (timeout, refresh,
+// connect), pause and resume, kill, the reaper that ends sandboxes whose time
+// is up, the metrics sampler, the reconciliation with the node after a
+// restart, API keys, and the resolver the traffic proxy asks where a sandbox
+// lives. Every change to one sandbox runs under that sandbox's lock, so
+// concurrent calls on one sandbox happen one after another and each sees the
+// result of the previous one.
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// Fixed values of this version.
+const (
+	// ClientID is reported as every sandbox's (deprecated) clientID.
+	ClientID = "lelantos"
+	// WorkloadType is reported as every sandbox's workloadType.
+	WorkloadType = store.WorkloadCompute
+	// LocalNodeID names the one node of a single-machine installation.
+	LocalNodeID = "local"
+	// DefaultEnvdVersion is reported when a template does not record the
+	// version of its in-sandbox daemon.
+	DefaultEnvdVersion = "0.6.4"
+	// DefaultTemplate is used when a create request names no template.
+	DefaultTemplate = "base"
+	// RuntimeGVisor and RuntimeRunc are the runtime classes a sandbox may
+	// ask for; gVisor is the default.
+	RuntimeGVisor = store.RuntimeGVisor
+	RuntimeRunc   = store.RuntimeRunc
+)
+
+// Sandbox states as stored. Clients only ever see "running" and "paused":
+// starting and resuming are shown as running, pausing as paused, and dead
+// sandboxes (a failed start, lost by the node) as not found.
+const (
+	StateStarting = store.StateStarting
+	StateRunning  = store.StateRunning
+	StatePausing  = store.StatePausing
+	StatePaused   = store.StatePaused
+	StateResuming = store.StateResuming
+	StateKilled   = store.StateKilled
+	StateDead     = store.StateDead
+)
+
+// Config tunes a Service. Zero fields take the defaults documented on them.
+type Config struct {
+	// Domain is returned to clients as the sandboxes' domain; empty means
+	// none (JSON null), for clients that use E2B_SANDBOX_URL.
+	Domain string
+	// DefaultCPU, DefaultMemoryMB and DefaultDiskSizeMB size a sandbox whose
+	// template does not say: 2 CPUs, 512 MB, 2048 MB.
+	DefaultCPU        int
+	DefaultMemoryMB   int
+	DefaultDiskSizeMB int
+	// DefaultTimeout is a sandbox's lifetime when a request gives none: 300 s.
+	DefaultTimeout time.Duration
+	// MaxTimeout is the longest timeout a request may ask for: 24 h. Longer
+	// ones are refused with 400.
+	MaxTimeout time.Duration
+	// ReaperInterval is how often sandboxes past their end time are killed
+	// or paused: 1 s.
+	ReaperInterval time.Duration
+	// MetricsInterval is how often running sandboxes' metrics are sampled:
+	// 5 s.
+	MetricsInterval time.Duration
+	// MetricsRetention is how long samples are kept: 24 h.
+	MetricsRetention time.Duration
+	// DeadRetention is how long the record (and logs) of a sandbox that died
+	// on its own is kept: 1 h.
+	DeadRetention time.Duration
+	// NodeTimeout bounds one call to the node: 2 min. Node calls that change
+	// a sandbox are not cancelled when the client goes away.
+	NodeTimeout time.Duration
+	// Clock returns the current time; time.Now by default (tests fake it).
+	Clock func() time.Time
+	// Logger receives operational messages; slog.Default() by default.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with its zero fields filled in.
+func (c Config) withDefaults() Config {
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	setInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	setInt(&c.DefaultCPU, 2)
+	setInt(&c.DefaultMemoryMB, 512)
+	setInt(&c.DefaultDiskSizeMB, 2048)
+	setDur(&c.DefaultTimeout, 300*time.Second)
+	setDur(&c.MaxTimeout, 24*time.Hour)
+	setDur(&c.ReaperInterval, time.Second)
+	setDur(&c.MetricsInterval, 5*time.Second)
+	setDur(&c.MetricsRetention, 24*time.Hour)
+	setDur(&c.DeadRetention, time.Hour)
+	setDur(&c.NodeTimeout, 2*time.Minute)
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// validate rejects settings that cannot work.
+func (c Config) validate() error {
+	if c.DefaultCPU < 0 || c.DefaultMemoryMB < 0 || c.DefaultDiskSizeMB < 0 {
+		return errors.New("default sandbox size must not be negative")
+	}
+	for name, d := range map[string]time.Duration{
+		"DefaultTimeout": c.DefaultTimeout, "MaxTimeout": c.MaxTimeout,
+		"ReaperInterval": c.ReaperInterval, "MetricsInterval": c.MetricsInterval,
+		"MetricsRetention": c.MetricsRetention, "DeadRetention": c.DeadRetention,
+		"NodeTimeout": c.NodeTimeout,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s must not be negative", name)
+		}
+	}
+	if c.DefaultTimeout > c.MaxTimeout {
+		return fmt.Errorf("DefaultTimeout %s exceeds MaxTimeout %s", c.DefaultTimeout, c.MaxTimeout)
+	}
+	return nil
+}
+
+// Store is the persistence the Service needs; *store.DB implements it.
+type Store interface {
+	InsertSandbox(ctx context.Context, sb *store.Sandbox) error
+	GetSandbox(ctx context.Context, id string) (*store.Sandbox, error)
+	UpdateSandbox(ctx context.Context, sb *store.Sandbox) error
+	DeleteSandbox(ctx context.Context, id string) error
+	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]*store.Sandbox, string, error)
+	ListDue(ctx context.Context, now time.Time) ([]*store.Sandbox, error)
+	GetTemplate(ctx context.Context, idOrAlias string) (*store.Template, error)
+	InsertMetric(ctx context.Context, sandboxID string, m store.Metric) error
+	ListMetrics(ctx context.Context, sandboxID string, start, end time.Time) ([]store.Metric, error)
+	DeleteMetricsBefore(ctx context.Context, before time.Time) (int64, error)
+	AppendEvent(ctx context.Context, sandboxID string, e store.Event) error
+	ListEvents(ctx context.Context, sandboxID string, start time.Time, limit int) ([]store.Event, error)
+}
+
+// Node is the part of the agent RPC client the Service uses; the generated
+// agentv1connect.AgentServiceClient implements it.
+type Node interface {
+	CreateSandbox(context.Context, *connect.Request[agentv1.CreateSandboxRequest]) (*connect.Response[agentv1.CreateSandboxResponse], error)
+	PauseSandbox(context.Context, *connect.Request[agentv1.PauseSandboxRequest]) (*connect.Response[agentv1.PauseSandboxResponse], error)
+	ResumeSandbox(context.Context, *connect.Request[agentv1.ResumeSandboxRequest]) (*connect.Response[agentv1.ResumeSandboxResponse], error)
+	KillSandbox(context.Context, *connect.Request[agentv1.KillSandboxRequest]) (*connect.Response[agentv1.KillSandboxResponse], error)
+	ListSandboxes(context.Context, *connect.Request[agentv1.ListSandboxesRequest]) (*connect.Response[agentv1.ListSandboxesResponse], error)
+	SandboxMetrics(context.Context, *connect.Request[agentv1.SandboxMetricsRequest]) (*connect.Response[agentv1.SandboxMetricsResponse], error)
+	SandboxLogs(context.Context, *connect.Request[agentv1.SandboxLogsRequest]) (*connect.Response[agentv1.SandboxLogsResponse], error)
+}
+
+// Service runs the sandbox lifecycle against a store and a node. It is safe
+// for concurrent use.
+type Service struct {
+	cfg   Config
+	store Store
+	node  Node
+	log   *slog.Logger
+	locks *keyedMutex
+	// runMu makes Run exclusive: one reaper and one sampler per Service.
+	runMu sync.Mutex
+}
+
+// New returns a Service using st for state and node for sandboxes.
+func New(cfg Config, st Store, node Node) (*Service, error) {
+	if st == nil || node == nil {
+		return nil, errors.New("new control plane: store and node are required")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("new control plane: %w", err)
+	}
+	return &Service{cfg: cfg, store: st, node: node, log: cfg.Logger, locks: newKeyedMutex()}, nil
+}
+
+// Domain is the domain clients reach sandboxes under ("" when none).
+func (s *Service) Domain() string { return s.cfg.Domain }
+
+// MaxTimeout is the longest timeout a request may ask for.
+func (s *Service) MaxTimeout() time.Duration { return s.cfg.MaxTimeout }
+
+// now is the Service's clock, in UTC.
+func (s *Service) now() time.Time { return s.cfg.Clock().UTC() }
+
+// nodeCtx detaches a node call that changes a sandbox from the request's
+// cancellation (a client hanging up must not leave a half-made pause) and
+// bounds it by NodeTimeout.
+func (s *Service) nodeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.NodeTimeout)
+}
+
+// lock takes sandbox id's lock, giving up when ctx ends.
+func (s *Service) lock(ctx context.Context, id string) (func(), error) {
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return nil, &Error{Kind: ErrUnavailable, Message: "wait for sandbox " + id, Cause: err}
+	}
+	return unlock, nil
+}
+
+// getLive reads sandbox id, treating unknown IDs and dead sandboxes alike as
+// not found.
+func (s *Service) getLive(ctx context.Context, id string) (*store.Sandbox, error) {
+	if !validSandboxID(id) {
+		return nil, notFound(id)
+	}
+	sb, err := s.store.GetSandbox(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (sb.State == StateDead || sb.State == StateKilled)) {
+		return nil, notFound(id)
+	}
+	if err != nil {
+		return nil, internal("read sandbox", err)
+	}
+	return sb, nil
+}
+
+// save writes sb (compare-and-swap on its Version); the caller holds its lock.
+func (s *Service) save(ctx context.Context, sb *store.Sandbox) error {
+	if err := s.store.UpdateSandbox(context.WithoutCancel(ctx), sb); err != nil {
+		return internal("update sandbox", err)
+	}
+	return nil
+}
+
+// event appends a lifecycle line to sandbox id's log. Failing to record it
+// does not fail the operation; it is logged.
+func (s *Service) event(ctx context.Context, id, format string, args ...any) {
+	e := store.Event{Timestamp: s.now(), Line: fmt.Sprintf(format, args...)}
+	if err := s.store.AppendEvent(context.WithoutCancel(ctx), id, e); err != nil {
+		s.log.Warn("record sandbox event", "sandbox", id, "err", err)
+	}
+}
+
+// markDead records that sb ended on its own (a failed start, lost by the
+// node); the record stays for DeadRetention so that its logs can be read.
+func (s *Service) markDead(ctx context.Context, sb *store.Sandbox, reason string) {
+	sb.State = StateDead
+	sb.EndReason = reason
+	sb.Address = ""
+	sb.EndAt = s.now()
+	if err := s.save(ctx, sb); err != nil {
+		s.log.Error("record dead sandbox", "sandbox", sb.ID, "reason", reason, "err", err)
+		return
+	}
+	s.event(ctx, sb.ID, "sandbox died: %s", reason)
+}
+
+// isRunningState reports states clients see as "running".
+func isRunningState(state string) bool {
+	return state == StateRunning || state == StateStarting || state == StateResuming
+}
+
+// spec is what the node needs to (re)build sb; tpl may be nil when the
+// template is gone.
+func spec(sb *store.Sandbox, tpl *store.Template) *agentv1.SandboxSpec {
+	sp := &agentv1.SandboxSpec{
+		SandboxId:           sb.ID,
+		TemplateId:          sb.TemplateID,
+		RuntimeClass:        sb.RuntimeClass,
+		CpuCount:            int32(sb.CPUCount),
+		MemoryMb:            int32(sb.MemoryMB),
+		DiskSizeMb:          int32(sb.DiskSizeMB),
+		EnvVars:             sb.EnvVars,
+		EnvdAccessToken:     sb.EnvdAccessToken,
+		AllowInternetAccess: sb.AllowInternetAccess == nil || *sb.AllowInternetAccess,
+	}
+	if tpl != nil {
+		sp.TemplateRootfs = tpl.RootfsPath
+		sp.StartCmd = tpl.StartCmd
+	}
+	return sp
+}
+
+// rawJSON returns r or nil when it is empty or JSON null.
+func rawJSON(r json.RawMessage) json.RawMessage {
+	if len(r) == 0 || string(r) == "null" {
+		return nil
+	}
+	return r
+}

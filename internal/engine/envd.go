@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"lelantos.dev/lelantos/internal/gen/envd/process"
+	"lelantos.dev/lelantos/internal/gen/envd/process/processconnect"
+)
+
+// EnvdPort is the port of the daemon inside every sandbox.
+const EnvdPort = 49983
+
+// envdClient talks to the daemons inside this node's sandboxes.
+type envdClient struct {
+	http *http.Client
+}
+
+func newEnvdClient() *envdClient {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &envdClient{http: &http.Client{Transport: tr}}
+}
+
+func envdURL(addr, path string) string {
+	return "http://" + net.JoinHostPort(addr, strconv.Itoa(EnvdPort)) + path
+}
+
+// waitHealthy polls the daemon's /health until it answers 204 or ctx ends.
+func (c *envdClient) waitHealthy(ctx context.Context, addr string) error {
+	delay := 2 * time.Millisecond
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, envdURL(addr, "/health"), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.http.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("daemon at %s not healthy: %w (last error: %v)", addr, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 50*time.Millisecond)
+	}
+}
+
+// initRequest is the body of the daemon's POST /init.
+type initRequest struct {
+	EnvVars        map[string]string `json:"envVars,omitempty"`
+	AccessToken    string            `json:"accessToken,omitempty"`
+	DefaultUser    string            `json:"defaultUser,omitempty"`
+	DefaultWorkdir string            `json:"defaultWorkdir,omitempty"`
+	Timestamp      time.Time         `json:"timestamp"`
+}
+
+// init gives the daemon the sandbox's token, environment and defaults.
+func (c *envdClient) init(ctx context.Context, addr string, s Spec) error {
+	body, err := json.Marshal(initRequest{
+		EnvVars: s.EnvVars, AccessToken: s.AccessToken,
+		DefaultUser: s.DefaultUser, DefaultWorkdir: s.DefaultWorkdir, Timestamp: time.Now().UTC(),
+	})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, envdURL(addr, "/init"), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if s.AccessToken != "" {
+		req.Header.Set("X-Access-Token", s.AccessToken)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("init daemon at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("init daemon at %s: %s: %s", addr, resp.Status, b)
+	}
+	return nil
+}
+
+// envdMetrics is the daemon's GET /metrics: the sandbox's own view of itself.
+type envdMetrics struct {
+	Timestamp  int64   `json:"ts"`
+	CPUCount   int     `json:"cpu_count"`
+	CPUUsedPct float64 `json:"cpu_used_pct"`
+	MemTotal   int64   `json:"mem_total"`
+	MemUsed    int64   `json:"mem_used"`
+	MemCache   int64   `json:"mem_cache"`
+	DiskUsed   int64   `json:"disk_used"`
+	DiskTotal  int64   `json:"disk_total"`
+}
+
+func (c *envdClient) metrics(ctx context.Context, addr, token string) (envdMetrics, error) {
+	var m envdMetrics
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, envdURL(addr, "/metrics"), nil)
+	if err != nil {
+		return m, err
+	}
+	if token != "" {
+		req.Header.Set("X-Access-Token", token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return m, fmt.Errorf("daemon metrics at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return m, fmt.Errorf("daemon metrics at %s: %s", addr, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&m); err != nil {
+		return m, fmt.Errorf("daemon metrics at %s: %w", addr, err)
+	}
+	return m, nil
+}
+
+// startCommand starts cmd in the sandbox through the daemon as a background process
+// tagged "start-cmd", running as the default user, and returns once it has a pid:
+// the daemon keeps it running after this call's stream ends.
+func (c *envdClient) startCommand(ctx context.Context, addr, token, cmd string) (uint32, error) {
+	client := processconnect.NewProcessClient(c.http, envdURL(addr, ""))
+	tag := "start-cmd"
+	req := connect.NewRequest(&process.StartRequest{
+		Process: &process.ProcessConfig{Cmd: "/bin/bash", Args: []string{"-l", "-c", cmd}},
+		Tag:     &tag,
+	})
+	if token != "" {
+		req.Header().Set("X-Access-Token", token)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends our stream only; the process goes on
+	stream, err := client.Start(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("start command %q: %w", cmd, err)
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		if start := stream.Msg().GetEvent().GetStart(); start != nil {
+			return start.GetPid(), nil
+		}
+	}
+	return 0, fmt.Errorf("start command %q: stream ended without a pid: %v", cmd, stream.Err())
+}

@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"lelantos.dev/lelantos/internal/network"
+	"lelantos.dev/lelantos/internal/runtime"
+)
+
+// Create builds and starts a sandbox, waits for its daemon and initializes it. On any
+// failure everything made for it is removed again.
+func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
+	if s.RuntimeClass == "" {
+		s.RuntimeClass = e.opts.DefaultClass
+	}
+	if err := validate(s); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	rt, err := e.runtimeFor(s.RuntimeClass)
+	if err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	dir := filepath.Join(e.opts.DataDir, "sandboxes", s.ID)
+	b := &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
+		Spec: s, State: StateStarting, EnvdDir: e.envdDir, CreatedAt: time.Now().UTC(),
+	}}
+	b.op.Lock()
+	defer b.op.Unlock()
+	e.mu.Lock()
+	if e.boxes[s.ID] != nil {
+		e.mu.Unlock()
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, ErrExists)
+	}
+	e.boxes[s.ID] = b
+	e.mu.Unlock()
+	defer func() {
+		if err != nil {
+			e.destroy(context.WithoutCancel(ctx), b, rt)
+		}
+	}()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	if err := b.save(b.record()); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	ep, err := e.opts.Network.Setup(ctx, s.ID, network.Options{AllowInternet: s.AllowInternet})
+	if err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	rec := b.record()
+	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
+	if err := b.save(rec); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	if err := e.boot(ctx, b, rt, ep.NetNSPath); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
+	defer cancel()
+	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w; console: %s", s.ID, err, runtime.Tail(filepath.Join(dir, consoleFile), 512))
+	}
+	if err := e.envd.init(readyCtx, rec.Address, s); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	if s.StartCmd != "" && s.SnapshotImage == "" {
+		// From a snapshot the start command is already running.
+		if _, err := e.envd.startCommand(readyCtx, rec.Address, s.AccessToken, s.StartCmd); err != nil {
+			return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+		}
+	}
+	rec.State = StateRunning
+	if err := b.save(rec); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	b.log.event("sandbox created from template %s (runtime %s, %d CPU, %d MB memory, %d MB disk)",
+		s.TemplateID, s.RuntimeClass, s.CPUCount, s.MemoryMB, s.DiskSizeMB)
+	e.watch(b, rt)
+	return statusOf(rec), nil
+}
+
+// boot starts a new sandbox: restored from its template's snapshot when there is a
+// usable one, else started cold.
+func (e *Engine) boot(ctx context.Context, b *box, rt runtime.Runtime, netns string) error {
+	rec := b.record()
+	if img := rec.Spec.SnapshotImage; img != "" && rt.Capabilities().Checkpoint {
+		// A snapshot holds open files of the daemon it was taken with; a node with
+		// another daemon starts cold so the sandbox runs the current one.
+		if dir, err := os.ReadFile(filepath.Join(img, snapshotEnvdFile)); err == nil && string(dir) == e.envdDir {
+			return rt.Restore(ctx, rec.Spec.ID, e.config(b, netns), img)
+		}
+		b.log.event("template snapshot was made with another daemon: starting cold")
+	}
+	return rt.Start(ctx, rec.Spec.ID, e.config(b, netns))
+}
+
+// snapshotEnvdFile, in a snapshot's directory, names the daemon directory it used.
+const snapshotEnvdFile = "lelantos-envd-dir"
+
+// Snapshot checkpoints a running sandbox into dir as a template snapshot, then removes
+// the sandbox. New sandboxes whose Spec.SnapshotImage is dir start from that moment.
+func (e *Engine) Snapshot(ctx context.Context, id, dir string) error {
+	b, err := e.lookup(id)
+	if err != nil {
+		return fmt.Errorf("snapshot sandbox %s: %w", id, err)
+	}
+	defer b.op.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	rec := b.record()
+	rt, err := e.runtimeFor(rec.Spec.RuntimeClass)
+	if err != nil {
+		return fmt.Errorf("snapshot sandbox %s: %w", id, err)
+	}
+	if rec.State != StateRunning {
+		return fmt.Errorf("snapshot sandbox %s: it is %s: %w", id, rec.State, ErrState)
+	}
+	b.unwatch()
+	err = rt.Checkpoint(ctx, id, dir)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, snapshotEnvdFile), []byte(rec.EnvdDir), 0o600)
+	}
+	if derr := e.destroy(ctx, b, rt); derr != nil {
+		e.opts.Logger.Error("remove snapshotted sandbox", "sandbox", id, "err", derr)
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("snapshot sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// watch starts the goroutines that follow a running sandbox: one moves its console
+// output into the log, one notices when it ends by itself.
+func (e *Engine) watch(b *box, rt runtime.Runtime) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stop = cancel
+	id := b.rec.Spec.ID
+	go b.log.pump(ctx, e.opts.LogInterval)
+	go func() {
+		exit, err := rt.Wait(ctx, id)
+		if err != nil || ctx.Err() != nil {
+			return // stopped on purpose, or the runtime lost it: Kill cleans up
+		}
+		b.op.Lock()
+		defer b.op.Unlock()
+		if ctx.Err() != nil { // an operation stopped the watch while we waited
+			return
+		}
+		e.markDead(context.Background(), b, rt, exit.Reason)
+	}()
+}
+
+// unwatch stops the watch goroutines. Call with b.op held.
+func (b *box) unwatch() {
+	if b.stop != nil {
+		b.stop()
+		b.stop = nil
+	}
+}
+
+// markDead records that a sandbox ended by itself and frees its runtime and network,
+// keeping its directory (record and logs) until it is killed. Call with b.op held.
+func (e *Engine) markDead(ctx context.Context, b *box, rt runtime.Runtime, reason string) {
+	b.unwatch()
+	rec := b.record()
+	id := rec.Spec.ID
+	e.opts.Logger.Warn("sandbox ended", "sandbox", id, "reason", reason)
+	b.log.event("sandbox ended: %s", reason)
+	b.log.drain(0)
+	if rt != nil {
+		if err := rt.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			e.opts.Logger.Error("clean up ended sandbox", "sandbox", id, "err", err)
+		}
+	}
+	if err := e.opts.Network.Teardown(ctx, id); err != nil {
+		e.opts.Logger.Error("clean up ended sandbox's network", "sandbox", id, "err", err)
+	}
+	rec.State, rec.Reason, rec.Address = StateDead, reason, ""
+	if err := b.save(rec); err != nil {
+		e.opts.Logger.Error("record ended sandbox", "sandbox", id, "err", err)
+	}
+}
+
+// destroy removes everything of a sandbox: runtime, network, files, handle. Call with
+// b.op held.
+func (e *Engine) destroy(ctx context.Context, b *box, rt runtime.Runtime) error {
+	b.unwatch()
+	id := b.rec.Spec.ID
+	var errs []error
+	if rt != nil {
+		if err := rt.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.opts.Network.Teardown(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(b.dir); err != nil {
+		errs = append(errs, err)
+	}
+	e.mu.Lock()
+	if e.boxes[id] == b {
+		delete(e.boxes, id)
+	}
+	e.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Kill ends a sandbox and removes everything it had on the node.
+func (e *Engine) Kill(ctx context.Context, id string) error {
+	b, err := e.lookup(id)
+	if err != nil {
+		return fmt.Errorf("kill sandbox %s: %w", id, err)
+	}
+	defer b.op.Unlock()
+	rt, _ := e.runtimeFor(b.rec.Spec.RuntimeClass)
+	if err := e.destroy(context.WithoutCancel(ctx), b, rt); err != nil {
+		return fmt.Errorf("kill sandbox %s: %w", id, err)
+	}
+	return nil
+}
