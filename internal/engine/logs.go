@@ -22,8 +22,8 @@ type LogLine struct {
 
 // Files in a sandbox's directory that hold its logs.
 const (
-	consoleFile = "console.log"  // raw output of the sandbox's first process
-	logFile     = "log.jsonl"    // timestamped lines: console output and events
+	consoleFile = "console.log" // raw output of the sandbox's first process
+	logFile     = "log.jsonl"   // timestamped lines: console output and events
 	offsetFile  = "console.offset"
 	maxLogLine  = 16 << 10 // longer console lines are split
 )
