@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { once } from 'node:events'
-import { Sandbox, CommandExitError, TimeoutError } from 'e2b'
+// E2B_PACKAGE picks the client version (an npm alias in package.json).
+const { Sandbox, CommandExitError, TimeoutError } = await import(process.env.E2B_PACKAGE || 'e2b-2.51.0')
 
 const DEV = (process.env.E2B_DEBUG || '').toLowerCase() === 'true'
 const TEMPLATE = process.env.LELANTOS_TEMPLATE || 'base'

@@ -1,15 +1,26 @@
 // Package enginetest builds real engines for tests: the pinned runsc, the base
-// template's tree, a freshly built envd and a network manager on a test subnet.
+// template's tree, envd built once per test binary and a network manager on a test
+// subnet.
+//
+// A test binary using it calls Main from its TestMain. Main builds envd, then runs the
+// tests again in a child process inside a private network namespace: the veths,
+// iptables chains and ip_forward setting the engine makes stay out of the machine's own
+// network namespace, which others share, and the "host" a sandbox must not reach is
+// that namespace.
 package enginetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
+	"strings"
+	"syscall"
 	"testing"
 
 	"lelantos.dev/lelantos/internal/engine"
@@ -17,6 +28,15 @@ import (
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/runtime/gvisor"
 	"lelantos.dev/lelantos/internal/runtime/runc"
+)
+
+// Environment variables Main passes to the tests it runs. EnvdEnv may also be set by
+// hand to reuse an envd binary.
+const (
+	// EnvdEnv holds the path of the envd binary the tests' engines install.
+	EnvdEnv = "LELANTOS_TEST_ENVD"
+	// childEnv marks the test binary re-run inside its private network namespace.
+	childEnv = "LELANTOS_ENGINETEST_CHILD"
 )
 
 // CacheDir is where the project's scripts keep runsc and the base tree.
@@ -27,13 +47,73 @@ func CacheDir() string {
 	return "/var/cache/lelantos"
 }
 
-// BaseRootfs returns the base template's tree, built by scripts/build-base.sh.
+// Main runs the tests of m and returns the exit code for os.Exit. As root it builds
+// envd (unless EnvdEnv names one) and re-runs the test binary in a private network
+// namespace; otherwise it runs the tests directly, and NewNode skips them.
+func Main(m *testing.M) int {
+	if os.Getenv(childEnv) != "" {
+		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "enginetest: bring up lo: %v: %s\n", err, out)
+			return 1
+		}
+		return m.Run()
+	}
+	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	env := append(os.Environ(), childEnv+"=1")
+	if os.Getenv(EnvdEnv) == "" {
+		dir, err := os.MkdirTemp("", "enginetest-envd-")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "enginetest: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		p, err := BuildEnvd(dir)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "enginetest: %v\n", err)
+			return 1
+		}
+		env = append(env, EnvdEnv+"="+p)
+	}
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "enginetest: re-run the tests in a private network namespace: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// BuildEnvd builds cmd/envd into dir and returns the binary's path.
+func BuildEnvd(dir string) (string, error) {
+	p := filepath.Join(dir, "envd")
+	cmd := exec.Command("go", "build", "-o", p, "lelantos.dev/lelantos/cmd/envd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build envd: %w: %s", err, out)
+	}
+	return p, nil
+}
+
+// BaseRootfs returns the base template's tree, built by scripts/build-base.sh (cached
+// after the first build). LELANTOS_BASE_ROOTFS overrides it.
 func BaseRootfs(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("LELANTOS_BASE_ROOTFS"); p != "" {
 		return p
 	}
-	root, _ := filepath.Abs("../..")
+	root, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatalf("base template: %v", err)
+	}
 	for !fileExists(filepath.Join(root, "scripts/build-base.sh")) && root != "/" {
 		root = filepath.Dir(root)
 	}
@@ -41,64 +121,44 @@ func BaseRootfs(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("base template (scripts/build-base.sh): %v", err)
 	}
-	return string(bytesTrim(out))
-}
-
-func bytesTrim(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
+	return strings.TrimSpace(string(out))
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-var envdOnce = struct {
-	sync.Once
-	path string
-	err  error
-}{}
-
-// Envd builds cmd/envd once per test binary and returns the binary's path.
-func Envd(t testing.TB) string {
-	t.Helper()
-	envdOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "enginetest-envd-")
-		if err != nil {
-			envdOnce.err = err
-			return
-		}
-		p := filepath.Join(dir, "envd")
-		cmd := exec.Command("go", "build", "-o", p, "lelantos.dev/lelantos/cmd/envd")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			envdOnce.err = fmt.Errorf("build envd: %v: %s", err, out)
-			return
-		}
-		envdOnce.path = p
-	})
-	if envdOnce.err != nil {
-		t.Fatal(envdOnce.err)
-	}
-	return envdOnce.path
-}
-
 // Node is one test node: its data directory and the parts an engine is built from.
 type Node struct {
-	DataDir  string
-	Network  *network.Manager
-	Runtimes map[string]runtime.Runtime
-	Envd     string
+	DataDir string
+	// NamePrefix starts the names of the node's veths and network namespaces.
+	NamePrefix string
+	Network    *network.Manager
+	Runtimes   map[string]runtime.Runtime
+	Envd       string
 }
 
-// NewNode prepares a node under a fresh directory; subnet must be unique per test
-// binary (e.g. "10.232.0.0/16").
+// NewNode prepares a node under a fresh directory. subnet must be unique among the
+// nodes of a test binary (e.g. "10.232.0.0/16"); the node's names and iptables chains
+// are derived from it, so nodes never mistake each other's veths for strays.
 func NewNode(t testing.TB, subnet string) *Node {
 	t.Helper()
+	if os.Getenv(childEnv) == "" {
+		t.Skip("needs root, and enginetest.Main in TestMain")
+	}
+	envd := os.Getenv(EnvdEnv)
+	if envd == "" {
+		t.Fatalf("enginetest: %s is not set: call enginetest.Main from TestMain", EnvdEnv)
+	}
+	prefix, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		t.Fatalf("enginetest: subnet: %v", err)
+	}
+	sum := sha256.Sum256([]byte(prefix.String()))
+	tag := hex.EncodeToString(sum[:])[:5]
 	dir := t.TempDir()
 	ctx := context.Background()
 	nm, err := network.NewManager(ctx, network.Config{
-		StateDir: filepath.Join(dir, "network"), Subnet: netip.MustParsePrefix(subnet),
+		StateDir: filepath.Join(dir, "network"), Subnet: prefix,
+		NamePrefix: "l" + tag, ChainPrefix: "LT" + strings.ToUpper(tag),
 	})
 	if err != nil {
 		t.Fatalf("network manager: %v", err)
@@ -111,24 +171,30 @@ func NewNode(t testing.TB, subnet string) *Node {
 	if err != nil {
 		t.Fatalf("runc runtime: %v", err)
 	}
-	n := &Node{DataDir: dir, Network: nm, Runtimes: map[string]runtime.Runtime{"gvisor": g, "runc": r}, Envd: Envd(t)}
-	t.Cleanup(func() { n.cleanup() })
+	n := &Node{
+		DataDir: dir, NamePrefix: "l" + tag, Network: nm,
+		Runtimes: map[string]runtime.Runtime{gvisor.Class: g, runc.Class: r}, Envd: envd,
+	}
+	t.Cleanup(n.cleanup)
 	return n
 }
 
-// Engine starts (or restarts) an engine on the node.
+// Engine starts (or restarts) an engine on the node. It is closed when the test ends;
+// close it earlier to simulate the node agent stopping.
 func (n *Node) Engine(t testing.TB) *engine.Engine {
 	t.Helper()
 	e, err := engine.New(context.Background(), engine.Options{
-		DataDir: n.DataDir, Runtimes: n.Runtimes, DefaultClass: "gvisor", Network: n.Network, EnvdPath: n.Envd,
+		DataDir: n.DataDir, Runtimes: n.Runtimes, DefaultClass: gvisor.Class, Network: n.Network, EnvdPath: n.Envd,
 	})
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}
+	t.Cleanup(e.Close)
 	return e
 }
 
-// cleanup removes whatever sandboxes the node still has, and runsc's namespace mount.
+// cleanup removes whatever sandboxes the node still has, its networks and firewall
+// chains, and runsc's namespace mount.
 func (n *Node) cleanup() {
 	ctx := context.Background()
 	for _, rt := range n.Runtimes {
@@ -138,5 +204,7 @@ func (n *Node) cleanup() {
 		}
 	}
 	_ = n.Network.Reconcile(ctx, func(string) bool { return false })
+	_ = n.Network.Uninstall(ctx)
+	_ = n.Network.Uninstall(ctx)
 	_ = exec.Command("umount", "-l", filepath.Join(n.DataDir, "runsc", "null-netns")).Run()
 }

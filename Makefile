@@ -1,0 +1,26 @@
+# Lelantos. `make run` sets up and starts everything; `make test` runs every test.
+.PHONY: run build test unit e2e bench proto fmt vet clean
+
+run:
+	@bash scripts/run.sh $(ARGS)
+
+build:
+	@bash scripts/build.sh
+
+test:
+	@bash scripts/test.sh
+
+bench:
+	@bash scripts/bench.sh
+
+proto:
+	@bash scripts/gen-proto.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	go vet ./...
+
+clean:
+	rm -rf bin

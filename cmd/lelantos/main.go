@@ -1,0 +1,65 @@
+// Command lelantos is Lelantos' server, node agent and command-line client.
+//
+//	lelantos serve            run the control plane, the proxy and the local node
+//	lelantos keys ...         create, list and revoke API keys
+//	lelantos version          print the version
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "lelantos:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: lelantos <command> [flags]
+
+commands:
+  serve     run the API, the sandbox proxy and this machine's node
+  keys      manage API keys: keys create NAME | keys list | keys revoke ID
+  version   print the version
+
+Run "lelantos <command> -h" for a command's flags.`
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("no command given\n%s", usage)
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:])
+	case "keys":
+		return keys(ctx, args[1:])
+	case "version", "--version", "-version":
+		fmt.Println("lelantos", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Println(usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// dataDir is the flag's value, else LELANTOS_DATA_DIR, else ./.lelantos.
+func dataDir(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if d := os.Getenv("LELANTOS_DATA_DIR"); d != "" {
+		return d
+	}
+	return ".lelantos"
+}

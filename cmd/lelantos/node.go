@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"lelantos.dev/lelantos/internal/agent"
+	"lelantos.dev/lelantos/internal/engine"
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/gen/agent/v1/agentv1connect"
+	"lelantos.dev/lelantos/internal/network"
+	"lelantos.dev/lelantos/internal/runtime"
+	"lelantos.dev/lelantos/internal/runtime/gvisor"
+	"lelantos.dev/lelantos/internal/runtime/runc"
+)
+
+// nodeConfig is what the local node needs.
+type nodeConfig struct {
+	DataDir string
+	Runsc   string
+	Envd    string
+	Subnet  string
+	// NetPrefix starts the node's veth and namespace names; its iptables chains are
+	// named after it too ("LELANTOS" for the default "lel").
+	NetPrefix string
+	Logger    *slog.Logger
+}
+
+// chainPrefix names the iptables chains of a node whose names start with netPrefix.
+func chainPrefix(netPrefix string) string {
+	if netPrefix == network.DefaultNamePrefix {
+		return network.DefaultChainPrefix
+	}
+	return strings.ToUpper(netPrefix)
+}
+
+// localNode is this machine's engine served over the agent RPC on a unix socket.
+type localNode struct {
+	engine *engine.Engine
+	server *http.Server
+	socket string
+	client agentv1connect.AgentServiceClient
+}
+
+// startNode builds the engine and serves it on DataDir/agent.sock. The control plane
+// reaches it only through the returned client, as it would reach a remote node.
+func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
+	subnet, err := netip.ParsePrefix(cfg.Subnet)
+	if err != nil {
+		return nil, fmt.Errorf("--subnet: %w", err)
+	}
+	nodeDir := filepath.Join(cfg.DataDir, "node")
+	nm, err := network.NewManager(ctx, network.Config{StateDir: filepath.Join(nodeDir, "network"), Subnet: subnet, NamePrefix: cfg.NetPrefix, ChainPrefix: chainPrefix(cfg.NetPrefix)})
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	runtimes := map[string]runtime.Runtime{}
+	g, err := gvisor.New(gvisor.Options{Runsc: cfg.Runsc, StateDir: filepath.Join(nodeDir, "runsc")})
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w (run scripts/install-runsc.sh, or pass --runsc)", err)
+	}
+	runtimes[gvisor.Class] = g
+	if r, err := runc.New(runc.Options{StateDir: filepath.Join(nodeDir, "runc")}); err == nil {
+		runtimes[runc.Class] = r
+	} else {
+		cfg.Logger.Warn("runc runtime class unavailable", "err", err)
+	}
+	eng, err := engine.New(ctx, engine.Options{
+		DataDir: nodeDir, Runtimes: runtimes, DefaultClass: gvisor.Class, Network: nm,
+		EnvdPath: cfg.Envd, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	socket := filepath.Join(cfg.DataDir, "agent.sock")
+	_ = os.Remove(socket)
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(agent.NewServer(eng).Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Logger.Error("agent server", "err", err)
+		}
+	}()
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConnsPerHost: 64,
+	}}
+	return &localNode{engine: eng, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent")}, nil
+}
+
+func (n *localNode) Close(ctx context.Context) error {
+	err := n.server.Shutdown(ctx)
+	_ = os.Remove(n.socket)
+	return err
+}
+
+// proxyAwareNode tells the sandbox proxy to drop its idle connections to sandboxes
+// whenever one is paused, resumed or killed: they do not survive a checkpoint.
+type proxyAwareNode struct {
+	agentv1connect.AgentServiceClient
+	dropIdle func()
+}
+
+func (n proxyAwareNode) PauseSandbox(ctx context.Context, r *connect.Request[agentv1.PauseSandboxRequest]) (*connect.Response[agentv1.PauseSandboxResponse], error) {
+	defer n.dropIdle()
+	return n.AgentServiceClient.PauseSandbox(ctx, r)
+}
+
+func (n proxyAwareNode) ResumeSandbox(ctx context.Context, r *connect.Request[agentv1.ResumeSandboxRequest]) (*connect.Response[agentv1.ResumeSandboxResponse], error) {
+	defer n.dropIdle()
+	return n.AgentServiceClient.ResumeSandbox(ctx, r)
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	apispec "lelantos.dev/lelantos/api"
+	"lelantos.dev/lelantos/internal/api"
+	"lelantos.dev/lelantos/internal/controlplane"
+	"lelantos.dev/lelantos/internal/envd"
+	"lelantos.dev/lelantos/internal/proxy"
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// serveFlags are serve's options.
+type serveFlags struct {
+	listen, sandboxListen, tlsListen string
+	domain, dataDir                  string
+	baseRootfs, runsc, envd, subnet  string
+	netPrefix                        string
+}
+
+func serve(ctx context.Context, args []string) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:3000", "address of the API")
+	fs.StringVar(&f.sandboxListen, "sandbox-listen", "127.0.0.1:3001", "address of the sandbox proxy (plain HTTP, routed by E2b-Sandbox-* headers or host)")
+	fs.StringVar(&f.tlsListen, "tls-listen", "127.0.0.1:3443", "address of the sandbox proxy's TLS listener, used with --domain")
+	fs.StringVar(&f.domain, "domain", "", "serve sandboxes as https://<port>-<id>.DOMAIN with a generated CA (needs wildcard DNS to this machine)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
+	fs.StringVar(&f.baseRootfs, "base-rootfs", "", "root filesystem of the base template (scripts/build-base.sh prints it)")
+	fs.StringVar(&f.runsc, "runsc", defaultRunsc(), "path of the runsc binary")
+	fs.StringVar(&f.envd, "envd", defaultEnvd(), "path of the envd binary run inside sandboxes")
+	fs.StringVar(&f.subnet, "subnet", "10.231.0.0/16", "addresses for sandboxes, a /30 each")
+	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if f.baseRootfs == "" {
+		return errors.New("serve: --base-rootfs is required (make run passes it)")
+	}
+	if fi, err := os.Stat(filepath.Join(f.baseRootfs, "bin")); err != nil || !fi.IsDir() {
+		return fmt.Errorf("serve: --base-rootfs %s is not a root filesystem", f.baseRootfs)
+	}
+	f.dataDir = dataDir(f.dataDir)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return runServer(ctx, f, logger)
+}
+
+func defaultRunsc() string {
+	dir := os.Getenv("LELANTOS_CACHE_DIR")
+	if dir == "" {
+		dir = "/var/cache/lelantos"
+	}
+	return filepath.Join(dir, "bin", "runsc")
+}
+
+// defaultEnvd is the envd built next to this binary.
+func defaultEnvd() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "envd"
+	}
+	return filepath.Join(filepath.Dir(exe), "envd")
+}
+
+func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	clientEnv := filepath.Join(f.dataDir, "client.env")
+	_ = os.Remove(clientEnv)
+	defer os.Remove(clientEnv)
+
+	db, err := store.Open(ctx, filepath.Join(f.dataDir, "lelantos.db"))
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer db.Close()
+	key, err := adminKey(ctx, db, f.dataDir)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := registerBase(ctx, db, f.baseRootfs); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	node, err := startNode(ctx, nodeConfig{DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix, Logger: log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer node.Close(context.Background())
+
+	var px *proxy.Proxy
+	svc, err := controlplane.New(controlplane.Config{Domain: f.domain, Logger: log},
+		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() }})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log}, svc)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := svc.Reconcile(ctx); err != nil {
+		log.Error("reconcile sandboxes with the node", "err", err)
+	}
+	apiLn, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("serve: --listen: %w", err)
+	}
+	sbLn, err := net.Listen("tcp", f.sandboxListen)
+	if err != nil {
+		return fmt.Errorf("serve: --sandbox-listen: %w", err)
+	}
+	var tlsLn net.Listener
+	if f.domain != "" {
+		if tlsLn, err = net.Listen("tcp", f.tlsListen); err != nil {
+			return fmt.Errorf("serve: --tls-listen: %w", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 4)
+	go func() { errs <- svc.Run(ctx) }()
+	apiSrv := &http.Server{
+		Handler:           api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec()}),
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	go func() { errs <- apiSrv.Serve(apiLn) }()
+	go func() { errs <- px.Serve(ctx, sbLn) }()
+	if tlsLn != nil {
+		go func() { errs <- px.ServeTLS(ctx, tlsLn) }()
+	}
+
+	env := clientEnvFile(f, apiLn.Addr().String(), sbLn.Addr().String(), key)
+	if err := os.WriteFile(clientEnv, []byte(env), 0o600); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	printReady(f, apiLn.Addr().String(), sbLn.Addr().String(), key, clientEnv, px.CAPath())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cancel()
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	log.Info("shutting down; sandboxes keep running and are re-adopted at the next start")
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = apiSrv.Shutdown(shutdownCtx)
+	cancel()
+	return nil
+}
+
+// adminKey creates the admin key at the first start, saves it in DataDir/admin-key
+// (0600) and returns it; later starts read it from there.
+func adminKey(ctx context.Context, db *store.DB, dir string) (string, error) {
+	path := filepath.Join(dir, "admin-key")
+	plain, created, err := controlplane.EnsureAdminKey(ctx, db)
+	if err != nil {
+		return "", err
+	}
+	if created {
+		if err := os.WriteFile(path, []byte(plain+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("save admin key: %w", err)
+		}
+		return plain, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil // revoked or removed on purpose: print none
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// registerBase records the base template, pointing at this machine's tree.
+func registerBase(ctx context.Context, db *store.DB, rootfs string) error {
+	t, err := db.GetTemplate(ctx, "base")
+	if err == nil && t.RootfsPath == rootfs && t.Status == store.TemplateReady {
+		return nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("register base template: %w", err)
+	}
+	nt := &store.Template{ID: "base", BuildID: filepath.Base(rootfs), RootfsPath: rootfs,
+		CPUCount: 2, MemoryMB: 512, DiskSizeMB: 2048, EnvdVersion: envd.Version, Status: store.TemplateReady, Public: true}
+	if err := db.PutTemplate(ctx, nt); err != nil {
+		return fmt.Errorf("register base template: %w", err)
+	}
+	return nil
+}
+
+func clientEnvFile(f serveFlags, apiAddr, sbAddr, key string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "E2B_API_URL=http://%s\n", apiAddr)
+	fmt.Fprintf(&b, "E2B_SANDBOX_URL=http://%s\n", sbAddr)
+	fmt.Fprintf(&b, "E2B_API_KEY=%s\n", key)
+	if f.domain != "" {
+		fmt.Fprintf(&b, "E2B_DOMAIN=%s\n", f.domain)
+	}
+	return b.String()
+}
+
+func printReady(f serveFlags, apiAddr, sbAddr, key, envPath, caPath string) {
+	fmt.Printf("\nLelantos is ready.\n")
+	fmt.Printf("  API:          http://%s\n", apiAddr)
+	fmt.Printf("  Sandbox URL:  http://%s\n", sbAddr)
+	if f.domain != "" {
+		fmt.Printf("  Domain:       %s (TLS on %s; CA for NODE_EXTRA_CA_CERTS: %s)\n", f.domain, f.tlsListen, caPath)
+	}
+	if key != "" {
+		fmt.Printf("  API key:      %s\n", key)
+	}
+	fmt.Printf("\nConfigure the e2b clients with:\n  set -a; . %s; set +a\n\n", envPath)
+}

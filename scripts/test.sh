@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make test`: everything, on a fresh Debian 12 machine as root. Installs what the
+# tests need (host packages, the pinned runsc, the base template, the npm e2b
+# clients), then runs the Go tests (real gVisor sandboxes, real SQLite files) and the
+# end-to-end suites with the real e2b client against a server started like `make run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+if [ "$(id -u)" != 0 ]; then
+  echo "lelantos: the tests need root: sandboxes use namespaces, cgroups and iptables" >&2
+  exit 1
+fi
+bash scripts/install-deps.sh
+bash scripts/install-runsc.sh
+bash scripts/build.sh
+LELANTOS_BASE_ROOTFS=$(bash scripts/build-base.sh)
+export LELANTOS_BASE_ROOTFS
+
+log "gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+
+log "go test"
+go test -p 2 -count=1 -timeout 25m ./...
+
+log "end-to-end suites with the npm e2b client"
+bash tests/e2e/run.sh
