@@ -30,6 +30,8 @@ type Harness struct {
 	probe   string
 	nextNet int
 	mu      sync.Mutex
+	// octet is the second octet of the suite's 10.x.0.0/16.
+	octet int
 	// nets maps a namespace path to the function that re-applies its addresses.
 	nets map[string]func()
 }
@@ -85,7 +87,7 @@ func (h *Harness) config(t *testing.T, rt runtime.Runtime, id string) (runtime.C
 	h.nextNet++
 	n := h.nextNet
 	h.mu.Unlock()
-	ns, addr, configure := testNetNS(t, n)
+	ns, addr, configure := testNetNS(t, h.octet, n)
 	h.mu.Lock()
 	if h.nets == nil {
 		h.nets = map[string]func(){}
@@ -178,15 +180,15 @@ func (s *sandbox) must(t *testing.T, method, path string) string {
 }
 
 // testNetNS makes network namespace n with one veth to the host: the sandbox side
-// holds 10.250.n.2/30 behind a host side of 10.250.n.1. Test-only: the product's
+// holds the second address of the n-th /30 of 10.octet.0.0/16, the host side the first. Test-only: the product's
 // namespaces come from package network.
-func testNetNS(t *testing.T, n int) (string, string, func()) {
+func testNetNS(t *testing.T, octet, n int) (string, string, func()) {
 	t.Helper()
-	name := fmt.Sprintf("lelconf%d-%d", os.Getpid()%100000, n)
-	host := fmt.Sprintf("lct%d-%d", os.Getpid()%10000, n)
+	name := fmt.Sprintf("lelconf%d-%d-%d", octet, os.Getpid()%100000, n)
+	host := fmt.Sprintf("lc%d-%d-%d", octet, os.Getpid()%1000, n)
 	third, fourth := (n*4)/256, (n*4)%256
-	gw := fmt.Sprintf("10.250.%d.%d", third, fourth+1)
-	addr := fmt.Sprintf("10.250.%d.%d", third, fourth+2)
+	gw := fmt.Sprintf("10.%d.%d.%d", octet, third, fourth+1)
+	addr := fmt.Sprintf("10.%d.%d.%d", octet, third, fourth+2)
 	script := fmt.Sprintf(`set -e
 ip netns add %[1]s
 ip link add %[2]s type veth peer name eth0 netns %[1]s

@@ -13,10 +13,17 @@ import (
 	"lelantos.dev/lelantos/internal/runtime"
 )
 
+// Options configures a run of the suite.
+type Options struct {
+	// NetOctet is the second octet of the 10.x.0.0/16 the suite's sandboxes are
+	// addressed from; test binaries that may run at once need different ones.
+	NetOctet int
+}
+
 // Run runs the whole suite against rt. Tests of checkpointing expect an
 // *runtime.UnsupportedError from a runtime whose Capabilities say it cannot.
-func Run(t *testing.T, rt runtime.Runtime) {
-	h := &Harness{}
+func Run(t *testing.T, rt runtime.Runtime, opts Options) {
+	h := &Harness{octet: opts.NetOctet}
 	tests := []struct {
 		name string
 		fn   func(*testing.T, *Harness, runtime.Runtime)

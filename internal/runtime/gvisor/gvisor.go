@@ -9,19 +9,17 @@
 package gvisor
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/runtime/cgroups"
 	"lelantos.dev/lelantos/internal/runtime/oci"
+	"lelantos.dev/lelantos/internal/runtime/ocicli"
 )
 
 // Class is this runtime's isolation class name.
@@ -47,6 +45,7 @@ type Options struct {
 type Runtime struct {
 	opts Options
 	cg   cgroups.Hierarchy
+	cli  ocicli.CLI
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -62,12 +61,11 @@ func New(opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("gvisor runtime: state dir: %w", err)
 	}
-	r := &Runtime{opts: opts}
+	r := &Runtime{opts: opts, cg: cgroups.Detect("")}
 	if opts.Cgroups != nil {
 		r.cg = *opts.Cgroups
-	} else {
-		r.cg = cgroups.Detect("")
 	}
+	r.cli = ocicli.CLI{Binary: opts.Runsc, Root: opts.StateDir, Cgroups: r.cg}
 	return r, nil
 }
 
@@ -149,12 +147,12 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 	cmd.Stderr = console
 	if err := cmd.Run(); err != nil {
 		msg := runtime.Tail(cfg.ConsolePath, 1024)
-		r.forceDelete(id)
+		r.cli.ForceDelete(id)
 		_ = r.cg.Remove(oci.CgroupPath(id))
 		return fmt.Errorf("%s sandbox %s: runsc: %w: %s", op, id, err, msg)
 	}
 	if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
-		r.forceDelete(id)
+		r.cli.ForceDelete(id)
 		_ = r.cg.Remove(oci.CgroupPath(id))
 		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
 	}
@@ -163,19 +161,19 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 
 // Checkpoint implements runtime.Runtime.
 func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
-	if _, err := r.state(ctx, id); err != nil {
+	if _, err := r.cli.State(ctx, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
-	if _, err := r.runsc(ctx, "checkpoint", "--image-path", dir, id); err != nil {
+	if _, err := r.cli.Run(ctx, "checkpoint", "--image-path", dir, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	// runsc returns before the sandbox has gone; wait for it so the delete is clean.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st, err := r.state(ctx, id)
+		st, err := r.cli.State(ctx, id)
 		if err != nil || st.Status == "stopped" {
 			break
 		}
@@ -184,8 +182,8 @@ func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := r.runsc(ctx, "delete", id); err != nil {
-		r.forceDelete(id)
+	if _, err := r.cli.Run(ctx, "delete", id); err != nil {
+		r.cli.ForceDelete(id)
 	}
 	_ = r.cg.Remove(oci.CgroupPath(id))
 	return nil
@@ -193,7 +191,7 @@ func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
 
 // Freeze implements runtime.Runtime.
 func (r *Runtime) Freeze(ctx context.Context, id string) error {
-	if _, err := r.runsc(ctx, "pause", id); err != nil {
+	if _, err := r.cli.Run(ctx, "pause", id); err != nil {
 		return fmt.Errorf("freeze sandbox %s: %w", id, err)
 	}
 	return nil
@@ -201,7 +199,7 @@ func (r *Runtime) Freeze(ctx context.Context, id string) error {
 
 // Thaw implements runtime.Runtime.
 func (r *Runtime) Thaw(ctx context.Context, id string) error {
-	if _, err := r.runsc(ctx, "resume", id); err != nil {
+	if _, err := r.cli.Run(ctx, "resume", id); err != nil {
 		return fmt.Errorf("thaw sandbox %s: %w", id, err)
 	}
 	return nil
@@ -209,12 +207,12 @@ func (r *Runtime) Thaw(ctx context.Context, id string) error {
 
 // Kill implements runtime.Runtime.
 func (r *Runtime) Kill(ctx context.Context, id string) error {
-	if _, err := r.state(ctx, id); err != nil {
+	if _, err := r.cli.State(ctx, id); err != nil {
 		_ = r.cg.Remove(oci.CgroupPath(id))
 		return fmt.Errorf("kill sandbox %s: %w", id, err)
 	}
-	r.forceDelete(id)
-	if st, err := r.state(ctx, id); err == nil {
+	r.cli.ForceDelete(id)
+	if st, err := r.cli.State(ctx, id); err == nil {
 		return fmt.Errorf("kill sandbox %s: still %s after delete", id, st.Status)
 	}
 	if err := r.cg.Remove(oci.CgroupPath(id)); err != nil {
@@ -223,101 +221,15 @@ func (r *Runtime) Kill(ctx context.Context, id string) error {
 	return nil
 }
 
-// forceDelete kills and deletes id, ignoring errors: it is the cleanup path.
-func (r *Runtime) forceDelete(id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, _ = r.runsc(ctx, "kill", "--all", id, "KILL")
-	_, _ = r.runsc(ctx, "delete", "--force", id)
-}
-
 // Stats implements runtime.Runtime.
 func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
-	s, err := r.cg.Stats(oci.CgroupPath(id))
-	if err != nil {
-		return s, fmt.Errorf("stats of sandbox %s: %w", id, err)
-	}
-	return s, nil
+	return r.cli.Stats(id)
 }
 
 // Wait implements runtime.Runtime.
 func (r *Runtime) Wait(ctx context.Context, id string) (runtime.Exit, error) {
-	st, err := r.state(ctx, id)
-	if err != nil {
-		return runtime.Exit{}, fmt.Errorf("wait for sandbox %s: %w", id, err)
-	}
-	if st.Status != "stopped" && st.Pid > 0 {
-		if err := runtime.WaitPid(ctx, st.Pid); err != nil {
-			return runtime.Exit{}, fmt.Errorf("wait for sandbox %s: %w", id, err)
-		}
-	}
-	exit := runtime.Exit{Code: -1, Reason: "exited"}
-	if n, err := r.cg.OOMKills(oci.CgroupPath(id)); err == nil && n > 0 {
-		exit.OOMKilled = true
-		exit.Reason = "out of memory: the sandbox used more than its memory limit"
-	}
-	return exit, nil
+	return r.cli.Wait(ctx, id)
 }
 
 // List implements runtime.Runtime.
-func (r *Runtime) List(ctx context.Context) ([]runtime.Info, error) {
-	out, err := r.runsc(ctx, "list", "--format=json")
-	if err != nil {
-		return nil, fmt.Errorf("list sandboxes: %w", err)
-	}
-	var states []containerState
-	if s := strings.TrimSpace(string(out)); s != "" && s != "null" {
-		if err := json.Unmarshal(out, &states); err != nil {
-			return nil, fmt.Errorf("list sandboxes: %w", err)
-		}
-	}
-	infos := make([]runtime.Info, 0, len(states))
-	for _, s := range states {
-		infos = append(infos, runtime.Info{ID: s.ID, Status: statusOf(s.Status), Pid: s.Pid})
-	}
-	return infos, nil
-}
-
-func statusOf(s string) runtime.Status {
-	switch s {
-	case "running", "created":
-		return runtime.StatusRunning
-	case "paused":
-		return runtime.StatusFrozen
-	}
-	return runtime.StatusStopped
-}
-
-// containerState is the part of runsc's state output this package reads.
-type containerState struct {
-	ID     string `json:"id"`
-	Pid    int    `json:"pid"`
-	Status string `json:"status"`
-}
-
-func (r *Runtime) state(ctx context.Context, id string) (containerState, error) {
-	out, err := r.runsc(ctx, "state", id)
-	if err != nil {
-		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "not found") {
-			return containerState{}, runtime.ErrNotFound
-		}
-		return containerState{}, err
-	}
-	var st containerState
-	if err := json.Unmarshal(out, &st); err != nil {
-		return st, fmt.Errorf("runsc state: %w", err)
-	}
-	return st, nil
-}
-
-// runsc runs one runsc command with the state dir and returns its stdout.
-func (r *Runtime) runsc(ctx context.Context, args ...string) ([]byte, error) {
-	full := append([]string{"--root=" + r.opts.StateDir}, args...)
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, r.opts.Runsc, full...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("runsc %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
-}
+func (r *Runtime) List(ctx context.Context) ([]runtime.Info, error) { return r.cli.List(ctx) }

@@ -31,5 +31,5 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gvisor runtime (run scripts/install-runsc.sh first): %v", err)
 	}
-	conformance.Run(t, rt)
+	conformance.Run(t, rt, conformance.Options{NetOctet: 250})
 }

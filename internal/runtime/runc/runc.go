@@ -8,20 +8,18 @@
 package runc
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/runtime/cgroups"
 	"lelantos.dev/lelantos/internal/runtime/oci"
+	"lelantos.dev/lelantos/internal/runtime/ocicli"
 )
 
 // Class is this runtime's isolation class name.
@@ -41,6 +39,7 @@ type Options struct {
 type Runtime struct {
 	opts Options
 	cg   cgroups.Hierarchy
+	cli  ocicli.CLI
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -61,6 +60,7 @@ func New(opts Options) (*Runtime, error) {
 	if opts.Cgroups != nil {
 		r.cg = *opts.Cgroups
 	}
+	r.cli = ocicli.CLI{Binary: opts.Runc, Root: opts.StateDir, Cgroups: r.cg}
 	return r, nil
 }
 
@@ -89,7 +89,7 @@ func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) (err
 	l := layoutOf(cfg.Dir)
 	defer func() {
 		if err != nil {
-			r.forceDelete(id)
+			r.cli.ForceDelete(id)
 			unmountLayout(l)
 			_ = r.cg.Remove(oci.CgroupPath(id))
 		}
@@ -117,7 +117,7 @@ func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) (err
 	defer console.Close()
 	// A detached container inherits runc's stdio, so both go to the console file: a
 	// pipe here would never close while the sandbox lives.
-	cmd := exec.CommandContext(ctx, r.opts.Runc, "--root", r.opts.StateDir, "run", "--detach", "--bundle", bundle, id)
+	cmd := exec.CommandContext(ctx, r.opts.Runc, "--root="+r.opts.StateDir, "run", "--detach", "--bundle", bundle, id)
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("start sandbox %s: runc: %w: %s", id, err, runtime.Tail(cfg.ConsolePath, 1024))
@@ -159,7 +159,7 @@ func unmountLayout(l layout) {
 
 // Checkpoint implements runtime.Runtime: runc cannot.
 func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
-	if _, err := r.state(ctx, id); err != nil {
+	if _, err := r.cli.State(ctx, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	return &runtime.UnsupportedError{Class: Class, Operation: "checkpoint (pause with memory to disk, fork)"}
@@ -172,7 +172,7 @@ func (r *Runtime) Restore(ctx context.Context, id string, cfg runtime.Config, di
 
 // Freeze implements runtime.Runtime with the cgroup freezer.
 func (r *Runtime) Freeze(ctx context.Context, id string) error {
-	if _, err := r.run(ctx, "pause", id); err != nil {
+	if _, err := r.cli.Run(ctx, "pause", id); err != nil {
 		return fmt.Errorf("freeze sandbox %s: %w", id, err)
 	}
 	return nil
@@ -180,7 +180,7 @@ func (r *Runtime) Freeze(ctx context.Context, id string) error {
 
 // Thaw implements runtime.Runtime.
 func (r *Runtime) Thaw(ctx context.Context, id string) error {
-	if _, err := r.run(ctx, "resume", id); err != nil {
+	if _, err := r.cli.Run(ctx, "resume", id); err != nil {
 		return fmt.Errorf("thaw sandbox %s: %w", id, err)
 	}
 	return nil
@@ -188,11 +188,11 @@ func (r *Runtime) Thaw(ctx context.Context, id string) error {
 
 // Kill implements runtime.Runtime.
 func (r *Runtime) Kill(ctx context.Context, id string) error {
-	st, err := r.state(ctx, id)
+	st, err := r.cli.State(ctx, id)
 	if err != nil {
 		return fmt.Errorf("kill sandbox %s: %w", id, err)
 	}
-	r.forceDelete(id)
+	r.cli.ForceDelete(id)
 	if st.Bundle != "" {
 		unmountLayout(layoutOf(filepath.Dir(st.Bundle)))
 	}
@@ -202,95 +202,15 @@ func (r *Runtime) Kill(ctx context.Context, id string) error {
 	return nil
 }
 
-func (r *Runtime) forceDelete(id string) {
-	ctx := context.Background()
-	_, _ = r.run(ctx, "kill", "--all", id, "KILL")
-	_, _ = r.run(ctx, "delete", "--force", id)
-}
-
 // Stats implements runtime.Runtime.
 func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
-	s, err := r.cg.Stats(oci.CgroupPath(id))
-	if err != nil {
-		return s, fmt.Errorf("stats of sandbox %s: %w", id, err)
-	}
-	return s, nil
+	return r.cli.Stats(id)
 }
 
 // Wait implements runtime.Runtime.
 func (r *Runtime) Wait(ctx context.Context, id string) (runtime.Exit, error) {
-	st, err := r.state(ctx, id)
-	if err != nil {
-		return runtime.Exit{}, fmt.Errorf("wait for sandbox %s: %w", id, err)
-	}
-	if st.Status != "stopped" && st.Pid > 0 {
-		if err := runtime.WaitPid(ctx, st.Pid); err != nil {
-			return runtime.Exit{}, fmt.Errorf("wait for sandbox %s: %w", id, err)
-		}
-	}
-	exit := runtime.Exit{Code: -1, Reason: "exited"}
-	if n, err := r.cg.OOMKills(oci.CgroupPath(id)); err == nil && n > 0 {
-		exit.OOMKilled = true
-		exit.Reason = "out of memory: the sandbox used more than its memory limit"
-	}
-	return exit, nil
+	return r.cli.Wait(ctx, id)
 }
 
 // List implements runtime.Runtime.
-func (r *Runtime) List(ctx context.Context) ([]runtime.Info, error) {
-	out, err := r.run(ctx, "list", "--format", "json")
-	if err != nil {
-		return nil, fmt.Errorf("list sandboxes: %w", err)
-	}
-	var states []containerState
-	if s := strings.TrimSpace(string(out)); s != "" && s != "null" {
-		if err := json.Unmarshal(out, &states); err != nil {
-			return nil, fmt.Errorf("list sandboxes: %w", err)
-		}
-	}
-	infos := make([]runtime.Info, 0, len(states))
-	for _, s := range states {
-		status := runtime.StatusStopped
-		switch s.Status {
-		case "running", "created":
-			status = runtime.StatusRunning
-		case "paused":
-			status = runtime.StatusFrozen
-		}
-		infos = append(infos, runtime.Info{ID: s.ID, Status: status, Pid: s.Pid})
-	}
-	return infos, nil
-}
-
-type containerState struct {
-	ID     string `json:"id"`
-	Pid    int    `json:"pid"`
-	Status string `json:"status"`
-	Bundle string `json:"bundle"`
-}
-
-func (r *Runtime) state(ctx context.Context, id string) (containerState, error) {
-	out, err := r.run(ctx, "state", id)
-	if err != nil {
-		if strings.Contains(err.Error(), "does not exist") {
-			return containerState{}, runtime.ErrNotFound
-		}
-		return containerState{}, err
-	}
-	var st containerState
-	if err := json.Unmarshal(out, &st); err != nil {
-		return st, fmt.Errorf("runc state: %w", err)
-	}
-	return st, nil
-}
-
-func (r *Runtime) run(ctx context.Context, args ...string) ([]byte, error) {
-	full := append([]string{"--root", r.opts.StateDir}, args...)
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, r.opts.Runc, full...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("runc %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
-}
+func (r *Runtime) List(ctx context.Context) ([]runtime.Info, error) { return r.cli.List(ctx) }

@@ -12,5 +12,5 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("runc runtime (run scripts/install-deps.sh first): %v", err)
 	}
-	conformance.Run(t, rt)
+	conformance.Run(t, rt, conformance.Options{NetOctet: 251})
 }
