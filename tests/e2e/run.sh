@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib.sh"
 cd "$here"
-if [ ! -d node_modules/e2b ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules/e2b-2.51.0 ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing the e2b test clients"
   npm ci --no-audit --no-fund --loglevel=error
 fi
