@@ -157,6 +157,24 @@ func installEnvd(dataDir, src string) (string, error) {
 	return dir, nil
 }
 
+// Close stops the engine's background work (log pumps and exit watchers) and leaves
+// every sandbox as it is, as a stopping node agent does; a new Engine on the same
+// DataDir re-adopts them. Operations in flight finish first. Do not use the Engine
+// afterwards.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	boxes := make([]*box, 0, len(e.boxes))
+	for _, b := range e.boxes {
+		boxes = append(boxes, b)
+	}
+	e.mu.Unlock()
+	for _, b := range boxes {
+		b.op.Lock()
+		b.unwatch()
+		b.op.Unlock()
+	}
+}
+
 func (e *Engine) runtimeFor(class string) (runtime.Runtime, error) {
 	rt, ok := e.opts.Runtimes[class]
 	if !ok {

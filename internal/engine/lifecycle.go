@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"lelantos.dev/lelantos/internal/network"
@@ -139,9 +141,15 @@ func (e *Engine) Snapshot(ctx context.Context, id, dir string) error {
 // output into the log, one notices when it ends by itself.
 func (e *Engine) watch(b *box, rt runtime.Runtime) {
 	ctx, cancel := context.WithCancel(context.Background())
-	b.stop = cancel
+	pumped := make(chan struct{})
+	// Stopping waits for the pump's last drain, so that whoever stopped it can flush
+	// the rest without reading the same output twice.
+	b.stop = func() { cancel(); <-pumped }
 	id := b.rec.Spec.ID
-	go b.log.pump(ctx, e.opts.LogInterval)
+	go func() {
+		defer close(pumped)
+		b.log.pump(ctx, e.opts.LogInterval)
+	}()
 	go func() {
 		exit, err := rt.Wait(ctx, id)
 		if err != nil || ctx.Err() != nil {
@@ -154,6 +162,16 @@ func (e *Engine) watch(b *box, rt runtime.Runtime) {
 		}
 		e.markDead(context.Background(), b, rt, exit.Reason)
 	}()
+}
+
+// flush moves the console output the log lacks into it, from the offset the pump
+// saved. Call with the pump stopped.
+func (l *sandboxLog) flush() {
+	offset := int64(0)
+	if b, err := os.ReadFile(filepath.Join(l.dir, offsetFile)); err == nil {
+		offset, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	}
+	l.drain(offset)
 }
 
 // unwatch stops the watch goroutines. Call with b.op held.
@@ -172,7 +190,7 @@ func (e *Engine) markDead(ctx context.Context, b *box, rt runtime.Runtime, reaso
 	id := rec.Spec.ID
 	e.opts.Logger.Warn("sandbox ended", "sandbox", id, "reason", reason)
 	b.log.event("sandbox ended: %s", reason)
-	b.log.drain(0)
+	b.log.flush()
 	if rt != nil {
 		if err := rt.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			e.opts.Logger.Error("clean up ended sandbox", "sandbox", id, "err", err)

@@ -68,7 +68,7 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 	if old != "" {
 		_ = os.RemoveAll(old)
 	}
-	b.log.drain(0)
+	b.log.flush()
 	b.log.event("sandbox paused (memory and files saved)")
 	return statusOf(rec), nil
 }

@@ -6,7 +6,8 @@
 // tests again in a child process inside a private network namespace: the veths,
 // iptables chains and ip_forward setting the engine makes stay out of the machine's own
 // network namespace, which others share, and the "host" a sandbox must not reach is
-// that namespace.
+// that namespace. Main's own process reaps the orphaned runsc processes at once, as a
+// host's init does (runsc reports a sandbox stopped only once it is reaped).
 package enginetest
 
 import (
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"lelantos.dev/lelantos/internal/engine"
 	"lelantos.dev/lelantos/internal/network"
@@ -76,20 +79,45 @@ func Main(m *testing.M) int {
 		}
 		env = append(env, EnvdEnv+"="+p)
 	}
-	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
-	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
-	}
+	code, err := runChild(env)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "enginetest: re-run the tests in a private network namespace: %v\n", err)
 		return 1
 	}
-	return 0
+	return code
+}
+
+// runChild runs the test binary again in a new network namespace and returns its exit
+// code. Meanwhile this process is a child subreaper and reaps every orphan below it at
+// once, as a host's init does: runsc's sandbox processes outlive the runsc command
+// that started them, and runsc reports a sandbox stopped only once it is reaped.
+func runChild(env []string) (int, error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("become a subreaper: %w", err)
+	}
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("wait for the tests: %w", err)
+		case pid != cmd.Process.Pid:
+			continue // an orphan, reaped
+		case ws.Signaled():
+			return 128 + int(ws.Signal()), nil
+		default:
+			return ws.ExitStatus(), nil
+		}
+	}
 }
 
 // BuildEnvd builds cmd/envd into dir and returns the binary's path.
@@ -137,16 +165,17 @@ type Node struct {
 }
 
 // NewNode prepares a node under a fresh directory. subnet must be unique among the
-// nodes of a test binary (e.g. "10.232.0.0/16"); the node's names and iptables chains
-// are derived from it, so nodes never mistake each other's veths for strays.
+// nodes of all test binaries that may run at once (e.g. "10.232.1.0/24"): the node's
+// namespace, veth and iptables chain names are derived from it, and namespaces are
+// named in the host-wide /run/netns, so nodes never mistake each other's for strays.
 func NewNode(t testing.TB, subnet string) *Node {
 	t.Helper()
-	if os.Getenv(childEnv) == "" {
-		t.Skip("needs root, and enginetest.Main in TestMain")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: sandboxes need namespaces, cgroups and mounts")
 	}
 	envd := os.Getenv(EnvdEnv)
-	if envd == "" {
-		t.Fatalf("enginetest: %s is not set: call enginetest.Main from TestMain", EnvdEnv)
+	if os.Getenv(childEnv) == "" || envd == "" {
+		t.Fatal("enginetest: call enginetest.Main from TestMain")
 	}
 	prefix, err := netip.ParsePrefix(subnet)
 	if err != nil {
@@ -206,5 +235,10 @@ func (n *Node) cleanup() {
 	_ = n.Network.Reconcile(ctx, func(string) bool { return false })
 	_ = n.Network.Uninstall(ctx)
 	_ = n.Network.Uninstall(ctx)
-	_ = exec.Command("umount", "-l", filepath.Join(n.DataDir, "runsc", "null-netns")).Run()
+	// runsc may have mounted its namespace more than once, stacked.
+	for range 16 {
+		if unix.Unmount(filepath.Join(n.DataDir, runscNullNetNS), unix.MNT_DETACH) != nil {
+			break
+		}
+	}
 }
