@@ -60,7 +60,8 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 	if err := b.save(rec); err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
-	if err := e.boot(ctx, b, rt, ep.NetNSPath); err != nil {
+	restored, err := e.boot(ctx, b, rt, ep.NetNSPath)
+	if err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
@@ -71,7 +72,7 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 	if err := e.envd.init(readyCtx, rec.Address, s); err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
-	if s.StartCmd != "" && s.SnapshotImage == "" {
+	if s.StartCmd != "" && !restored {
 		// From a snapshot the start command is already running.
 		if _, err := e.envd.startCommand(readyCtx, rec.Address, s.AccessToken, s.StartCmd); err != nil {
 			return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
@@ -89,17 +90,18 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 
 // boot starts a new sandbox: restored from its template's snapshot when there is a
 // usable one, else started cold.
-func (e *Engine) boot(ctx context.Context, b *box, rt runtime.Runtime, netns string) error {
+// It reports whether the sandbox came from the snapshot.
+func (e *Engine) boot(ctx context.Context, b *box, rt runtime.Runtime, netns string) (restored bool, err error) {
 	rec := b.record()
 	if img := rec.Spec.SnapshotImage; img != "" && rt.Capabilities().Checkpoint {
 		// A snapshot holds open files of the daemon it was taken with; a node with
 		// another daemon starts cold so the sandbox runs the current one.
 		if dir, err := os.ReadFile(filepath.Join(img, snapshotEnvdFile)); err == nil && string(dir) == e.envdDir {
-			return rt.Restore(ctx, rec.Spec.ID, e.config(b, netns), img)
+			return true, rt.Restore(ctx, rec.Spec.ID, e.config(b, netns), img)
 		}
 		b.log.event("template snapshot was made with another daemon: starting cold")
 	}
-	return rt.Start(ctx, rec.Spec.ID, e.config(b, netns))
+	return false, rt.Start(ctx, rec.Spec.ID, e.config(b, netns))
 }
 
 // snapshotEnvdFile, in a snapshot's directory, names the daemon directory it used.
@@ -150,6 +152,7 @@ func (e *Engine) watch(b *box, rt runtime.Runtime) {
 		defer close(pumped)
 		b.log.pump(ctx, e.opts.LogInterval)
 	}()
+	go e.watchMemory(ctx, b, rt, id)
 	go func() {
 		exit, err := rt.Wait(ctx, id)
 		if err != nil || ctx.Err() != nil {
@@ -172,6 +175,32 @@ func (l *sandboxLog) flush() {
 		offset, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	}
 	l.drain(offset)
+}
+
+// watchMemory logs every out-of-memory kill inside a running sandbox. gVisor's host
+// OOM killer may end one process of the sandbox and leave the rest running; users
+// must still learn why that process died.
+func (e *Engine) watchMemory(ctx context.Context, b *box, rt runtime.Runtime, id string) {
+	var seen uint64
+	if st, err := rt.Stats(ctx, id); err == nil {
+		seen = st.OOMKills
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := rt.Stats(ctx, id)
+		if err != nil || st.OOMKills <= seen {
+			continue
+		}
+		b.log.event("out of memory: %d process(es) killed for going over the sandbox's %d MB", st.OOMKills-seen, b.record().Spec.MemoryMB)
+		e.opts.Logger.Warn("out of memory in sandbox", "sandbox", id, "kills", st.OOMKills-seen)
+		seen = st.OOMKills
+	}
 }
 
 // unwatch stops the watch goroutines. Call with b.op held.

@@ -86,6 +86,18 @@ while True:
 					t.Errorf("the hog got to %d MB in a %d MB sandbox", peak, s.MemoryMB)
 				}
 				must(t, hog, "echo still usable")
+				// The sandbox lives on, but its log says why the process died.
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					lines, lerr := e.Logs(s.ID, time.Time{}, 0)
+					if lerr == nil && countLines(lines, "out of memory") > 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("the log does not report the OOM kill: %+v %v", lines, lerr)
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
 			case engine.StateDead:
 				if !strings.Contains(st.Reason, "out of memory") {
 					t.Errorf("the hog's sandbox died with reason %q, want out of memory", st.Reason)

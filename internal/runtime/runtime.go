@@ -138,6 +138,9 @@ type Stats struct {
 	MemoryCacheBytes uint64
 	// Pids is the number of tasks.
 	Pids uint64
+	// OOMKills counts processes the host killed in the sandbox for going over its
+	// memory; the sandbox itself may live on.
+	OOMKills uint64
 }
 
 // Exit describes how a sandbox ended.

@@ -108,6 +108,7 @@ func (h Hierarchy) Stats(path string) (runtime.Stats, error) {
 		return s, fmt.Errorf("stats of cgroup %s: %w", path, err)
 	}
 	s.Pids, _ = readUint(h.file("pids", path, "pids.current"))
+	s.OOMKills, _ = h.OOMKills(path)
 	return s, nil
 }
 
