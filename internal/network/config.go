@@ -20,6 +20,10 @@
 //     from veths in the "internet" device group (AllowInternet), which is a
 //     per-link attribute changed with one netlink call.
 //   - nat POSTROUTING: egress from the subnet is masqueraded.
+//   - DNS (while a DNSForwarder from StartDNS runs): nat PREROUTING redirects
+//     queries to port 53 of any address from veths in the internet group to
+//     the forwarder on the host, and INPUT lets exactly those redirected
+//     packets reach it; sandboxes without internet get no DNS.
 //   - IPv6 is disabled on both ends of every veth and ip6tables drops any
 //     IPv6 packet to or from a sandbox veth.
 package network

@@ -58,6 +58,7 @@ func (f *firewall) jumpsV4() []jump {
 		{"filter", "INPUT", f.name("IN")},
 		{"filter", "FORWARD", f.name("FWD")},
 		{"nat", "POSTROUTING", f.name("NAT")},
+		{"nat", "PREROUTING", f.dnsNATChain()},
 	}
 }
 
@@ -78,7 +79,9 @@ func (f *firewall) rulesV4() string {
 	// Anti-spoofing: the source must route back through the arrival veth.
 	fmt.Fprintf(&b, "-A %s -i %s -m rpfilter --invert -j DROP\n", pre, i)
 	b.WriteString("COMMIT\n*filter\n")
-	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n", in, fwd)
+	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", in, fwd, f.dnsInChain())
+	// DNS to the forwarder first (empty unless one runs; see dnsRulesV4).
+	fmt.Fprintf(&b, "-A %s -i %s -j %s\n", in, i, f.dnsInChain())
 	// To the host: only replies to connections the host opened.
 	fmt.Fprintf(&b, "-A %s -i %s -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n", in, i)
 	fmt.Fprintf(&b, "-A %s -i %s -j DROP\n", in, i)
@@ -99,7 +102,7 @@ func (f *firewall) rulesV4() string {
 	fmt.Fprintf(&b, "-A %s -i %s -m devgroup --src-group %#x -j ACCEPT\n", fwd, i, InternetGroup)
 	fmt.Fprintf(&b, "-A %s -i %s -j DROP\n", fwd, i)
 	b.WriteString("COMMIT\n*nat\n")
-	fmt.Fprintf(&b, ":%s - [0:0]\n", nat)
+	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n", nat, f.dnsNATChain())
 	fmt.Fprintf(&b, "-A %s -s %s ! -o %s -j MASQUERADE\n", nat, f.subnet, i)
 	b.WriteString("COMMIT\n")
 	return b.String()
@@ -138,6 +141,9 @@ func (f *firewall) install(ctx context.Context) error {
 // uninstall removes the jumps and our chains; missing ones are skipped.
 func (f *firewall) uninstall(ctx context.Context) error {
 	if err := removeChains(ctx, "iptables", f.jumpsV4()); err != nil {
+		return err
+	}
+	if err := f.removeDNSInChain(ctx); err != nil {
 		return err
 	}
 	if f.ipv6 {
