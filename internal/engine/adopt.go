@@ -34,16 +34,20 @@ func (e *Engine) adopt(ctx context.Context) error {
 	for _, ent := range entries {
 		dir := filepath.Join(root, ent.Name())
 		rec, err := readRecord(dir)
-		if err != nil || rec.Spec.ID != ent.Name() {
+		if err != nil || rec.rid() != ent.Name() {
 			e.opts.Logger.Warn("removing a sandbox directory without a valid record", "dir", dir, "err", err)
 			_ = os.RemoveAll(dir)
 			continue
 		}
 		b := &box{dir: dir, rec: rec, log: &sandboxLog{dir: dir}}
-		e.boxes[rec.Spec.ID] = b
 		rt := e.opts.Runtimes[rec.Spec.RuntimeClass]
-		info, running := live[rec.Spec.RuntimeClass][rec.Spec.ID]
-		delete(live[rec.Spec.RuntimeClass], rec.Spec.ID)
+		info, running := live[rec.Spec.RuntimeClass][rec.rid()]
+		delete(live[rec.Spec.RuntimeClass], rec.rid())
+		if rec.State == StateWarm {
+			e.adoptWarm(ctx, b, rt, info, running)
+			continue
+		}
+		e.boxes[rec.Spec.ID] = b
 		e.adoptOne(ctx, b, rt, info, running)
 	}
 	// Whatever a runtime holds that no record claims was being built when the node
@@ -56,10 +60,19 @@ func (e *Engine) adopt(ctx context.Context) error {
 			}
 		}
 	}
-	keep := func(id string) bool {
-		b := e.boxes[id]
-		return b != nil && b.rec.State != StateDead
+	// Networks are named by runtime id.
+	inUse := map[string]bool{}
+	for _, b := range e.boxes {
+		if b.rec.State != StateDead {
+			inUse[b.rec.rid()] = true
+		}
 	}
+	for _, pool := range e.warm {
+		for _, b := range pool {
+			inUse[b.rec.rid()] = true
+		}
+	}
+	keep := func(rid string) bool { return inUse[rid] }
 	if err := e.opts.Network.Reconcile(ctx, keep); err != nil {
 		e.opts.Logger.Error("reconcile networks", "err", err)
 	}
@@ -68,7 +81,7 @@ func (e *Engine) adopt(ctx context.Context) error {
 
 func (e *Engine) adoptOne(ctx context.Context, b *box, rt runtime.Runtime, info runtime.Info, inRuntime bool) {
 	rec := b.rec
-	id := rec.Spec.ID
+	id := rec.rid()
 	if rt == nil {
 		e.markDead(ctx, b, nil, fmt.Sprintf("runtime %q is not configured on this node", rec.Spec.RuntimeClass))
 		return

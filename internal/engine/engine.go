@@ -57,6 +57,8 @@ type Options struct {
 	EnvdPath string
 	// ReadyTimeout bounds the wait for a new or resumed sandbox's daemon; default 30s.
 	ReadyTimeout time.Duration
+	// Warm lists the pools of pre-booted sandboxes to keep; none by default.
+	Warm []WarmPool
 	// LogInterval is how often console output is moved into the log; default 500ms.
 	LogInterval time.Duration
 	Logger      *slog.Logger
@@ -71,6 +73,12 @@ type Engine struct {
 
 	mu    sync.Mutex
 	boxes map[string]*box
+	// warm holds the pooled sandboxes by pool key; filling is true while a goroutine
+	// tops the pools up, until poolCtx ends.
+	warm       map[string][]*box
+	filling    bool
+	poolCtx    context.Context
+	poolCancel context.CancelFunc
 }
 
 // box is the engine's in-memory handle on one sandbox.
@@ -107,7 +115,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("new engine: %w", err)
 		}
 	}
-	e := &Engine{opts: opts, envd: newEnvdClient(), boxes: map[string]*box{}}
+	e := &Engine{opts: opts, envd: newEnvdClient(), boxes: map[string]*box{}, warm: map[string][]*box{}}
 	dir, err := installEnvd(opts.DataDir, opts.EnvdPath)
 	if err != nil {
 		return nil, fmt.Errorf("new engine: %w", err)
@@ -116,6 +124,8 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err := e.adopt(ctx); err != nil {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
+	e.poolCtx, e.poolCancel = context.WithCancel(context.Background())
+	e.refill()
 	return e, nil
 }
 
@@ -163,6 +173,9 @@ func installEnvd(dataDir, src string) (string, error) {
 // afterwards.
 func (e *Engine) Close() {
 	e.mu.Lock()
+	if e.poolCancel != nil {
+		e.poolCancel()
+	}
 	boxes := make([]*box, 0, len(e.boxes))
 	for _, b := range e.boxes {
 		boxes = append(boxes, b)

@@ -27,6 +27,13 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
+	if b := e.takeWarm(s); b != nil {
+		st, err := e.createFromWarm(ctx, b, s)
+		if err == nil || errors.Is(err, ErrExists) {
+			return st, err
+		}
+		e.opts.Logger.Warn("warm sandbox unusable; booting one", "sandbox", s.ID, "err", err)
+	}
 	dir := filepath.Join(e.opts.DataDir, "sandboxes", s.ID)
 	b := &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
 		Spec: s, State: StateStarting, EnvdDir: e.envdDir, CreatedAt: time.Now().UTC(),
@@ -78,7 +85,7 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 			return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 		}
 	}
-	rec.State = StateRunning
+	rec.State, rec.Restored = StateRunning, restored
 	if err := b.save(rec); err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
@@ -97,11 +104,11 @@ func (e *Engine) boot(ctx context.Context, b *box, rt runtime.Runtime, netns str
 		// A snapshot holds open files of the daemon it was taken with; a node with
 		// another daemon starts cold so the sandbox runs the current one.
 		if dir, err := os.ReadFile(filepath.Join(img, snapshotEnvdFile)); err == nil && string(dir) == e.envdDir {
-			return true, rt.Restore(ctx, rec.Spec.ID, e.config(b, netns), img)
+			return true, rt.Restore(ctx, rec.rid(), e.config(b, netns), img)
 		}
 		b.log.event("template snapshot was made with another daemon: starting cold")
 	}
-	return false, rt.Start(ctx, rec.Spec.ID, e.config(b, netns))
+	return false, rt.Start(ctx, rec.rid(), e.config(b, netns))
 }
 
 // snapshotEnvdFile, in a snapshot's directory, names the daemon directory it used.
@@ -125,7 +132,7 @@ func (e *Engine) Snapshot(ctx context.Context, id, dir string) error {
 		return fmt.Errorf("snapshot sandbox %s: it is %s: %w", id, rec.State, ErrState)
 	}
 	b.unwatch()
-	err = rt.Checkpoint(ctx, id, dir)
+	err = rt.Checkpoint(ctx, rec.rid(), dir)
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, snapshotEnvdFile), []byte(rec.EnvdDir), 0o600)
 	}
@@ -147,7 +154,7 @@ func (e *Engine) watch(b *box, rt runtime.Runtime) {
 	// Stopping waits for the pump's last drain, so that whoever stopped it can flush
 	// the rest without reading the same output twice.
 	b.stop = func() { cancel(); <-pumped }
-	id := b.rec.Spec.ID
+	id := b.record().rid()
 	go func() {
 		defer close(pumped)
 		b.log.pump(ctx, e.opts.LogInterval)
@@ -216,16 +223,16 @@ func (b *box) unwatch() {
 func (e *Engine) markDead(ctx context.Context, b *box, rt runtime.Runtime, reason string) {
 	b.unwatch()
 	rec := b.record()
-	id := rec.Spec.ID
+	id, rid := rec.Spec.ID, rec.rid()
 	e.opts.Logger.Warn("sandbox ended", "sandbox", id, "reason", reason)
 	b.log.event("sandbox ended: %s", reason)
 	b.log.flush()
 	if rt != nil {
-		if err := rt.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		if err := rt.Kill(ctx, rid); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			e.opts.Logger.Error("clean up ended sandbox", "sandbox", id, "err", err)
 		}
 	}
-	if err := e.opts.Network.Teardown(ctx, id); err != nil {
+	if err := e.opts.Network.Teardown(ctx, rid); err != nil {
 		e.opts.Logger.Error("clean up ended sandbox's network", "sandbox", id, "err", err)
 	}
 	rec.State, rec.Reason, rec.Address = StateDead, reason, ""
@@ -238,14 +245,15 @@ func (e *Engine) markDead(ctx context.Context, b *box, rt runtime.Runtime, reaso
 // b.op held.
 func (e *Engine) destroy(ctx context.Context, b *box, rt runtime.Runtime) error {
 	b.unwatch()
-	id := b.rec.Spec.ID
+	rec := b.record()
+	id, rid := rec.Spec.ID, rec.rid()
 	var errs []error
 	if rt != nil {
-		if err := rt.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		if err := rt.Kill(ctx, rid); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			errs = append(errs, err)
 		}
 	}
-	if err := e.opts.Network.Teardown(ctx, id); err != nil {
+	if err := e.opts.Network.Teardown(ctx, rid); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(b.dir); err != nil {

@@ -22,6 +22,7 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 	defer b.op.Unlock()
 	ctx = context.WithoutCancel(ctx) // half a checkpoint helps nobody
 	rec := b.record()
+	rid := rec.rid()
 	if rec.State != StateRunning {
 		return statusOf(rec), fmt.Errorf("pause sandbox %s: it is %s: %w", id, rec.State, ErrState)
 	}
@@ -30,7 +31,7 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 		return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
 	}
 	if !rt.Capabilities().Checkpoint {
-		if err := rt.Freeze(ctx, id); err != nil {
+		if err := rt.Freeze(ctx, rid); err != nil {
 			return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
 		}
 		rec.State, rec.Frozen = StatePaused, true
@@ -48,10 +49,10 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 	// Connections into the sandbox do not survive a checkpoint.
 	defer e.envd.http.CloseIdleConnections()
 	image := filepath.Join(b.dir, "images", strconv.Itoa(rec.Pauses+1))
-	if err := rt.Checkpoint(ctx, id, image); err != nil {
+	if err := rt.Checkpoint(ctx, rid, image); err != nil {
 		_ = os.RemoveAll(image)
 		// The checkpoint failed before stopping the sandbox, or it stopped it half-way.
-		if _, serr := rt.Stats(ctx, id); serr == nil {
+		if _, serr := rt.Stats(ctx, rid); serr == nil {
 			rec.State = StateRunning
 			_ = b.save(rec)
 			e.watch(b, rt)
@@ -82,6 +83,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (Status, error) {
 	defer b.op.Unlock()
 	ctx = context.WithoutCancel(ctx)
 	rec := b.record()
+	rid := rec.rid()
 	if rec.State != StatePaused {
 		return statusOf(rec), fmt.Errorf("resume sandbox %s: it is %s: %w", id, rec.State, ErrState)
 	}
@@ -90,7 +92,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (Status, error) {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
 	if rec.Frozen {
-		if err := rt.Thaw(ctx, id); err != nil {
+		if err := rt.Thaw(ctx, rid); err != nil {
 			return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 		}
 		rec.State, rec.Frozen = StateRunning, false
@@ -102,21 +104,21 @@ func (e *Engine) Resume(ctx context.Context, id string) (Status, error) {
 	}
 	// The namespace survives a pause, but not a host reboot: Setup rebuilds it on
 	// the same address if needed, then the address goes back on for gVisor.
-	ep, err := e.opts.Network.Setup(ctx, id, network.Options{AllowInternet: rec.Spec.AllowInternet})
+	ep, err := e.opts.Network.Setup(ctx, rid, network.Options{AllowInternet: rec.Spec.AllowInternet})
 	if err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
-	if err := e.opts.Network.Reapply(ctx, id); err != nil {
+	if err := e.opts.Network.Reapply(ctx, rid); err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
 	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
-	if err := rt.Restore(ctx, id, e.config(b, ep.NetNSPath), rec.Image); err != nil {
+	if err := rt.Restore(ctx, rid, e.config(b, ep.NetNSPath), rec.Image); err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
 	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
-		_ = rt.Kill(ctx, id)
+		_ = rt.Kill(ctx, rid)
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
 	rec.State = StateRunning
@@ -154,7 +156,7 @@ func (e *Engine) Metrics(ctx context.Context, id string) (Metric, error) {
 		b.op.Unlock()
 		return Metric{}, fmt.Errorf("metrics of sandbox %s: it is %s: %w", id, rec.State, ErrState)
 	}
-	st, err := rt.Stats(ctx, id)
+	st, err := rt.Stats(ctx, rec.rid())
 	m := Metric{CPUCount: rec.Spec.CPUCount, MemTotal: int64(rec.Spec.MemoryMB) << 20, DiskTotal: int64(rec.Spec.DiskSizeMB) << 20}
 	if err == nil {
 		if prev := b.cpu; !prev.Time.IsZero() && st.Time.After(prev.Time) && st.CPUNanos >= prev.CPUNanos {

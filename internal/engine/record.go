@@ -67,11 +67,26 @@ type record struct {
 	Image string `json:"image,omitempty"`
 	// Frozen is true when a paused sandbox is frozen in memory, not checkpointed.
 	Frozen bool `json:"frozen,omitempty"`
+	// Restored is true when the sandbox was booted from its template's snapshot, so
+	// the template's start command already runs in it.
+	Restored bool `json:"restored,omitempty"`
 	// Pauses counts checkpoints, naming each image directory uniquely.
 	Pauses int `json:"pauses"`
+	// RuntimeID names the sandbox to its runtime and network and names its directory.
+	// It is the sandbox's ID, except for one taken from the warm pool, which keeps the
+	// name it was started under. Read it with rid.
+	RuntimeID string `json:"runtimeID,omitempty"`
 	// Reason says why a dead sandbox ended.
 	Reason    string    `json:"reason,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+// rid is the name the sandbox has in its runtime and network.
+func (r *record) rid() string {
+	if r.RuntimeID != "" {
+		return r.RuntimeID
+	}
+	return r.Spec.ID
 }
 
 const recordFile = "record.json"

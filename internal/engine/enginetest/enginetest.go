@@ -212,9 +212,19 @@ func NewNode(t testing.TB, subnet string) *Node {
 // close it earlier to simulate the node agent stopping.
 func (n *Node) Engine(t testing.TB) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(context.Background(), engine.Options{
+	return n.EngineWith(t, nil)
+}
+
+// EngineWith is Engine with options changed by edit first (e.g. warm pools).
+func (n *Node) EngineWith(t testing.TB, edit func(*engine.Options)) *engine.Engine {
+	t.Helper()
+	opts := engine.Options{
 		DataDir: n.DataDir, Runtimes: n.Runtimes, DefaultClass: gvisor.Class, Network: n.Network, EnvdPath: n.Envd,
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	e, err := engine.New(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}

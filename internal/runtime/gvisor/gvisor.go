@@ -161,7 +161,8 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 
 // Checkpoint implements runtime.Runtime.
 func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
-	if _, err := r.cli.State(ctx, id); err != nil {
+	st, err := r.cli.State(ctx, id)
+	if err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
@@ -170,21 +171,17 @@ func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
 	if _, err := r.cli.Run(ctx, "checkpoint", "--image-path", dir, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
-	// runsc returns before the sandbox has gone; wait for it so the delete is clean.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := r.cli.State(ctx, id)
-		if err != nil || st.Status == "stopped" {
-			break
+	// runsc returns before the sandbox process has exited, and reports it running
+	// until whoever inherited it reaps it, which a host's init may do only seconds
+	// later. The process's pidfd says when it has exited, reaped or not.
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if st.Pid > 0 {
+		if err := runtime.WaitPid(waitCtx, st.Pid); err != nil {
+			return fmt.Errorf("checkpoint sandbox %s: the sandbox did not stop: %w", id, err)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("checkpoint sandbox %s: still %s after checkpoint", id, st.Status)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := r.cli.Run(ctx, "delete", id); err != nil {
-		r.cli.ForceDelete(id)
-	}
+	r.cli.ForceDelete(id)
 	_ = r.cg.Remove(oci.CgroupPath(id))
 	return nil
 }

@@ -1,0 +1,257 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"lelantos.dev/lelantos/internal/network"
+	"lelantos.dev/lelantos/internal/runtime"
+)
+
+// StateWarm is a pooled sandbox: booted, its daemon up, waiting for a Create that
+// matches it. Warm sandboxes are not listed.
+const StateWarm State = "warm"
+
+// WarmPool asks the engine to keep Size sandboxes of Spec booted ahead of demand. A
+// Create whose spec matches (same template tree, snapshot, runtime, sizes and
+// internet access) takes one and only has to initialize its daemon.
+type WarmPool struct {
+	Spec Spec
+	Size int
+}
+
+// poolKey is what a Create must share with a warm sandbox to take it.
+func poolKey(s Spec) string {
+	return fmt.Sprintf("%s|%s|%s|%d|%d|%d|%t", s.RootfsPath, s.SnapshotImage, s.RuntimeClass,
+		s.CPUCount, s.MemoryMB, s.DiskSizeMB, s.AllowInternet)
+}
+
+// warmID returns a fresh runtime id for a pooled sandbox.
+func warmID() string {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return "warm" + string(b)
+}
+
+// fillPools tops every configured pool up, one sandbox at a time, until ctx ends.
+func (e *Engine) fillPools(ctx context.Context) {
+	for _, p := range e.opts.Warm {
+		if p.Spec.RuntimeClass == "" {
+			p.Spec.RuntimeClass = e.opts.DefaultClass
+		}
+		key := poolKey(p.Spec)
+		for ctx.Err() == nil {
+			e.mu.Lock()
+			have := len(e.warm[key])
+			e.mu.Unlock()
+			if have >= p.Size {
+				break
+			}
+			b, err := e.bootWarm(ctx, p.Spec)
+			if err != nil {
+				e.opts.Logger.Error("warm pool: boot a sandbox", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(5 * time.Second):
+				}
+				continue
+			}
+			e.mu.Lock()
+			e.warm[key] = append(e.warm[key], b)
+			e.mu.Unlock()
+		}
+	}
+}
+
+// refill starts topping the pools up in the background unless that already runs.
+func (e *Engine) refill() {
+	e.mu.Lock()
+	if e.filling || e.poolCtx == nil || e.poolCtx.Err() != nil {
+		e.mu.Unlock()
+		return
+	}
+	e.filling = true
+	e.mu.Unlock()
+	go func() {
+		e.fillPools(e.poolCtx)
+		e.mu.Lock()
+		e.filling = false
+		e.mu.Unlock()
+	}()
+}
+
+// bootWarm boots one pooled sandbox: network, runtime, healthy daemon, no init.
+func (e *Engine) bootWarm(ctx context.Context, spec Spec) (b *box, err error) {
+	spec.ID = warmID()
+	spec.AccessToken, spec.EnvVars, spec.StartCmd = "", nil, ""
+	if err := validate(spec); err != nil {
+		return nil, err
+	}
+	rt, err := e.runtimeFor(spec.RuntimeClass)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(e.opts.DataDir, "sandboxes", spec.ID)
+	b = &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
+		Spec: spec, State: StateStarting, EnvdDir: e.envdDir, CreatedAt: time.Now().UTC(),
+	}}
+	b.op.Lock()
+	defer b.op.Unlock()
+	defer func() {
+		if err != nil {
+			_ = e.destroy(context.WithoutCancel(ctx), b, rt)
+		}
+	}()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := b.save(b.record()); err != nil {
+		return nil, err
+	}
+	ep, err := e.opts.Network.Setup(ctx, spec.ID, network.Options{AllowInternet: spec.AllowInternet})
+	if err != nil {
+		return nil, err
+	}
+	rec := b.record()
+	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
+	if err := b.save(rec); err != nil {
+		return nil, err
+	}
+	restored, err := e.boot(ctx, b, rt, ep.NetNSPath)
+	if err != nil {
+		return nil, err
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
+	defer cancel()
+	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
+		return nil, err
+	}
+	rec.State, rec.Restored = StateWarm, restored
+	if err := b.save(rec); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// takeWarm hands a pooled sandbox matching s to a Create, or nil when none is ready.
+func (e *Engine) takeWarm(s Spec) *box {
+	key := poolKey(s)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pool := e.warm[key]
+	if len(pool) == 0 {
+		return nil
+	}
+	b := pool[len(pool)-1]
+	e.warm[key] = pool[:len(pool)-1]
+	return b
+}
+
+// createFromWarm turns a pooled sandbox into sandbox s: it gets s's identity, token,
+// environment and defaults from its daemon's init. On failure the pooled sandbox is
+// removed and the caller boots one cold.
+func (e *Engine) createFromWarm(ctx context.Context, b *box, s Spec) (Status, error) {
+	defer e.refill()
+	b.op.Lock()
+	defer b.op.Unlock()
+	rt, err := e.runtimeFor(s.RuntimeClass)
+	if err != nil {
+		return Status{}, err
+	}
+	rec := b.record()
+	rec.RuntimeID, rec.Spec, rec.State = rec.rid(), s, StateStarting
+	e.mu.Lock()
+	if e.boxes[s.ID] != nil {
+		e.mu.Unlock()
+		_ = e.destroy(context.WithoutCancel(ctx), b, rt)
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, ErrExists)
+	}
+	e.boxes[s.ID] = b
+	e.mu.Unlock()
+	fail := func(err error) (Status, error) {
+		_ = e.destroy(context.WithoutCancel(ctx), b, rt)
+		return Status{}, fmt.Errorf("create sandbox %s from the warm pool: %w", s.ID, err)
+	}
+	if err := b.save(rec); err != nil {
+		return fail(err)
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
+	defer cancel()
+	if err := e.envd.init(readyCtx, rec.Address, s); err != nil {
+		return fail(err)
+	}
+	if s.StartCmd != "" && !rec.Restored {
+		if _, err := e.envd.startCommand(readyCtx, rec.Address, s.AccessToken, s.StartCmd); err != nil {
+			return fail(err)
+		}
+	}
+	rec.State = StateRunning
+	if err := b.save(rec); err != nil {
+		return fail(err)
+	}
+	b.log.event("sandbox created from template %s (runtime %s, %d CPU, %d MB memory, %d MB disk; from the warm pool)",
+		s.TemplateID, s.RuntimeClass, s.CPUCount, s.MemoryMB, s.DiskSizeMB)
+	e.watch(b, rt)
+	return statusOf(rec), nil
+}
+
+// adoptWarm puts a pooled sandbox found at start back in its pool, or removes it.
+func (e *Engine) adoptWarm(ctx context.Context, b *box, rt runtime.Runtime, info runtime.Info, inRuntime bool) {
+	key := poolKey(b.rec.Spec)
+	wanted := false
+	for _, p := range e.opts.Warm {
+		if p.Spec.RuntimeClass == "" {
+			p.Spec.RuntimeClass = e.opts.DefaultClass
+		}
+		wanted = wanted || poolKey(p.Spec) == key
+	}
+	if rt != nil && inRuntime && info.Status == runtime.StatusRunning && wanted {
+		e.warm[key] = append(e.warm[key], b)
+		return
+	}
+	if err := e.destroy(ctx, b, rt); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		e.opts.Logger.Error("remove a pooled sandbox", "sandbox", b.rec.rid(), "err", err)
+	}
+}
+
+// DrainPools removes every pooled sandbox, e.g. before uninstalling a node.
+func (e *Engine) DrainPools(ctx context.Context) error {
+	e.mu.Lock()
+	if e.poolCancel != nil {
+		e.poolCancel()
+	}
+	var all []*box
+	for k, pool := range e.warm {
+		all = append(all, pool...)
+		delete(e.warm, k)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, b := range all {
+		rt, _ := e.runtimeFor(b.rec.Spec.RuntimeClass)
+		b.op.Lock()
+		errs = append(errs, e.destroy(ctx, b, rt))
+		b.op.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Warm reports how many pooled sandboxes are ready, in all pools.
+func (e *Engine) Warm() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, pool := range e.warm {
+		n += len(pool)
+	}
+	return n
+}

@@ -1,0 +1,104 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"lelantos.dev/lelantos/internal/engine"
+	"lelantos.dev/lelantos/internal/engine/enginetest"
+)
+
+// waitWarm waits until the engine's pools hold want ready sandboxes.
+func waitWarm(t *testing.T, e *engine.Engine, want int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for e.Warm() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("warm pool holds %d sandboxes, want %d", e.Warm(), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestWarmPool(t *testing.T) {
+	node := enginetest.NewNode(t, "10.232.8.0/24")
+	pooled := newSpec(t, "")
+	withPool := func(o *engine.Options) { o.Warm = []engine.WarmPool{{Spec: pooled, Size: 2}} }
+	e := node.EngineWith(t, withPool)
+	ctx := context.Background()
+	waitWarm(t, e, 2)
+	if got := len(e.List()); got != 0 {
+		t.Fatalf("List shows %d sandboxes: pooled ones must not be listed", got)
+	}
+
+	// A matching create takes a pooled sandbox and gives it its own identity.
+	s := newSpec(t, "poolaaaaaaaaaaaaaaa1")
+	s.EnvVars = map[string]string{"POOLED": "yes"}
+	start := time.Now()
+	st := create(t, e, s)
+	took := time.Since(start)
+	if got := must(t, st, "echo $POOLED"); got != "yes" {
+		t.Fatalf("env from create: %q", got)
+	}
+	if r, err := sh(ctx, st.Address, "wrong-token", "true"); err == nil && r.Code == 0 {
+		t.Fatal("the pooled sandbox accepts a wrong token")
+	}
+	t.Logf("create from the pool took %v", took)
+	waitWarm(t, e, 2) // refilled
+
+	// A create that does not match (other memory) boots one.
+	other := newSpec(t, "poolaaaaaaaaaaaaaaa2")
+	other.MemoryMB = 384
+	st2 := create(t, e, other)
+	must(t, st2, "true")
+	if e.Warm() != 2 {
+		t.Fatal("a non-matching create took a pooled sandbox")
+	}
+
+	// Pause and resume work on a sandbox that came from the pool.
+	must(t, st, counterCmd)
+	n := waitCounter(t, st, 3)
+	if _, err := e.Pause(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.Resume(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitCounter(t, st, n+1); got <= n {
+		t.Fatalf("counter %d after resume, was %d", got, n)
+	}
+
+	// A restarted node re-adopts its pool and its pooled-then-taken sandbox.
+	e.Close()
+	e = node.EngineWith(t, withPool)
+	waitWarm(t, e, 2)
+	if got, err := e.Get(s.ID); err != nil || got.State != engine.StateRunning {
+		t.Fatalf("after restart: %+v %v", got, err)
+	}
+	must(t, st, "true")
+
+	// Draining the pools and killing the sandboxes leaves no sandbox directory.
+	if err := e.DrainPools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	killed(t, e, s.ID)
+	killed(t, e, other.ID)
+	if e.Warm() != 0 {
+		t.Fatalf("%d pooled sandboxes after draining", e.Warm())
+	}
+	left, _ := os.ReadDir(filepath.Join(node.DataDir, "sandboxes"))
+	if len(left) != 0 {
+		t.Fatalf("sandbox directories left: %v", left)
+	}
+	infos, _ := node.Runtimes["gvisor"].List(ctx)
+	for _, i := range infos {
+		if strings.HasPrefix(i.ID, "warm") {
+			t.Errorf("runtime still holds pooled sandbox %s", i.ID)
+		}
+	}
+}
