@@ -30,6 +30,13 @@ func TestDownload(t *testing.T) {
 		return r
 	}
 	pq := "path=" + url.QueryEscape(path)
+	big := filepath.Join(root, "big")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, gzipMaxSize+1); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		req    *http.Request
@@ -56,6 +63,11 @@ func TestDownload(t *testing.T) {
 		{"gzip refused with q=0", get(pq, "Accept-Encoding", "gzip;q=0"), 200, func(t *testing.T, w *httptest.ResponseRecorder) {
 			if w.Header().Get("Content-Encoding") != "" {
 				t.Fatal("encoded although refused")
+			}
+		}},
+		{"large files are not compressed", get("path="+url.QueryEscape(big), "Accept-Encoding", "gzip, deflate"), 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if w.Header().Get("Content-Encoding") != "" || w.Body.Len() != gzipMaxSize+1 {
+				t.Fatalf("encoding %q, %d bytes", w.Header().Get("Content-Encoding"), w.Body.Len())
 			}
 		}},
 		{"range", get(pq, "Range", "bytes=10-19"), 206, func(t *testing.T, w *httptest.ResponseRecorder) {
