@@ -2,6 +2,7 @@
 //
 //	lelantos serve            run the control plane, the proxy and the local node
 //	lelantos keys ...         create, list and revoke API keys
+//	lelantos template ...     build, list and delete templates through the API
 //	lelantos version          print the version
 package main
 
@@ -30,6 +31,8 @@ const usage = `usage: lelantos <command> [flags]
 commands:
   serve     run the API, the sandbox proxy and this machine's node
   keys      manage API keys: keys create NAME | keys list | keys revoke ID
+  template  build, list and delete templates through the API:
+            template build -n NAME [-f Dockerfile] [flags] CONTEXT | template ls | template rm NAME
   version   print the version
 
 Run "lelantos <command> -h" for a command's flags.`
@@ -43,6 +46,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "keys":
 		return keys(ctx, args[1:])
+	case "template", "templates":
+		return templateCmd(ctx, args[1:])
 	case "version", "--version", "-version":
 		fmt.Println("lelantos", version)
 		return nil

@@ -23,6 +23,7 @@ import (
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/runtime/gvisor"
 	"lelantos.dev/lelantos/internal/runtime/runc"
+	"lelantos.dev/lelantos/internal/template"
 )
 
 // nodeConfig is what the local node needs.
@@ -35,6 +36,10 @@ type nodeConfig struct {
 	// named after it too ("LELANTOS" for the default "lel").
 	NetPrefix string
 	Logger    *slog.Logger
+	// Store keeps the templates the node builds; BaseRootfs is the base
+	// template's tree, which FROM base builds on.
+	Store      template.Store
+	BaseRootfs string
 }
 
 // chainPrefix names the iptables chains of a node whose names start with netPrefix.
@@ -48,9 +53,13 @@ func chainPrefix(netPrefix string) string {
 // localNode is this machine's engine served over the agent RPC on a unix socket.
 type localNode struct {
 	engine *engine.Engine
-	server *http.Server
-	socket string
-	client agentv1connect.AgentServiceClient
+	dns    *network.DNSForwarder
+	// templates builds templates on the node; the control plane uses it
+	// directly (the builder has no agent RPC yet).
+	templates *templateNode
+	server    *http.Server
+	socket    string
+	client    agentv1connect.AgentServiceClient
 }
 
 // startNode builds the engine and serves it on DataDir/agent.sock. The control plane
@@ -83,11 +92,20 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
+	// Sandboxes allowed on the internet get DNS through the host's resolvers.
+	dns, err := nm.StartDNS(ctx, network.DNSOptions{Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	templates, err := startTemplates(cfg, nodeDir, eng, g, nm)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), dns.Close(ctx))
+	}
 	socket := filepath.Join(cfg.DataDir, "agent.sock")
 	_ = os.Remove(socket)
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
-		return nil, fmt.Errorf("start node: %w", err)
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.Close(), dns.Close(ctx))
 	}
 	mux := http.NewServeMux()
 	mux.Handle(agent.NewServer(eng).Handler())
@@ -104,13 +122,16 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		},
 		MaxIdleConnsPerHost: 64,
 	}}
-	return &localNode{engine: eng, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent")}, nil
+	return &localNode{engine: eng, dns: dns, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent")}, nil
 }
 
+// Close stops the node's template builds, its agent server and its DNS
+// forwarder; sandboxes keep running.
 func (n *localNode) Close(ctx context.Context) error {
-	err := n.server.Shutdown(ctx)
+	terr := n.templates.Close()
+	err := errors.Join(terr, n.server.Shutdown(ctx))
 	_ = os.Remove(n.socket)
-	return err
+	return errors.Join(err, n.dns.Close(ctx))
 }
 
 // proxyAwareNode tells the sandbox proxy to drop its idle connections to sandboxes

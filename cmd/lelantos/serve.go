@@ -96,14 +96,15 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err := registerBase(ctx, db, f.baseRootfs); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	node, err := startNode(ctx, nodeConfig{DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix, Logger: log})
+	node, err := startNode(ctx, nodeConfig{DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet,
+		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer node.Close(context.Background())
 
 	var px *proxy.Proxy
-	svc, err := controlplane.New(controlplane.Config{Domain: f.domain, Logger: log},
+	svc, err := controlplane.New(controlplane.Config{Domain: f.domain, Logger: log, Templates: node.templates, Builder: node.templates},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() }})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -135,7 +136,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	errs := make(chan error, 4)
 	go func() { errs <- svc.Run(ctx) }()
 	apiSrv := &http.Server{
-		Handler:           api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec()}),
+		Handler:           api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec(), Templates: svc}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	go func() { errs <- apiSrv.Serve(apiLn) }()

@@ -69,6 +69,7 @@ func specFromProto(p *agentv1.SandboxSpec) engine.Spec {
 		DiskSizeMB: int(p.GetDiskSizeMb()), EnvVars: p.GetEnvVars(), AccessToken: p.GetEnvdAccessToken(),
 		AllowInternet: p.GetAllowInternetAccess(), DefaultUser: p.GetDefaultUser(),
 		DefaultWorkdir: p.GetDefaultWorkdir(), StartCmd: p.GetStartCmd(),
+		SnapshotImage: p.GetSnapshotImage(),
 	}
 }
 
@@ -79,6 +80,7 @@ func specToProto(s engine.Spec) *agentv1.SandboxSpec {
 		DiskSizeMb: int32(s.DiskSizeMB), EnvVars: s.EnvVars, EnvdAccessToken: s.AccessToken,
 		AllowInternetAccess: s.AllowInternet, DefaultUser: s.DefaultUser,
 		DefaultWorkdir: s.DefaultWorkdir, StartCmd: s.StartCmd,
+		SnapshotImage: s.SnapshotImage,
 	}
 }
 

@@ -38,7 +38,12 @@ func writeBad(w http.ResponseWriter, err error) {
 // leaves v as it is, unknown fields are ignored, and a field of the wrong
 // type is a 400 naming it.
 func (h *handler) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	return h.decodeBodyLimit(w, r, v, h.maxBody)
+}
+
+// decodeBodyLimit is decodeBody with a body of at most limit bytes.
+func (h *handler) decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

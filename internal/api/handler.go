@@ -52,6 +52,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// Spec is served at GET /openapi.yaml; nothing is served there when nil.
 	Spec []byte
+	// Templates serves the /templates routes; they do not exist when nil.
+	Templates Templates
+	// MaxBuildBodyBytes bounds the body of POST /templates, which carries
+	// the build context: 512 MiB when 0.
+	MaxBuildBodyBytes int64
 }
 
 // defaultMaxBody is the request body limit when Options.MaxBodyBytes is 0.
@@ -59,21 +64,27 @@ const defaultMaxBody = 1 << 20
 
 // handler holds the dependencies of the routes.
 type handler struct {
-	svc     Service
-	auth    Authenticator
-	log     *slog.Logger
-	maxBody int64
-	spec    []byte
+	svc          Service
+	templates    Templates
+	auth         Authenticator
+	log          *slog.Logger
+	maxBody      int64
+	maxBuildBody int64
+	spec         []byte
 }
 
 // NewHandler returns the API's http.Handler.
 func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
-	h := &handler{svc: svc, auth: auth, log: opts.Logger, maxBody: opts.MaxBodyBytes, spec: opts.Spec}
+	h := &handler{svc: svc, templates: opts.Templates, auth: auth, log: opts.Logger, maxBody: opts.MaxBodyBytes,
+		maxBuildBody: opts.MaxBuildBodyBytes, spec: opts.Spec}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = defaultMaxBody
+	}
+	if h.maxBuildBody <= 0 {
+		h.maxBuildBody = defaultMaxBuildBody
 	}
 
 	r := chi.NewRouter()
@@ -102,6 +113,14 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 		r.Post("/v2/sandboxes/{sandboxID}/connect", h.connect)
 		r.Get("/sandboxes/{sandboxID}/logs", h.logs)
 		r.Get("/sandboxes/{sandboxID}/metrics", h.metrics)
+		if h.templates != nil {
+			r.Get("/templates", h.listTemplates)
+			r.Post("/templates", h.buildTemplate)
+			r.Get("/templates/{templateID}", h.getTemplate)
+			r.Delete("/templates/{templateID}", h.deleteTemplate)
+			r.Get("/templates/{templateID}/builds/{buildID}/status", h.buildStatus)
+			r.Get("/templates/{templateID}/builds/{buildID}/logs", h.buildLogs)
+		}
 	})
 	return r
 }

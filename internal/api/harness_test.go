@@ -25,9 +25,11 @@ import (
 	"lelantos.dev/lelantos/internal/store"
 )
 
-// Service and Authenticator must be satisfied by the control plane.
+// Service, Templates and Authenticator must be satisfied by the control
+// plane.
 var (
 	_ Service       = (*controlplane.Service)(nil)
+	_ Templates     = (*controlplane.Service)(nil)
 	_ Authenticator = (*controlplane.Authenticator)(nil)
 )
 
@@ -39,6 +41,7 @@ type env struct {
 	svc     *controlplane.Service
 	db      *store.DB
 	node    *controlplanetest.Node
+	builder *fakeBuilder
 	key     string
 	doc     *openapi3.T
 	router  routers.Router
@@ -68,7 +71,9 @@ func newEnv(t testing.TB) *env {
 		}
 	}
 	node := controlplanetest.NewNode()
-	svc, err := controlplane.New(controlplane.Config{Domain: "lelantos.test", Logger: quiet()}, db, node)
+	builder := newFakeBuilder(db)
+	svc, err := controlplane.New(controlplane.Config{Domain: "lelantos.test", Logger: quiet(),
+		Templates: builder, Builder: builder}, db, node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +93,8 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(svc, controlplane.NewAuthenticator(db, nil), Options{Logger: quiet(), Spec: apispec.Spec()})
-	return &env{t: t, h: h, svc: svc, db: db, node: node, key: key, doc: doc, router: router, covered: map[string]bool{}}
+	h := NewHandler(svc, controlplane.NewAuthenticator(db, nil), Options{Logger: quiet(), Spec: apispec.Spec(), Templates: svc})
+	return &env{t: t, h: h, svc: svc, db: db, node: node, builder: builder, key: key, doc: doc, router: router, covered: map[string]bool{}}
 }
 
 // response is a recorded answer.

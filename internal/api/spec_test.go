@@ -157,6 +157,9 @@ func TestSpecConformance(t *testing.T) {
 	e.node.Fail(controlplanetest.OpCreate, nil)
 	e.allow5xx.Store(false)
 
+	// Templates: list, build, status and logs, get, delete.
+	exerciseTemplates(t, e, want)
+
 	// Every operation of the document was called with a 2xx answer.
 	var missing []string
 	for path, item := range e.doc.Paths.Map() {

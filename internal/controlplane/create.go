@@ -122,6 +122,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox
 	if err != nil {
 		return nil, err
 	}
+	details, err := s.templateDetails(ctx, tpl)
+	if err != nil {
+		return nil, err
+	}
 
 	now := s.now()
 	sb := &store.Sandbox{
@@ -169,7 +173,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox
 
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	resp, err := s.node.CreateSandbox(nctx, connect.NewRequest(&agentv1.CreateSandboxRequest{Spec: spec(sb, tpl)}))
+	resp, err := s.node.CreateSandbox(nctx, connect.NewRequest(&agentv1.CreateSandboxRequest{Spec: spec(sb, tpl, details)}))
 	if err != nil {
 		s.markDead(ctx, sb, "start failed: "+connectMessage(err))
 		s.bestEffortKill(ctx, sb.ID)

@@ -159,10 +159,16 @@ func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout t
 	if t, err := s.store.GetTemplate(ctx, sb.TemplateID); err == nil {
 		tpl = t
 	}
+	// The spec only matters to a node that lost its record: details are
+	// best effort.
+	details, err := s.templateDetails(ctx, tpl)
+	if err != nil {
+		s.log.Warn("template details for resume", "sandbox", sb.ID, "err", err)
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
 	resp, err := s.node.ResumeSandbox(nctx, connect.NewRequest(&agentv1.ResumeSandboxRequest{
-		SandboxId: sb.ID, Spec: spec(sb, tpl)}))
+		SandboxId: sb.ID, Spec: spec(sb, tpl, details)}))
 	if err != nil {
 		return s.nodeFailed(ctx, sb, StatePaused, "resume sandbox", err)
 	}

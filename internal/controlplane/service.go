@@ -88,6 +88,13 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives operational messages; slog.Default() by default.
 	Logger *slog.Logger
+	// Templates gives the node's details of built templates (default user
+	// and workdir, environment, start command, snapshot) for new sandboxes;
+	// nil means none, as for templates registered directly in the store.
+	Templates TemplateSource
+	// Builder builds templates on the node; nil means the template routes
+	// that need it answer ErrUnavailable.
+	Builder TemplateBuilder
 }
 
 // withDefaults returns c with its zero fields filled in.
@@ -151,6 +158,7 @@ type Store interface {
 	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]*store.Sandbox, string, error)
 	ListDue(ctx context.Context, now time.Time) ([]*store.Sandbox, error)
 	GetTemplate(ctx context.Context, idOrAlias string) (*store.Template, error)
+	ListTemplates(ctx context.Context) ([]*store.Template, error)
 	InsertMetric(ctx context.Context, sandboxID string, m store.Metric) error
 	ListMetrics(ctx context.Context, sandboxID string, start, end time.Time) ([]store.Metric, error)
 	DeleteMetricsBefore(ctx context.Context, before time.Time) (int64, error)
@@ -271,9 +279,10 @@ func isRunningState(state string) bool {
 	return state == StateRunning || state == StateStarting || state == StateResuming
 }
 
-// spec is what the node needs to (re)build sb; tpl may be nil when the
-// template is gone.
-func spec(sb *store.Sandbox, tpl *store.Template) *agentv1.SandboxSpec {
+// spec is what the node needs to (re)build sb: tpl (nil when the template is
+// gone) and its details d, with the sandbox's own variables over the
+// template's.
+func spec(sb *store.Sandbox, tpl *store.Template, d TemplateDetails) *agentv1.SandboxSpec {
 	sp := &agentv1.SandboxSpec{
 		SandboxId:           sb.ID,
 		TemplateId:          sb.TemplateID,
@@ -281,13 +290,27 @@ func spec(sb *store.Sandbox, tpl *store.Template) *agentv1.SandboxSpec {
 		CpuCount:            int32(sb.CPUCount),
 		MemoryMb:            int32(sb.MemoryMB),
 		DiskSizeMb:          int32(sb.DiskSizeMB),
-		EnvVars:             sb.EnvVars,
+		EnvVars:             mergeEnv(d.Env, sb.EnvVars),
 		EnvdAccessToken:     sb.EnvdAccessToken,
 		AllowInternetAccess: sb.AllowInternetAccess == nil || *sb.AllowInternetAccess,
+		DefaultUser:         d.DefaultUser,
+		DefaultWorkdir:      d.DefaultWorkdir,
+		StartCmd:            d.StartCmd,
+		TemplateRootfs:      d.Rootfs,
 	}
 	if tpl != nil {
-		sp.TemplateRootfs = tpl.RootfsPath
-		sp.StartCmd = tpl.StartCmd
+		if sp.TemplateRootfs == "" {
+			sp.TemplateRootfs = tpl.RootfsPath
+		}
+		if sp.StartCmd == "" {
+			sp.StartCmd = tpl.StartCmd
+		}
+	}
+	// Only gVisor restores snapshots. Another runtime would start cold, and the
+	// engine runs a start command only when there is no snapshot to restore,
+	// so runc sandboxes get the start command without the snapshot.
+	if sb.RuntimeClass == RuntimeGVisor || sb.RuntimeClass == "" {
+		sp.SnapshotImage = d.SnapshotImage
 	}
 	return sp
 }

@@ -94,7 +94,11 @@ type SandboxSpec struct {
 	DefaultUser         string            `protobuf:"bytes,11,opt,name=default_user,json=defaultUser,proto3" json:"default_user,omitempty"`
 	DefaultWorkdir      string            `protobuf:"bytes,12,opt,name=default_workdir,json=defaultWorkdir,proto3" json:"default_workdir,omitempty"`
 	// Optional start command of the template, run by the daemon after init.
-	StartCmd      string `protobuf:"bytes,13,opt,name=start_cmd,json=startCmd,proto3" json:"start_cmd,omitempty"`
+	StartCmd string `protobuf:"bytes,13,opt,name=start_cmd,json=startCmd,proto3" json:"start_cmd,omitempty"`
+	// Optional directory on the node of the template's snapshot (a sandbox with the
+	// start command running): the sandbox is restored from it instead of booted, so the
+	// start command is already running. Runtimes that cannot restore start cold.
+	SnapshotImage string `protobuf:"bytes,14,opt,name=snapshot_image,json=snapshotImage,proto3" json:"snapshot_image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -216,6 +220,13 @@ func (x *SandboxSpec) GetDefaultWorkdir() string {
 func (x *SandboxSpec) GetStartCmd() string {
 	if x != nil {
 		return x.StartCmd
+	}
+	return ""
+}
+
+func (x *SandboxSpec) GetSnapshotImage() string {
+	if x != nil {
+		return x.SnapshotImage
 	}
 	return ""
 }
@@ -1088,7 +1099,7 @@ var File_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x04\n" +
+	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x04\n" +
 	"\vSandboxSpec\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1f\n" +
@@ -1106,7 +1117,8 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	" \x01(\bR\x13allowInternetAccess\x12!\n" +
 	"\fdefault_user\x18\v \x01(\tR\vdefaultUser\x12'\n" +
 	"\x0fdefault_workdir\x18\f \x01(\tR\x0edefaultWorkdir\x12\x1b\n" +
-	"\tstart_cmd\x18\r \x01(\tR\bstartCmd\x1a:\n" +
+	"\tstart_cmd\x18\r \x01(\tR\bstartCmd\x12%\n" +
+	"\x0esnapshot_image\x18\x0e \x01(\tR\rsnapshotImage\x1a:\n" +
 	"\fEnvVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf0\x01\n" +

@@ -1,0 +1,276 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"lelantos.dev/lelantos/internal/controlplane"
+)
+
+// Templates is what the template routes need from the control plane;
+// *controlplane.Service implements it.
+type Templates interface {
+	ListTemplates(ctx context.Context) ([]*controlplane.TemplateInfo, error)
+	GetTemplate(ctx context.Context, name string) (*controlplane.TemplateInfo, error)
+	DeleteTemplate(ctx context.Context, name string) error
+	BuildTemplate(ctx context.Context, req controlplane.TemplateBuildRequest) (string, error)
+	TemplateBuildStatus(ctx context.Context, templateID, buildID string) (*controlplane.TemplateBuild, error)
+	TemplateBuildLogs(ctx context.Context, templateID, buildID string, offset, limit int) ([]controlplane.TemplateLogEntry, error)
+}
+
+// defaultMaxBuildBody is the body limit of POST /templates when
+// Options.MaxBuildBodyBytes is 0: the build context travels in it.
+const defaultMaxBuildBody = 512 << 20
+
+// maxBuildLogLimit is the most log entries one build status or logs request
+// returns (E2B's limit).
+const maxBuildLogLimit = 100
+
+// templateID and buildID are the path parameters.
+func templateID(r *http.Request) string { return chi.URLParam(r, "templateID") }
+func buildID(r *http.Request) string    { return chi.URLParam(r, "buildID") }
+
+// listTemplates answers GET /templates.
+func (h *handler) listTemplates(w http.ResponseWriter, r *http.Request) {
+	infos, err := h.templates.ListTemplates(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]templateJSON, 0, len(infos))
+	for _, i := range infos {
+		out = append(out, toTemplate(i))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// getTemplate answers GET /templates/{templateID}: the template and its builds.
+func (h *handler) getTemplate(w http.ResponseWriter, r *http.Request) {
+	info, err := h.templates.GetTemplate(r.Context(), templateID(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toTemplateWithBuilds(info))
+}
+
+// deleteTemplate answers DELETE /templates/{templateID}: 204.
+func (h *handler) deleteTemplate(w http.ResponseWriter, r *http.Request) {
+	if err := h.templates.DeleteTemplate(r.Context(), templateID(r)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
+}
+
+// buildBody is the body of POST /templates.
+type buildBody struct {
+	Name       *string `json:"name"`
+	Dockerfile *string `json:"dockerfile"`
+	// Context is base64 of a tar or tar.gz of the build context.
+	Context    *string `json:"context"`
+	StartCmd   *string `json:"startCmd"`
+	ReadyCmd   *string `json:"readyCmd"`
+	CPUCount   *int64  `json:"cpuCount"`
+	MemoryMB   *int64  `json:"memoryMB"`
+	DiskSizeMB *int64  `json:"diskSizeMB"`
+	BuildArgs  rawMap  `json:"buildArgs"`
+}
+
+// buildTemplate answers POST /templates: the build starts, 202 with its ID.
+func (h *handler) buildTemplate(w http.ResponseWriter, r *http.Request) {
+	var body buildBody
+	if err := h.decodeBodyLimit(w, r, &body, h.maxBuildBody); err != nil {
+		writeBad(w, err)
+		return
+	}
+	req, err := buildRequest(&body)
+	if err != nil {
+		writeBad(w, err)
+		return
+	}
+	id, err := h.templates.BuildTemplate(r.Context(), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, buildStartedJSON{TemplateID: req.Name, BuildID: id})
+}
+
+// buildRequest checks the form of a build body; the control plane checks
+// the values.
+func buildRequest(b *buildBody) (controlplane.TemplateBuildRequest, error) {
+	var req controlplane.TemplateBuildRequest
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	req.Name, req.Dockerfile = strings.TrimSpace(str(b.Name)), str(b.Dockerfile)
+	req.StartCmd, req.ReadyCmd = str(b.StartCmd), str(b.ReadyCmd)
+	if b.Name == nil {
+		return req, badf("name: required")
+	}
+	if b.Dockerfile == nil {
+		return req, badf("dockerfile: required")
+	}
+	for _, f := range []struct {
+		name string
+		v    *int64
+		dst  *int
+	}{{"cpuCount", b.CPUCount, &req.CPUCount}, {"memoryMB", b.MemoryMB, &req.MemoryMB}, {"diskSizeMB", b.DiskSizeMB, &req.DiskSizeMB}} {
+		if f.v == nil {
+			continue
+		}
+		if *f.v < math.MinInt32 || *f.v > math.MaxInt32 {
+			return req, badf("%s: out of range, got %d", f.name, *f.v)
+		}
+		*f.dst = int(*f.v)
+	}
+	var err error
+	if req.BuildArgs, err = b.BuildArgs.strings("buildArgs"); err != nil {
+		return req, err
+	}
+	if c := str(b.Context); c != "" {
+		// Check the encoding whole before the builder reads any of it.
+		if _, err := io.Copy(io.Discard, base64.NewDecoder(base64.StdEncoding, strings.NewReader(c))); err != nil {
+			return req, badf("context: not base64 (of a tar or tar.gz archive): %v", err)
+		}
+		req.Context = base64.NewDecoder(base64.StdEncoding, strings.NewReader(c))
+	}
+	return req, nil
+}
+
+// buildStatus answers GET /templates/{templateID}/builds/{buildID}/status
+// ?logsOffset=N&limit=M&level=L: the build's state and its log from entry N
+// on (entries at or above level L when given).
+func (h *handler) buildStatus(w http.ResponseWriter, r *http.Request) {
+	offset, _, err := queryInt(r, "logsOffset")
+	if err == nil && (offset < 0 || offset > math.MaxInt32) {
+		err = badf("logsOffset: must be between 0 and %d, got %d", math.MaxInt32, offset)
+	}
+	if err != nil {
+		writeBad(w, err)
+		return
+	}
+	limit, level, err := logQuery(r)
+	if err != nil {
+		writeBad(w, err)
+		return
+	}
+	// Status first: once it says finished, the log read next is complete.
+	b, err := h.templates.TemplateBuildStatus(r.Context(), templateID(r), buildID(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var entries []controlplane.TemplateLogEntry
+	if limit > 0 {
+		if level == "" {
+			entries, err = h.templates.TemplateBuildLogs(r.Context(), templateID(r), buildID(r), int(offset), limit)
+		} else {
+			entries, err = h.templates.TemplateBuildLogs(r.Context(), templateID(r), buildID(r), 0, 0)
+			entries = atLevel(entries, level)
+			entries = entries[min(int(offset), len(entries)):]
+			entries = entries[:min(limit, len(entries))]
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, toBuildInfo(b, entries))
+}
+
+// buildLogs answers GET /templates/{templateID}/builds/{buildID}/logs
+// ?cursor=<unix ms>&limit=N&direction=forward|backward&level=L: forward,
+// the entries at or after cursor, oldest first; backward, those at or
+// before it (the newest when absent), newest first.
+func (h *handler) buildLogs(w http.ResponseWriter, r *http.Request) {
+	cursor, hasCursor, err := queryInt(r, "cursor")
+	if err == nil && cursor < 0 {
+		err = badf("cursor: must not be negative, got %d", cursor)
+	}
+	if err != nil {
+		writeBad(w, err)
+		return
+	}
+	limit, level, err := logQuery(r)
+	if err != nil {
+		writeBad(w, err)
+		return
+	}
+	backward := false
+	switch d := r.URL.Query().Get("direction"); d {
+	case "", "forward":
+	case "backward":
+		backward = true
+	default:
+		writeBad(w, badf("direction: must be forward or backward, got %q", d))
+		return
+	}
+	entries, err := h.templates.TemplateBuildLogs(r.Context(), templateID(r), buildID(r), 0, 0)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	entries = atLevel(entries, level)
+	at := time.UnixMilli(cursor)
+	if backward {
+		slices.Reverse(entries)
+	}
+	out := buildLogsJSON{Logs: []buildLogEntryJSON{}}
+	for _, e := range entries {
+		if len(out.Logs) == limit {
+			break
+		}
+		if hasCursor && ((!backward && e.Timestamp.Before(at)) || (backward && e.Timestamp.After(at.Add(time.Millisecond-1)))) {
+			continue
+		}
+		out.Logs = append(out.Logs, toBuildLogEntry(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// logQuery reads the limit (0..100, default 100) and level of a build log
+// query.
+func logQuery(r *http.Request) (int, string, error) {
+	limit, ok, err := queryInt(r, "limit")
+	if err != nil {
+		return 0, "", err
+	}
+	if !ok {
+		limit = maxBuildLogLimit
+	}
+	if limit < 0 || limit > maxBuildLogLimit {
+		return 0, "", badf("limit: must be between 0 and %d, got %d", maxBuildLogLimit, limit)
+	}
+	level := r.URL.Query().Get("level")
+	if level != "" && !slices.Contains(logLevels, level) {
+		return 0, "", badf("level: must be one of %s, got %q", strings.Join(logLevels, ", "), level)
+	}
+	return int(limit), level, nil
+}
+
+// logLevels are E2B's log levels, least severe first.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// atLevel keeps the entries at or above level ("" keeps all).
+func atLevel(entries []controlplane.TemplateLogEntry, level string) []controlplane.TemplateLogEntry {
+	if level == "" {
+		return entries
+	}
+	floor := slices.Index(logLevels, level)
+	return slices.DeleteFunc(entries, func(e controlplane.TemplateLogEntry) bool {
+		return slices.Index(logLevels, e.Level) < floor
+	})
+}
