@@ -40,6 +40,20 @@ type nodeConfig struct {
 	// template's tree, which FROM base builds on.
 	Store      template.Store
 	BaseRootfs string
+	// WarmPool is how many base-template sandboxes to keep booted.
+	WarmPool int
+}
+
+// warmPools keeps cfg.WarmPool sandboxes shaped like a default create from base:
+// the control plane asks for exactly this spec when a request sets no sizes.
+func warmPools(cfg nodeConfig) []engine.WarmPool {
+	if cfg.WarmPool == 0 {
+		return nil
+	}
+	return []engine.WarmPool{{Size: cfg.WarmPool, Spec: engine.Spec{
+		TemplateID: "base", RootfsPath: cfg.BaseRootfs, RuntimeClass: gvisor.Class,
+		CPUCount: baseCPU, MemoryMB: baseMemoryMB, DiskSizeMB: baseDiskMB, AllowInternet: true,
+	}}}
 }
 
 // chainPrefix names the iptables chains of a node whose names start with netPrefix.
@@ -87,7 +101,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	}
 	eng, err := engine.New(ctx, engine.Options{
 		DataDir: nodeDir, Runtimes: runtimes, DefaultClass: gvisor.Class, Network: nm,
-		EnvdPath: cfg.Envd, Logger: cfg.Logger,
+		EnvdPath: cfg.Envd, Logger: cfg.Logger, Warm: warmPools(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
@@ -127,9 +141,12 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 
 // Close stops the node's template builds, its agent server and its DNS
 // forwarder; sandboxes keep running.
+// Close stops the node's servers and background work. Sandboxes keep running and are
+// re-adopted at the next start; pooled ones are removed (they boot again quickly).
 func (n *localNode) Close(ctx context.Context) error {
 	terr := n.templates.Close()
-	err := errors.Join(terr, n.server.Shutdown(ctx))
+	err := errors.Join(terr, n.server.Shutdown(ctx), n.engine.DrainPools(ctx))
+	n.engine.Close()
 	_ = os.Remove(n.socket)
 	return errors.Join(err, n.dns.Close(ctx))
 }

@@ -24,6 +24,7 @@ import (
 // serveFlags are serve's options.
 type serveFlags struct {
 	listen, sandboxListen, tlsListen string
+	warmPool                         int
 	domain, dataDir                  string
 	baseRootfs, runsc, envd, subnet  string
 	netPrefix                        string
@@ -34,7 +35,8 @@ func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:3000", "address of the API")
 	fs.StringVar(&f.sandboxListen, "sandbox-listen", "127.0.0.1:3001", "address of the sandbox proxy (plain HTTP, routed by E2b-Sandbox-* headers or host)")
-	fs.StringVar(&f.tlsListen, "tls-listen", "127.0.0.1:3443", "address of the sandbox proxy's TLS listener, used with --domain")
+	fs.StringVar(&f.tlsListen, "tls-listen", "127.0.0.1:443", "address of the sandbox proxy's TLS listener, used with --domain (the clients' https://<port>-<id>.DOMAIN URLs use port 443)")
+	fs.IntVar(&f.warmPool, "warm-pool", 2, "base-template sandboxes kept booted so that creates only initialize one (0 turns the pool off)")
 	fs.StringVar(&f.domain, "domain", "", "serve sandboxes as https://<port>-<id>.DOMAIN with a generated CA (needs wildcard DNS to this machine)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
 	fs.StringVar(&f.baseRootfs, "base-rootfs", "", "root filesystem of the base template (scripts/build-base.sh prints it)")
@@ -44,6 +46,9 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.warmPool < 0 || f.warmPool > 100 {
+		return fmt.Errorf("serve: --warm-pool %d must be 0..100", f.warmPool)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
@@ -96,7 +101,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err := registerBase(ctx, db, f.baseRootfs); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	node, err := startNode(ctx, nodeConfig{DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet,
+	node, err := startNode(ctx, nodeConfig{WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet,
 		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -104,7 +109,8 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	defer node.Close(context.Background())
 
 	var px *proxy.Proxy
-	svc, err := controlplane.New(controlplane.Config{Domain: f.domain, Logger: log, Templates: node.templates, Builder: node.templates},
+	svc, err := controlplane.New(controlplane.Config{Domain: f.domain, Logger: log,
+		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() }})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -188,6 +194,13 @@ func adminKey(ctx context.Context, db *store.DB, dir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// The base template's sizes, which are also the server's defaults.
+const (
+	baseCPU      = 2
+	baseMemoryMB = 512
+	baseDiskMB   = 2048
+)
+
 // registerBase records the base template, pointing at this machine's tree.
 func registerBase(ctx context.Context, db *store.DB, rootfs string) error {
 	t, err := db.GetTemplate(ctx, "base")
@@ -198,7 +211,7 @@ func registerBase(ctx context.Context, db *store.DB, rootfs string) error {
 		return fmt.Errorf("register base template: %w", err)
 	}
 	nt := &store.Template{ID: "base", BuildID: filepath.Base(rootfs), RootfsPath: rootfs,
-		CPUCount: 2, MemoryMB: 512, DiskSizeMB: 2048, EnvdVersion: envd.Version, Status: store.TemplateReady, Public: true}
+		CPUCount: baseCPU, MemoryMB: baseMemoryMB, DiskSizeMB: baseDiskMB, EnvdVersion: envd.Version, Status: store.TemplateReady, Public: true}
 	if err := db.PutTemplate(ctx, nt); err != nil {
 		return fmt.Errorf("register base template: %w", err)
 	}
