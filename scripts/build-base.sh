@@ -5,7 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 recipe_pkgs="bash coreutils procps iproute2 python3 python3-pip python3-venv nodejs npm git curl ca-certificates sudo iputils-ping less xz-utils"
-hash=$(printf '%s|%s|v1' "$recipe_pkgs" bookworm | sha256sum | cut -c1-12)
+hash=$(printf '%s|%s|v2' "$recipe_pkgs" bookworm | sha256sum | cut -c1-12)
 out="$LELANTOS_CACHE_DIR/rootfs/base-$hash"
 if [ "${1:-}" = "--rebuild" ]; then rm -rf "$out"; fi
 if [ -f "$out/.lelantos-complete" ]; then echo "$out"; exit 0; fi
@@ -39,6 +39,9 @@ chroot "$tmp" /bin/sh -c '
 '
 echo "lelantos" > "$tmp/etc/hostname"
 mkdir -p "$tmp/lelantos"
+# gVisor mounts a tmpfs (the sandbox's memory) over an empty /tmp; keep it on disk.
+echo "Keeps /tmp on the sandbox's disk: gVisor puts an empty /tmp in memory." > "$tmp/tmp/.lelantos-tmp-on-disk"
+chmod 0444 "$tmp/tmp/.lelantos-tmp-on-disk"
 umount "$tmp/proc"
 touch "$tmp/.lelantos-complete"
 mv "$tmp" "$out"

@@ -21,6 +21,7 @@ import (
 	"lelantos.dev/lelantos/internal/gen/agent/v1/agentv1connect"
 	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
+	"lelantos.dev/lelantos/internal/runtime/cgroups"
 	"lelantos.dev/lelantos/internal/runtime/gvisor"
 	"lelantos.dev/lelantos/internal/runtime/runc"
 	"lelantos.dev/lelantos/internal/template"
@@ -87,6 +88,11 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	nm, err := network.NewManager(ctx, network.Config{StateDir: filepath.Join(nodeDir, "network"), Subnet: subnet, NamePrefix: cfg.NetPrefix, ChainPrefix: chainPrefix(cfg.NetPrefix)})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
+	}
+	if changed, err := cgroups.LimitDirtyPages(); err != nil {
+		cfg.Logger.Warn("cannot cap the host's dirty page cache; large writes may OOM sandboxes", "err", err)
+	} else if changed {
+		cfg.Logger.Info("capped the host's dirty page cache (vm.dirty_bytes) so large writes in sandboxes are written back before their memory fills")
 	}
 	runtimes := map[string]runtime.Runtime{}
 	g, err := gvisor.New(gvisor.Options{Runsc: cfg.Runsc, StateDir: filepath.Join(nodeDir, "runsc")})

@@ -76,6 +76,9 @@ func (b *Builder) commitVersion(ctx context.Context, st *buildState) (meta *Meta
 	if _, err := mkdirAllIn(root, "/lelantos", 0o755, owner{}); err != nil {
 		return nil, nil, fmt.Errorf("commit version: %w", err)
 	}
+	if err := keepTmpOnDisk(root); err != nil {
+		return nil, nil, fmt.Errorf("commit version: %w", err)
+	}
 	meta = &Metadata{
 		Name: req.Name, BuildID: req.BuildID, Rootfs: root, DefaultWorkdir: st.cfg.Workdir,
 		StartCmd: req.StartCmd, ReadyCmd: req.ReadyCmd, Cmd: st.cfg.Cmd, Entrypoint: st.cfg.Entrypoint,
@@ -233,4 +236,27 @@ func (b *Builder) Delete(ctx context.Context, name string, inUse func(name strin
 		return fmt.Errorf("delete template %s: %w", name, err)
 	}
 	return nil
+}
+
+// tmpMarker is a file that keeps a template's /tmp from being empty.
+const tmpMarker = ".lelantos-tmp-on-disk"
+
+// keepTmpOnDisk makes sure the tree's /tmp is not empty. gVisor mounts a tmpfs, which
+// lives in the sandbox's memory, over an empty /tmp; users write large files there,
+// and expect them on the sandbox's disk as on a VM.
+func keepTmpOnDisk(root string) error {
+	if _, err := mkdirAllIn(root, "/tmp", 0o1777, owner{}); err != nil {
+		return err
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := r.OpenFile("tmp/"+tmpMarker, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o444)
+	if err != nil {
+		return fmt.Errorf("mark /tmp: %w", err)
+	}
+	_, werr := f.WriteString("Keeps /tmp on the sandbox's disk: gVisor puts an empty /tmp in memory.\n")
+	return errors.Join(werr, f.Close())
 }
