@@ -19,9 +19,33 @@ import (
 // the e2b clients run commands) over a new connection; the sandbox is killed
 // outside the timer. Reports create, first-command and total (create to the
 // command's end) p50/p99, and kill p50.
-func BenchmarkEngineCreateFirstCommand(b *testing.B) {
+func BenchmarkEngineCreateFirstCommand(b *testing.B) { benchCreate(b, 0) }
+
+// BenchmarkEngineCreateWarmPool is BenchmarkEngineCreateFirstCommand with a warm pool
+// of two sandboxes of the created shape, as `lelantos serve` keeps for base; each
+// iteration waits, untimed, until the pool has refilled.
+func BenchmarkEngineCreateWarmPool(b *testing.B) { benchCreate(b, 2) }
+
+func benchCreate(b *testing.B, pool int) {
 	r := newRig(b)
 	ctx := context.Background()
+	if pool > 0 {
+		r.e.Close()
+		r.e = r.node.EngineWith(b, func(o *engine.Options) {
+			o.Warm = []engine.WarmPool{{Spec: r.spec(""), Size: pool}}
+		})
+	}
+	waitPool := func() {
+		for deadline := time.Now().Add(time.Minute); pool > 0 && r.e.Warm() < pool; {
+			if time.Now().After(deadline) {
+				b.Fatalf("the warm pool holds %d of %d sandboxes", r.e.Warm(), pool)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	waitPool()
+	b.StartTimer()
 	var creates, firsts, totals, kills []time.Duration
 	i := 0
 	for b.Loop() {
@@ -46,6 +70,7 @@ func BenchmarkEngineCreateFirstCommand(b *testing.B) {
 			b.Fatalf("kill %s: %v", s.ID, err)
 		}
 		kills = append(kills, time.Since(k0))
+		waitPool()
 		b.StartTimer()
 		creates, firsts, totals = append(creates, t1.Sub(t0)), append(firsts, t2.Sub(t1)), append(totals, t2.Sub(t0))
 	}

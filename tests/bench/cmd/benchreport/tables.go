@@ -90,16 +90,17 @@ func sections(r *results) []section {
 
 // Benchmark names of tests/bench.
 const (
-	benchCreate    = "BenchmarkEngineCreateFirstCommand"
-	benchPause     = "BenchmarkEnginePauseResume200MB"
-	benchFork      = "BenchmarkEngineFork10"
-	benchIdle      = "BenchmarkEngineIdleDensity"
-	baseIdleRunc   = "BenchmarkBaselineIdleDensityRunc"
-	baseRunscTrue  = "BenchmarkBaselineRunscTrue"
-	baseRuncTrue   = "BenchmarkBaselineRuncTrue"
-	baseCheckpoint = "BenchmarkBaselineRunscCheckpointRestore200MB"
-	baseForkExec   = "BenchmarkBaselineForkExecTrue"
-	benchEnvdCmd   = "BenchmarkEnvdCommandTrue"
+	benchCreate     = "BenchmarkEngineCreateFirstCommand"
+	benchCreateWarm = "BenchmarkEngineCreateWarmPool"
+	benchPause      = "BenchmarkEnginePauseResume200MB"
+	benchFork       = "BenchmarkEngineFork10"
+	benchIdle       = "BenchmarkEngineIdleDensity"
+	baseIdleRunc    = "BenchmarkBaselineIdleDensityRunc"
+	baseRunscTrue   = "BenchmarkBaselineRunscTrue"
+	baseRuncTrue    = "BenchmarkBaselineRuncTrue"
+	baseCheckpoint  = "BenchmarkBaselineRunscCheckpointRestore200MB"
+	baseForkExec    = "BenchmarkBaselineForkExecTrue"
+	benchEnvdCmd    = "BenchmarkEnvdCommandTrue"
 )
 
 func engineSection(r *results) section {
@@ -116,6 +117,9 @@ func engineSection(r *results) section {
 	rows := []row{
 		{"create to first command (`true`), p50 (n=" + n(benchCreate) + ")", r.bm(benchCreate, "total-p50-ms", "%.1f ms"), atMost(50, "ms"), trueBase("p50")},
 		{"create to first command, p99", r.bm(benchCreate, "total-p99-ms", "%.1f ms"), target{}, trueBase("p99")},
+		{"with a warm pool of 2 (serve's default): create to first command, p50 / p99 (n=" + n(benchCreateWarm) + ")",
+			r.bm(benchCreateWarm, "total-p50-ms", "%.1f ms").plus(" / " + r.bm(benchCreateWarm, "total-p99-ms", "%.1f ms").text), atMost(50, "ms"), trueBase("p50")},
+		{"with a warm pool: Engine.Create alone, p50 / p99", r.bm(benchCreateWarm, "create-p50-ms", "%.1f ms").plus(" / " + r.bm(benchCreateWarm, "create-p99-ms", "%.1f ms").text), target{}, ""},
 		{"of which Engine.Create, p50 / p99", r.bm(benchCreate, "create-p50-ms", "%.1f ms").plus(" / " + r.bm(benchCreate, "create-p99-ms", "%.1f ms").text), target{}, ""},
 		{"of which the first command, p50 / p99", r.bm(benchCreate, "firstcmd-p50-ms", "%.1f ms").plus(" / " + r.bm(benchCreate, "firstcmd-p99-ms", "%.1f ms").text), target{}, ""},
 		{"kill, p50", r.bm(benchCreate, "kill-p50-ms", "%.1f ms"), target{}, ""},
