@@ -73,10 +73,10 @@ type Engine struct {
 
 	mu    sync.Mutex
 	boxes map[string]*box
-	// warm holds the pooled sandboxes by pool key; filling is true while a goroutine
-	// tops the pools up, until poolCtx ends.
+	// warm holds the pooled sandboxes by pool key; filled is non-nil, and closed when
+	// done, while a goroutine tops the pools up, until poolCtx ends.
 	warm       map[string][]*box
-	filling    bool
+	filled     chan struct{}
 	poolCtx    context.Context
 	poolCancel context.CancelFunc
 }

@@ -66,6 +66,14 @@ func (e *Engine) fillPools(ctx context.Context) {
 				continue
 			}
 			e.mu.Lock()
+			if ctx.Err() != nil { // drained meanwhile: this one is not wanted
+				e.mu.Unlock()
+				rt, _ := e.runtimeFor(b.rec.Spec.RuntimeClass)
+				b.op.Lock()
+				_ = e.destroy(context.WithoutCancel(ctx), b, rt)
+				b.op.Unlock()
+				return
+			}
 			e.warm[key] = append(e.warm[key], b)
 			e.mu.Unlock()
 		}
@@ -75,16 +83,18 @@ func (e *Engine) fillPools(ctx context.Context) {
 // refill starts topping the pools up in the background unless that already runs.
 func (e *Engine) refill() {
 	e.mu.Lock()
-	if e.filling || e.poolCtx == nil || e.poolCtx.Err() != nil {
+	if e.filled != nil || e.poolCtx == nil || e.poolCtx.Err() != nil {
 		e.mu.Unlock()
 		return
 	}
-	e.filling = true
+	done := make(chan struct{})
+	e.filled = done
 	e.mu.Unlock()
 	go func() {
+		defer close(done)
 		e.fillPools(e.poolCtx)
 		e.mu.Lock()
-		e.filling = false
+		e.filled = nil
 		e.mu.Unlock()
 	}()
 }
@@ -229,6 +239,12 @@ func (e *Engine) DrainPools(ctx context.Context) error {
 	if e.poolCancel != nil {
 		e.poolCancel()
 	}
+	filling := e.filled
+	e.mu.Unlock()
+	if filling != nil {
+		<-filling // a sandbox being booted for a pool is removed by the filler
+	}
+	e.mu.Lock()
 	var all []*box
 	for k, pool := range e.warm {
 		all = append(all, pool...)
