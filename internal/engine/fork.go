@@ -9,11 +9,9 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
-	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
 )
 
@@ -133,20 +131,13 @@ func forkSpec(src, s Spec) (Spec, error) {
 // forkOne restores one fork from the source's image. On failure it removes all it made.
 // Call with src.op held.
 func (e *Engine) forkOne(ctx context.Context, src *box, srec *record, rt runtime.Runtime, s Spec) (st Status, err error) {
-	dir := filepath.Join(e.opts.DataDir, "sandboxes", s.ID)
 	// The fork keeps the source's daemon: the image holds its open files.
-	b := &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
-		Spec: s, State: StateStarting, EnvdDir: srec.EnvdDir, CreatedAt: time.Now().UTC(),
-	}}
+	b := e.newBox(s, srec.EnvdDir)
 	b.op.Lock()
 	defer b.op.Unlock()
-	e.mu.Lock()
-	if e.boxes[s.ID] != nil {
-		e.mu.Unlock()
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, ErrExists)
+	if err := e.register(b); err != nil {
+		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
 	}
-	e.boxes[s.ID] = b
-	e.mu.Unlock()
 	defer func() {
 		if err != nil {
 			if derr := e.destroy(context.WithoutCancel(ctx), b, rt); derr != nil {
@@ -154,28 +145,17 @@ func (e *Engine) forkOne(ctx context.Context, src *box, srec *record, rt runtime
 			}
 		}
 	}()
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	if err := b.save(b.record()); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	ep, err := e.opts.Network.Setup(ctx, s.ID, network.Options{AllowInternet: s.AllowInternet})
+	rec, err := e.lay(ctx, b)
 	if err != nil {
 		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
 	}
-	rec := b.record()
-	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
-	if err := b.save(rec); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	if err := rt.Restore(ctx, s.ID, e.config(b, ep.NetNSPath), srec.Image); err != nil {
+	if err := rt.Restore(ctx, s.ID, e.config(b, rec.NetNSPath), srec.Image); err != nil {
 		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
 	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w; console: %s", s.ID, err, runtime.Tail(filepath.Join(dir, consoleFile), 512))
+		return Status{}, fmt.Errorf("fork %s: %w; console: %s", s.ID, err, runtime.Tail(filepath.Join(b.dir, consoleFile), 512))
 	}
 	// The restored daemon holds the source's settings; present the source's token to
 	// give it the fork's.

@@ -34,47 +34,29 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 		}
 		e.opts.Logger.Warn("warm sandbox unusable; booting one", "sandbox", s.ID, "err", err)
 	}
-	dir := filepath.Join(e.opts.DataDir, "sandboxes", s.ID)
-	b := &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
-		Spec: s, State: StateStarting, EnvdDir: e.envdDir, CreatedAt: time.Now().UTC(),
-	}}
+	b := e.newBox(s, e.envdDir)
 	b.op.Lock()
 	defer b.op.Unlock()
-	e.mu.Lock()
-	if e.boxes[s.ID] != nil {
-		e.mu.Unlock()
-		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, ErrExists)
+	if err := e.register(b); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
-	e.boxes[s.ID] = b
-	e.mu.Unlock()
 	defer func() {
 		if err != nil {
 			e.destroy(context.WithoutCancel(ctx), b, rt)
 		}
 	}()
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
-	}
-	if err := b.save(b.record()); err != nil {
-		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
-	}
-	ep, err := e.opts.Network.Setup(ctx, s.ID, network.Options{AllowInternet: s.AllowInternet})
+	rec, err := e.lay(ctx, b)
 	if err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
-	rec := b.record()
-	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
-	if err := b.save(rec); err != nil {
-		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
-	}
-	restored, err := e.boot(ctx, b, rt, ep.NetNSPath)
+	restored, err := e.boot(ctx, b, rt, rec.NetNSPath)
 	if err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
 	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
-		return Status{}, fmt.Errorf("create sandbox %s: %w; console: %s", s.ID, err, runtime.Tail(filepath.Join(dir, consoleFile), 512))
+		return Status{}, fmt.Errorf("create sandbox %s: %w; console: %s", s.ID, err, runtime.Tail(filepath.Join(b.dir, consoleFile), 512))
 	}
 	if err := e.envd.init(readyCtx, rec.Address, s); err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
@@ -93,6 +75,47 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 		s.TemplateID, s.RuntimeClass, s.CPUCount, s.MemoryMB, s.DiskSizeMB)
 	e.watch(b, rt)
 	return statusOf(rec), nil
+}
+
+// newBox is the handle of a sandbox about to be built, running the daemon in envdDir.
+func (e *Engine) newBox(s Spec, envdDir string) *box {
+	dir := filepath.Join(e.opts.DataDir, "sandboxes", s.ID)
+	return &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
+		Spec: s, State: StateStarting, EnvdDir: envdDir, CreatedAt: time.Now().UTC(),
+	}}
+}
+
+// register makes b the sandbox of its id, unless the id is taken.
+func (e *Engine) register(b *box) error {
+	id := b.rec.Spec.ID
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.boxes[id] != nil {
+		return ErrExists
+	}
+	e.boxes[id] = b
+	return nil
+}
+
+// lay makes a new sandbox's directory, record and network, and records its
+// address. Call with b.op held; on error the caller destroys b.
+func (e *Engine) lay(ctx context.Context, b *box) (*record, error) {
+	if err := os.Mkdir(b.dir, 0o700); err != nil {
+		return nil, err
+	}
+	rec := b.record()
+	if err := b.save(rec); err != nil {
+		return nil, err
+	}
+	ep, err := e.opts.Network.Setup(ctx, rec.rid(), network.Options{AllowInternet: rec.Spec.AllowInternet})
+	if err != nil {
+		return nil, err
+	}
+	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
+	if err := b.save(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // boot starts a new sandbox: restored from its template's snapshot when there is a

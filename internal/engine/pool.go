@@ -5,11 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
-	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
 )
 
@@ -110,10 +107,7 @@ func (e *Engine) bootWarm(ctx context.Context, spec Spec) (b *box, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(e.opts.DataDir, "sandboxes", spec.ID)
-	b = &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
-		Spec: spec, State: StateStarting, EnvdDir: e.envdDir, CreatedAt: time.Now().UTC(),
-	}}
+	b = e.newBox(spec, e.envdDir)
 	b.op.Lock()
 	defer b.op.Unlock()
 	defer func() {
@@ -121,22 +115,11 @@ func (e *Engine) bootWarm(ctx context.Context, spec Spec) (b *box, err error) {
 			_ = e.destroy(context.WithoutCancel(ctx), b, rt)
 		}
 	}()
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, err
-	}
-	if err := b.save(b.record()); err != nil {
-		return nil, err
-	}
-	ep, err := e.opts.Network.Setup(ctx, spec.ID, network.Options{AllowInternet: spec.AllowInternet})
+	rec, err := e.lay(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	rec := b.record()
-	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
-	if err := b.save(rec); err != nil {
-		return nil, err
-	}
-	restored, err := e.boot(ctx, b, rt, ep.NetNSPath)
+	restored, err := e.boot(ctx, b, rt, rec.NetNSPath)
 	if err != nil {
 		return nil, err
 	}

@@ -190,29 +190,28 @@ func (n *Node) CreateSandbox(ctx context.Context, req *connect.Request[agentv1.C
 
 // PauseSandbox pauses a running sandbox.
 func (n *Node) PauseSandbox(ctx context.Context, req *connect.Request[agentv1.PauseSandboxRequest]) (*connect.Response[agentv1.PauseSandboxResponse], error) {
-	id := req.Msg.GetSandboxId()
-	end, err := n.begin(ctx, OpPause, id)
+	st, err := n.transition(ctx, OpPause, req.Msg.GetSandboxId(),
+		agentv1.SandboxState_SANDBOX_STATE_RUNNING, agentv1.SandboxState_SANDBOX_STATE_PAUSED)
 	if err != nil {
 		return nil, err
 	}
-	defer end()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	st, ok := n.sandboxes[id]
-	if !ok {
-		return nil, notFound(id)
-	}
-	if st.State != agentv1.SandboxState_SANDBOX_STATE_RUNNING {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("sandbox %s is %s", id, st.State))
-	}
-	st.State = agentv1.SandboxState_SANDBOX_STATE_PAUSED
-	return connect.NewResponse(&agentv1.PauseSandboxResponse{Status: proto.Clone(st).(*agentv1.SandboxStatus)}), nil
+	return connect.NewResponse(&agentv1.PauseSandboxResponse{Status: st}), nil
 }
 
 // ResumeSandbox resumes a paused sandbox.
 func (n *Node) ResumeSandbox(ctx context.Context, req *connect.Request[agentv1.ResumeSandboxRequest]) (*connect.Response[agentv1.ResumeSandboxResponse], error) {
-	id := req.Msg.GetSandboxId()
-	end, err := n.begin(ctx, OpResume, id)
+	st, err := n.transition(ctx, OpResume, req.Msg.GetSandboxId(),
+		agentv1.SandboxState_SANDBOX_STATE_PAUSED, agentv1.SandboxState_SANDBOX_STATE_RUNNING)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&agentv1.ResumeSandboxResponse{Status: st}), nil
+}
+
+// transition moves sandbox id from state from to state to, as operation op, and
+// returns a copy of its new status; any other state is FailedPrecondition.
+func (n *Node) transition(ctx context.Context, op, id string, from, to agentv1.SandboxState) (*agentv1.SandboxStatus, error) {
+	end, err := n.begin(ctx, op, id)
 	if err != nil {
 		return nil, err
 	}
@@ -223,11 +222,11 @@ func (n *Node) ResumeSandbox(ctx context.Context, req *connect.Request[agentv1.R
 	if !ok {
 		return nil, notFound(id)
 	}
-	if st.State != agentv1.SandboxState_SANDBOX_STATE_PAUSED {
+	if st.State != from {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("sandbox %s is %s", id, st.State))
 	}
-	st.State = agentv1.SandboxState_SANDBOX_STATE_RUNNING
-	return connect.NewResponse(&agentv1.ResumeSandboxResponse{Status: proto.Clone(st).(*agentv1.SandboxStatus)}), nil
+	st.State = to
+	return proto.Clone(st).(*agentv1.SandboxStatus), nil
 }
 
 // KillSandbox removes a sandbox; unknown is NotFound.
