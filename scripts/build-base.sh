@@ -1,42 +1,73 @@
 #!/usr/bin/env bash
 # Builds the `base` template's root filesystem from Debian's packages with debootstrap,
-# once, into $LELANTOS_CACHE_DIR/rootfs/base-<recipe hash>. Pass --rebuild to build anew.
-# Prints the finished tree's path on stdout.
+# once, into $LELANTOS_CACHE_DIR/rootfs/base-<hash of the recipe>. Pass --rebuild to
+# build anew. Prints the finished tree's path on stdout; progress goes to stderr.
+#
+# The tree behaves like E2B's base image for what agents do first: `user` (uid 1000)
+# has passwordless sudo, `python` is python3, pip installs for `user` without a venv
+# (no EXTERNALLY-MANAGED marker), `npm install -g` works as `user` (it owns
+# /usr/local), and gcc, make and the C headers are there for native packages.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-recipe_pkgs="bash coreutils procps iproute2 python3 python3-pip python3-venv nodejs npm git curl ca-certificates sudo iputils-ping less xz-utils"
-hash=$(printf '%s|%s|v2' "$recipe_pkgs" bookworm | sha256sum | cut -c1-12)
+recipe_pkgs="bash coreutils procps iproute2 python3 python3-pip python3-venv python3-dev python-is-python3
+  nodejs npm git curl wget ca-certificates sudo iputils-ping less xz-utils unzip zip jq build-essential"
+recipe_pkgs=$(echo $recipe_pkgs)
+# What goes into the tree, after the packages; its text is part of the cache key.
+setup='
+  set -e
+  id user >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash user
+  echo "user ALL=(ALL:ALL) NOPASSWD: ALL" > /etc/sudoers.d/user
+  chmod 0440 /etc/sudoers.d/user
+  rm -f /usr/lib/python3*/EXTERNALLY-MANAGED
+  mkdir -p /usr/local/lib/node_modules
+  chown -R user:user /usr/local
+  printf "127.0.0.1\tlocalhost\n127.0.1.1\tlelantos\n::1\tlocalhost ip6-localhost ip6-loopback\n" > /etc/hosts
+  apt-get clean
+  rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+'
+hash=$(printf '%s|%s|bookworm|v3' "$recipe_pkgs" "$setup" | sha256sum | cut -c1-12)
 out="$LELANTOS_CACHE_DIR/rootfs/base-$hash"
 if [ "${1:-}" = "--rebuild" ]; then rm -rf "$out"; fi
 if [ -f "$out/.lelantos-complete" ]; then echo "$out"; exit 0; fi
 mkdir -p "$LELANTOS_CACHE_DIR/rootfs"
 tmp="$out.tmp"
+if mountpoint -q "$tmp/proc" 2>/dev/null; then umount "$tmp/proc"; fi
 rm -rf "$tmp"
-log "building the base template with debootstrap (a few minutes, once)"
+started=$(date +%s)
+log "building the base template: step 1/3, debootstrap of Debian 12 (about 2 minutes, once)"
 mirror="${DEBIAN_MIRROR:-}"
 [ -n "$mirror" ] || mirror=$(awk '/^deb / && $3 ~ /bookworm$/ {print $2; exit}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
 if [ -z "$mirror" ]; then  # deb822 sources, as on Debian 12 images
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
 fi
+n=0
 debootstrap --variant=minbase bookworm "$tmp" $mirror 2>&1 |
-  while IFS= read -r line; do case "$line" in I:\ Retrieving*|I:\ Validating*) ;; *) printf '  %s\n' "$line" >&2 ;; esac; done
+  while IFS= read -r line; do
+    case "$line" in
+      I:\ Retrieving*|I:\ Validating*|I:\ Extracting*) ;;
+      I:\ Unpacking*|I:\ Configuring*)
+        n=$((n + 1))
+        if [ $((n % 20)) = 0 ]; then printf '  debootstrap: %d packages unpacked or configured\n' "$n" >&2; fi ;;
+      *) printf '  %s\n' "$line" >&2 ;;
+    esac
+  done
 test -x "$tmp/bin/bash"
 mount -t proc proc "$tmp/proc"
 trap 'umount "$tmp/proc" 2>/dev/null || true' EXIT
-log "installing into the base template: $recipe_pkgs"
+log "building the base template: step 2/3, installing $(echo $recipe_pkgs | wc -w) packages ($(($(date +%s) - started)) s so far)"
 DEBIAN_FRONTEND=noninteractive chroot "$tmp" /bin/sh -c "
   set -e
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $recipe_pkgs >/dev/null
-" 2>&1 | sed 's/^/  /' >&2
-chroot "$tmp" /bin/sh -c '
-  set -e
-  id user >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash user
-  echo "user ALL=(ALL:ALL) NOPASSWD: ALL" > /etc/sudoers.d/user
-  chmod 0440 /etc/sudoers.d/user
-  apt-get clean
-  rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
-'
+  apt-get install -y -q --no-install-recommends $recipe_pkgs
+" 2>&1 | while IFS= read -r line; do
+  case "$line" in
+    Get:*|Selecting*|Preparing*|Unpacking*|Setting\ up*|Processing*|"(Reading database"*) ;;
+    *"newly installed"*|*"to get"*) printf '  %s\n' "$line" >&2 ;;
+    *) ;;
+  esac
+done
+log "building the base template: step 3/3, users and settings ($(($(date +%s) - started)) s so far)"
+chroot "$tmp" /bin/sh -c "$setup"
 echo "lelantos" > "$tmp/etc/hostname"
 mkdir -p "$tmp/lelantos"
 # gVisor mounts a tmpfs (the sandbox's memory) over an empty /tmp; keep it on disk.
@@ -45,5 +76,5 @@ chmod 0444 "$tmp/tmp/.lelantos-tmp-on-disk"
 umount "$tmp/proc"
 touch "$tmp/.lelantos-complete"
 mv "$tmp" "$out"
-log "base template ready: $out"
+log "base template ready in $(($(date +%s) - started)) s: $out"
 echo "$out"

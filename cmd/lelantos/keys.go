@@ -31,7 +31,11 @@ func keys(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errors.New("keys: a subcommand is required: create, list or revoke")
 	}
-	dbPath := filepath.Join(dataDir(*dir), "lelantos.db")
+	d, err := dataDir(*dir)
+	if err != nil {
+		return fmt.Errorf("keys: --data-dir: %w", err)
+	}
+	dbPath := filepath.Join(d, "lelantos.db")
 	if _, err := os.Stat(dbPath); err != nil {
 		return fmt.Errorf("keys: no store at %s (start the server once, or pass --data-dir): %w", dbPath, err)
 	}

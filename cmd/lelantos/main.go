@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 )
 
@@ -58,13 +59,20 @@ func run(ctx context.Context, args []string) error {
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
 
-// dataDir is the flag's value, else LELANTOS_DATA_DIR, else ./.lelantos.
-func dataDir(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
+// dataDir is the flag's value, else LELANTOS_DATA_DIR, else ./.lelantos, made
+// absolute: runsc and the template builder refuse relative paths, and the server
+// must not depend on its working directory after it starts.
+func dataDir(flagValue string) (string, error) {
+	d := flagValue
+	if d == "" {
+		d = os.Getenv("LELANTOS_DATA_DIR")
 	}
-	if d := os.Getenv("LELANTOS_DATA_DIR"); d != "" {
-		return d
+	if d == "" {
+		d = ".lelantos"
 	}
-	return ".lelantos"
+	abs, err := filepath.Abs(d)
+	if err != nil {
+		return "", fmt.Errorf("data directory %q: %w", d, err)
+	}
+	return abs, nil
 }

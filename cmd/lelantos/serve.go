@@ -59,9 +59,33 @@ func serve(ctx context.Context, args []string) error {
 	if fi, err := os.Stat(filepath.Join(f.baseRootfs, "bin")); err != nil || !fi.IsDir() {
 		return fmt.Errorf("serve: --base-rootfs %s is not a root filesystem", f.baseRootfs)
 	}
-	f.dataDir = dataDir(f.dataDir)
+	if err := f.absolute(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return runServer(ctx, f, logger)
+}
+
+// absolute resolves every path flag against the working directory once, at
+// start: runsc needs absolute bundle and root paths, and nothing later may
+// depend on where the server was started.
+func (f *serveFlags) absolute() error {
+	d, err := dataDir(f.dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	f.dataDir = d
+	for _, p := range []struct {
+		flag string
+		v    *string
+	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}} {
+		abs, err := filepath.Abs(*p.v)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", p.flag, *p.v, err)
+		}
+		*p.v = abs
+	}
+	return nil
 }
 
 func defaultRunsc() string {

@@ -59,6 +59,9 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Warm lists the pools of pre-booted sandboxes to keep; none by default.
 	Warm []WarmPool
+	// WarmRetry is the first delay before a failed warm-pool boot is tried again; it
+	// doubles with each further failure in a row, up to two minutes. Default 1s.
+	WarmRetry time.Duration
 	// LogInterval is how often console output is moved into the log; default 500ms.
 	LogInterval time.Duration
 	Logger      *slog.Logger
@@ -100,6 +103,9 @@ var idPattern = regexp.MustCompile(`^[a-z0-9]{1,63}$`)
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 30 * time.Second
+	}
+	if opts.WarmRetry == 0 {
+		opts.WarmRetry = time.Second
 	}
 	if opts.LogInterval == 0 {
 		opts.LogInterval = 500 * time.Millisecond

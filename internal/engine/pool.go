@@ -39,13 +39,16 @@ func warmID() string {
 	return "warm" + string(b)
 }
 
-// fillPools tops every configured pool up, one sandbox at a time, until ctx ends.
+// fillPools tops every configured pool up, one sandbox at a time, until ctx ends. A
+// boot that fails is logged and retried after a delay that doubles with each failure
+// in a row, from Options.WarmRetry up to maxWarmRetry; it never stops the engine.
 func (e *Engine) fillPools(ctx context.Context) {
 	for _, p := range e.opts.Warm {
 		if p.Spec.RuntimeClass == "" {
 			p.Spec.RuntimeClass = e.opts.DefaultClass
 		}
 		key := poolKey(p.Spec)
+		delay := e.opts.WarmRetry
 		for ctx.Err() == nil {
 			e.mu.Lock()
 			have := len(e.warm[key])
@@ -55,13 +58,18 @@ func (e *Engine) fillPools(ctx context.Context) {
 			}
 			b, err := e.bootWarm(ctx, p.Spec)
 			if err != nil {
-				e.opts.Logger.Error("warm pool: boot a sandbox", "err", err)
+				if ctx.Err() != nil {
+					return
+				}
+				e.opts.Logger.Error("warm pool: boot a sandbox; retrying", "template", p.Spec.TemplateID, "in", delay, "err", err)
 				select {
 				case <-ctx.Done():
-				case <-time.After(5 * time.Second):
+				case <-time.After(delay):
 				}
+				delay = min(2*delay, maxWarmRetry)
 				continue
 			}
+			delay = e.opts.WarmRetry
 			e.mu.Lock()
 			if ctx.Err() != nil { // drained meanwhile: this one is not wanted
 				e.mu.Unlock()
@@ -76,6 +84,9 @@ func (e *Engine) fillPools(ctx context.Context) {
 		}
 	}
 }
+
+// maxWarmRetry caps the delay between failed warm-pool boots.
+const maxWarmRetry = 2 * time.Minute
 
 // refill starts topping the pools up in the background unless that already runs.
 func (e *Engine) refill() {
@@ -96,43 +107,47 @@ func (e *Engine) refill() {
 	}()
 }
 
-// bootWarm boots one pooled sandbox: network, runtime, healthy daemon, no init.
-func (e *Engine) bootWarm(ctx context.Context, spec Spec) (b *box, err error) {
+// bootWarm boots one pooled sandbox: network, runtime, healthy daemon, no init. On
+// failure everything made for it is removed and only the error is returned.
+func (e *Engine) bootWarm(ctx context.Context, spec Spec) (*box, error) {
 	spec.ID = warmID()
 	spec.AccessToken, spec.EnvVars, spec.StartCmd = "", nil, ""
 	if err := validate(spec); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("boot warm sandbox: %w", err)
 	}
 	rt, err := e.runtimeFor(spec.RuntimeClass)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("boot warm sandbox: %w", err)
 	}
-	b = e.newBox(spec, e.envdDir)
+	b := e.newBox(spec, e.envdDir)
 	b.op.Lock()
 	defer b.op.Unlock()
-	defer func() {
-		if err != nil {
-			_ = e.destroy(context.WithoutCancel(ctx), b, rt)
+	if err := e.bootWarmBox(ctx, b, rt); err != nil {
+		if derr := e.destroy(context.WithoutCancel(ctx), b, rt); derr != nil {
+			e.opts.Logger.Error("warm pool: clean up a failed boot", "sandbox", spec.ID, "err", derr)
 		}
-	}()
+		return nil, fmt.Errorf("boot warm sandbox %s: %w", spec.ID, err)
+	}
+	return b, nil
+}
+
+// bootWarmBox does bootWarm's work on b, whose op lock the caller holds.
+func (e *Engine) bootWarmBox(ctx context.Context, b *box, rt runtime.Runtime) error {
 	rec, err := e.lay(ctx, b)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	restored, err := e.boot(ctx, b, rt, rec.NetNSPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
 	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
-		return nil, err
+		return err
 	}
 	rec.State, rec.Restored = StateWarm, restored
-	if err := b.save(rec); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return b.save(rec)
 }
 
 // takeWarm hands a pooled sandbox matching s to a Create, or nil when none is ready.

@@ -2,14 +2,17 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"lelantos.dev/lelantos/internal/engine"
 	"lelantos.dev/lelantos/internal/engine/enginetest"
+	"lelantos.dev/lelantos/internal/runtime"
 )
 
 // waitWarm waits until the engine's pools hold want ready sandboxes.
@@ -100,5 +103,50 @@ func TestWarmPool(t *testing.T) {
 		if strings.HasPrefix(i.ID, "warm") {
 			t.Errorf("runtime still holds pooled sandbox %s", i.ID)
 		}
+	}
+}
+
+// failingStarts wraps a real runtime and fails its first n Starts, as a missing
+// binary or a full disk would.
+type failingStarts struct {
+	runtime.Runtime
+	mu sync.Mutex
+	n  int
+}
+
+func (f *failingStarts) Start(ctx context.Context, id string, cfg runtime.Config) error {
+	f.mu.Lock()
+	fail := f.n > 0
+	f.n--
+	f.mu.Unlock()
+	if fail {
+		return errors.New("start refused on purpose")
+	}
+	return f.Runtime.Start(ctx, id, cfg)
+}
+
+// A warm-pool boot that fails is cleaned up, logged and retried; the engine keeps
+// running and the pool fills once boots work again.
+func TestWarmPoolBootFailureRetries(t *testing.T) {
+	node := enginetest.NewNode(t, "10.232.9.0/24")
+	flaky := &failingStarts{Runtime: node.Runtimes["gvisor"], n: 3}
+	e := node.EngineWith(t, func(o *engine.Options) {
+		o.Runtimes = map[string]runtime.Runtime{"gvisor": flaky}
+		o.Warm = []engine.WarmPool{{Spec: newSpec(t, ""), Size: 1}}
+		o.WarmRetry = 10 * time.Millisecond
+	})
+	waitWarm(t, e, 1)
+	flaky.mu.Lock()
+	left := flaky.n
+	flaky.mu.Unlock()
+	if left > 0 {
+		t.Fatalf("pool filled with %d failures still to come", left)
+	}
+	dirs, _ := os.ReadDir(filepath.Join(node.DataDir, "sandboxes"))
+	if len(dirs) != 1 {
+		t.Fatalf("%d sandbox directories after 3 failed boots and one good one, want 1", len(dirs))
+	}
+	if err := e.DrainPools(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -88,6 +88,9 @@ func (r *Runtime) globalFlags(cfg runtime.Config) []string {
 		"--platform=" + r.opts.Platform,
 		"--network=" + network,
 		"--cpu-num-from-quota",
+		// Set-user-ID programs such as sudo change ids inside the sandbox's own
+		// kernel; nothing of the host is gained.
+		"--allow-suid",
 		fmt.Sprintf("--overlay2=root:dir=%s,size=%dm", cfg.Dir, cfg.DiskSizeMB),
 	}
 	if cfg.WritableRoot {
