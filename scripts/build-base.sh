@@ -30,6 +30,13 @@ out="$LELANTOS_CACHE_DIR/rootfs/base-$hash"
 if [ "${1:-}" = "--rebuild" ]; then rm -rf "$out"; fi
 if [ -f "$out/.lelantos-complete" ]; then echo "$out"; exit 0; fi
 mkdir -p "$LELANTOS_CACHE_DIR/rootfs"
+# One build at a time: a second caller waits for the first and uses its tree.
+exec 9>"$LELANTOS_CACHE_DIR/rootfs/.build.lock"
+if ! flock -n 9; then
+  log "waiting for another build of the base template to finish"
+  flock 9
+fi
+if [ -f "$out/.lelantos-complete" ]; then echo "$out"; exit 0; fi
 tmp="$out.tmp"
 if mountpoint -q "$tmp/proc" 2>/dev/null; then umount "$tmp/proc"; fi
 rm -rf "$tmp"

@@ -10,7 +10,7 @@ if [ ! -x "$target" ]; then
   mkdir -p "$bin"
   tmp=$(mktemp -d "$bin/.build.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
-  CGO_ENABLED=0 GOFLAGS=-mod=mod GOBIN="$tmp" go install "gvisor.dev/gvisor/runsc@$RUNSC_VERSION"
+  CGO_ENABLED=0 GOFLAGS=-mod=mod GOBIN="$tmp" with_progress "building runsc" 300 go install "gvisor.dev/gvisor/runsc@$RUNSC_VERSION"
   mv "$tmp/runsc" "$target"
 fi
 ln -sfn "$(basename "$target")" "$bin/runsc"

@@ -1,8 +1,33 @@
 # Shared settings for Lelantos' scripts. Sourced, never run.
 # LELANTOS_CACHE_DIR holds everything built once and reused across clones and runs:
-# the pinned runsc, the base root filesystem, the npm test client.
+# the pinned runsc, the base root filesystem, the npm clients.
 : "${LELANTOS_CACHE_DIR:=/var/cache/lelantos}"
 RUNSC_VERSION=v0.0.0-20260905035102-160fafc42237
 E2B_NPM_VERSIONS="2.51.0 2.50.0"
 export LELANTOS_CACHE_DIR RUNSC_VERSION
 log() { printf '[lelantos] %s\n' "$*" >&2; }
+
+# with_progress WHAT SECONDS CMD...: runs CMD, and every 30 s while it runs says how
+# long WHAT has taken against the SECONDS it usually takes.
+with_progress() {
+  local what=$1 expect=$2 start pid rc
+  shift 2
+  start=$(date +%s)
+  "$@" &
+  pid=$!
+  while ! wait_for "$pid" 30; do
+    log "  still $what: $(($(date +%s) - start)) s so far (usually about $expect s)"
+  done
+  wait "$pid" && rc=0 || rc=$?
+  return "$rc"
+}
+
+# wait_for PID SECONDS: true once PID has ended, false if it still runs after SECONDS.
+wait_for() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  ! kill -0 "$1" 2>/dev/null
+}

@@ -28,6 +28,9 @@ type serveFlags struct {
 	domain, dataDir                  string
 	baseRootfs, runsc, envd, subnet  string
 	netPrefix                        string
+	// clientModules is a node_modules directory holding the e2b client, written
+	// into client.env as NODE_PATH ("" writes none).
+	clientModules string
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -43,6 +46,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.runsc, "runsc", defaultRunsc(), "path of the runsc binary")
 	fs.StringVar(&f.envd, "envd", defaultEnvd(), "path of the envd binary run inside sandboxes")
 	fs.StringVar(&f.subnet, "subnet", "10.231.0.0/16", "addresses for sandboxes, a /30 each")
+	fs.StringVar(&f.clientModules, "client-modules", "", "a node_modules directory with the e2b client, written into client.env as NODE_PATH so that node finds it from any directory (make run passes the one it installs)")
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +82,10 @@ func (f *serveFlags) absolute() error {
 	for _, p := range []struct {
 		flag string
 		v    *string
-	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}} {
+	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}, {"--client-modules", &f.clientModules}} {
+		if *p.v == "" {
+			continue
+		}
 		abs, err := filepath.Abs(*p.v)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", p.flag, *p.v, err)
@@ -86,6 +93,23 @@ func (f *serveFlags) absolute() error {
 		*p.v = abs
 	}
 	return nil
+}
+
+// reportedDomain is the sandbox domain the API hands to clients. Without
+// --domain it is localhost with the sandbox proxy's port: curl and browsers on
+// this machine resolve every *.localhost name to loopback, so a port's host
+// from the clients' getHost, <port>-<id>.localhost:<proxy port>, opens with
+// plain http:// and no wildcard DNS; the clients' own daemon traffic goes to
+// E2B_SANDBOX_URL.
+func reportedDomain(f serveFlags) string {
+	if f.domain != "" {
+		return f.domain
+	}
+	_, port, err := net.SplitHostPort(f.sandboxListen)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	return "localhost:" + port
 }
 
 func defaultRunsc() string {
@@ -133,13 +157,13 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	defer node.Close(context.Background())
 
 	var px *proxy.Proxy
-	svc, err := controlplane.New(controlplane.Config{Domain: f.domain, Logger: log,
+	svc, err := controlplane.New(controlplane.Config{Domain: reportedDomain(f), Logger: log,
 		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() }})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log}, svc)
+	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log, SignedFiles: svc}, svc)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -249,6 +273,9 @@ func clientEnvFile(f serveFlags, apiAddr, sbAddr, key string) string {
 	fmt.Fprintf(&b, "E2B_API_KEY=%s\n", key)
 	if f.domain != "" {
 		fmt.Fprintf(&b, "E2B_DOMAIN=%s\n", f.domain)
+	}
+	if f.clientModules != "" {
+		fmt.Fprintf(&b, "NODE_PATH=%s\n", f.clientModules)
 	}
 	return b.String()
 }

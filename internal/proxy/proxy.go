@@ -64,12 +64,16 @@ type Config struct {
 	TLSDir string
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
+	// SignedFiles, when set, routes signed file URLs that carry no sandbox in
+	// their host or headers to the sandbox that signed them.
+	SignedFiles SignedFileResolver
 }
 
 // Proxy routes requests to sandbox ports. It is safe for concurrent use.
 type Proxy struct {
 	domain    string
 	resolver  Resolver
+	signed    SignedFileResolver // nil: signed URLs need a route like any request
 	log       *slog.Logger
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
@@ -100,7 +104,7 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{domain: domain, resolver: r, log: log, transport: newTransport()}
+	p := &Proxy{domain: domain, resolver: r, signed: cfg.SignedFiles, log: log, transport: newTransport()}
 	if domain != "" && cfg.TLSDir != "" {
 		p.certs, err = newCertStore(cfg.TLSDir, domain)
 		if err != nil {
@@ -132,8 +136,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, err := routeRequest(r, p.domain)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		signed, ok := p.routeSigned(r)
+		if !ok {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		rt = signed
 	}
 	target, err := p.resolver.ResolveSandbox(r.Context(), rt.sandboxID)
 	switch {
