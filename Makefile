@@ -1,5 +1,5 @@
 # Lelantos. `make run` sets up and starts everything; `make test` runs every test.
-.PHONY: run build test unit e2e bench proto fmt vet clean
+.PHONY: run build test unit e2e bench fuzz proto fmt vet clean
 
 run:
 	@bash scripts/run.sh $(ARGS)
@@ -12,6 +12,9 @@ test:
 
 bench:
 	@bash scripts/bench.sh
+
+fuzz:
+	@bash scripts/fuzz.sh
 
 proto:
 	@bash scripts/gen-proto.sh
