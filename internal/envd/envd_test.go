@@ -24,6 +24,9 @@ import (
 var testReaper *reaper.Reaper
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(swapperEnv); spec != "" {
+		os.Exit(runSwapper(spec))
+	}
 	testReaper = reaper.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	go testReaper.Run(ctx)

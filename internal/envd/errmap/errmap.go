@@ -35,7 +35,8 @@ func Code(err error) connect.Code {
 		return connect.CodeUnauthenticated
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return connect.CodeResourceExhausted
-	case errors.Is(err, syscall.EXDEV):
+	case errors.Is(err, syscall.EXDEV), errors.Is(err, syscall.ENXIO), errors.Is(err, syscall.ENODEV):
+		// Across filesystems; a device or FIFO with nothing behind it.
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.CodeDeadlineExceeded

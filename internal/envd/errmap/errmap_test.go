@@ -28,6 +28,8 @@ func TestCodesAndStatuses(t *testing.T) {
 		{identity.ErrBadPath, connect.CodeInvalidArgument, http.StatusBadRequest},
 		{identity.ErrUnknownUser, connect.CodeUnauthenticated, http.StatusUnauthorized},
 		{syscall.ENOSPC, connect.CodeResourceExhausted, http.StatusInsufficientStorage},
+		{&fs.PathError{Op: "open", Path: "/dev/tty", Err: syscall.ENXIO}, connect.CodeFailedPrecondition, http.StatusBadRequest},
+		{syscall.EXDEV, connect.CodeFailedPrecondition, http.StatusBadRequest},
 		{context.DeadlineExceeded, connect.CodeDeadlineExceeded, http.StatusInternalServerError},
 		{connect.NewError(connect.CodeAborted, errors.New("x")), connect.CodeAborted, http.StatusInternalServerError},
 		{errors.New("other"), connect.CodeInternal, http.StatusInternalServerError},

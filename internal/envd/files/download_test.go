@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -37,6 +38,10 @@ func TestDownload(t *testing.T) {
 	if err := os.Truncate(big, gzipMaxSize+1); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(root, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o644))
+	empty := filepath.Join(root, "empty")
+	must(t, os.WriteFile(empty, nil, 0o644))
 	cases := []struct {
 		name   string
 		req    *http.Request
@@ -78,6 +83,18 @@ func TestDownload(t *testing.T) {
 		{"missing", get("path=" + url.QueryEscape(filepath.Join(root, "nope"))), 404, nil},
 		{"directory", get("path=" + url.QueryEscape(root)), 400, nil},
 		{"unknown user", get(pq + "&username=no-such-user-xyz"), 401, nil},
+		{"a FIFO is refused at once", get("path=" + url.QueryEscape(fifo)), 400, nil},
+		{"a device is refused", get("path=/dev/zero", "Accept-Encoding", "gzip"), 400, nil},
+		{"a kernel pseudo-file is sent as read", get("path=/proc/self/status"), 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if !strings.HasPrefix(w.Body.String(), "Name:") {
+				t.Fatalf("body %.100q", w.Body)
+			}
+		}},
+		{"an empty file", get("path=" + url.QueryEscape(empty)), 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if w.Body.Len() != 0 {
+				t.Fatalf("body %q", w.Body)
+			}
+		}},
 		{"nobody may not read a private file", get("username=nobody&path=" + url.QueryEscape(filepath.Join(root, "private"))), 403, nil},
 		{"nobody may read a public file", get("username=nobody&" + pq), 200, nil},
 	}

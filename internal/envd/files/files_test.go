@@ -79,6 +79,12 @@ func TestUpload(t *testing.T) {
 	}
 	must(t, os.Chmod(filepath.Join(root, "shared"), 0o777))
 	must(t, os.Mkdir(filepath.Join(root, "adir"), 0o755))
+	fifo, readFifo := filepath.Join(root, "fifo"), filepath.Join(root, "read-fifo")
+	must(t, syscall.Mkfifo(fifo, 0o644))
+	must(t, syscall.Mkfifo(readFifo, 0o644))
+	reader, err := os.OpenFile(readFifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	must(t, err)
+	defer reader.Close()
 	s := fakeSettings{user: "root"}
 	q := func(kv ...string) string {
 		v := url.Values{}
@@ -193,6 +199,16 @@ func TestUpload(t *testing.T) {
 			r.Header.Set("Content-Type", "application/octet-stream")
 			return r
 		}, status: 400},
+		{name: "a FIFO without a reader is refused at once", req: func() *http.Request {
+			r := httptest.NewRequest("POST", q("path", fifo), strings.NewReader("x"))
+			r.Header.Set("Content-Type", "application/octet-stream")
+			return r
+		}, status: 400},
+		{name: "a FIFO with a reader is refused", req: func() *http.Request {
+			r := httptest.NewRequest("POST", q("path", readFifo), strings.NewReader("x"))
+			r.Header.Set("Content-Type", "application/octet-stream")
+			return r
+		}, status: 400},
 		{name: "parent is a file", req: func() *http.Request {
 			r := httptest.NewRequest("POST", q("path", p("raw/deep/a.txt/below")), strings.NewReader("x"))
 			r.Header.Set("Content-Type", "application/octet-stream")
@@ -257,31 +273,36 @@ func TestUpload(t *testing.T) {
 }
 
 func TestUploadMetadata(t *testing.T) {
-	root := t.TempDir()
-	path := filepath.Join(root, "m.txt")
-	s := fakeSettings{user: "root"}
-	for i, md := range []map[string]string{{"Author": "me", "x-Purpose": "test"}, {"only": "this"}} {
-		r := httptest.NewRequest("POST", "/files?path="+url.QueryEscape(path), strings.NewReader("x"))
-		r.Header.Set("Content-Type", "application/octet-stream")
-		for k, v := range md {
-			r.Header.Set(fsmeta.HeaderPrefix+k, v)
-		}
-		w := s.serve(r)
-		if w.Code == 500 && strings.Contains(w.Body.String(), "not supported") {
-			t.Skipf("the temp filesystem keeps no user xattrs: %s", w.Body)
-		}
-		var got []Written
-		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
-			t.Fatalf("%d %s", w.Code, w.Body)
-		}
-		want := map[string]string{"author": "me", "x-purpose": "test"}
-		if i == 1 {
-			want = map[string]string{"only": "this"}
-		}
-		stored, err := fsmeta.Read(path)
-		if err != nil || fmt.Sprint(stored) != fmt.Sprint(want) || fmt.Sprint(got[0].Metadata) != fmt.Sprint(want) {
-			t.Fatalf("write %d: stored %v reply %v, want %v (%v)", i, stored, got[0].Metadata, want, err)
-		}
+	for _, user := range []string{"root", "nobody"} {
+		t.Run(user, func(t *testing.T) {
+			root := openDir(t)
+			must(t, os.Chmod(root, 0o777))
+			path := filepath.Join(root, "m.txt")
+			s := fakeSettings{user: user}
+			for i, md := range []map[string]string{{"Author": "me", "x-Purpose": "test"}, {"only": "this"}} {
+				r := httptest.NewRequest("POST", "/files?path="+url.QueryEscape(path), strings.NewReader("x"))
+				r.Header.Set("Content-Type", "application/octet-stream")
+				for k, v := range md {
+					r.Header.Set(fsmeta.HeaderPrefix+k, v)
+				}
+				w := s.serve(r)
+				if w.Code == 500 && strings.Contains(w.Body.String(), "not supported") {
+					t.Skipf("the temp filesystem keeps no user xattrs: %s", w.Body)
+				}
+				var got []Written
+				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
+					t.Fatalf("%d %s", w.Code, w.Body)
+				}
+				want := map[string]string{"author": "me", "x-purpose": "test"}
+				if i == 1 {
+					want = map[string]string{"only": "this"}
+				}
+				stored, err := fsmeta.Read(path)
+				if err != nil || fmt.Sprint(stored) != fmt.Sprint(want) || fmt.Sprint(got[0].Metadata) != fmt.Sprint(want) {
+					t.Fatalf("write %d: stored %v reply %v, want %v (%v)", i, stored, got[0].Metadata, want, err)
+				}
+			}
+		})
 	}
 }
 

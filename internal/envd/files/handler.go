@@ -1,13 +1,16 @@
 // Package files serves the daemon's plain HTTP file transfer routes: GET /files
 // streams a file out (optionally gzip-encoded) and POST /files streams one or
 // more files in (multipart or a raw, optionally gzip-encoded body), owned by the
-// calling user, with X-Metadata-* headers kept as extended attributes. Nothing is
-// buffered whole, whatever the size. Requests carry the access token or a signed
-// URL when the sandbox has a token.
+// calling user, with X-Metadata-* headers kept as extended attributes. Files are
+// opened (and parents made) with the calling user's credentials, so the kernel
+// decides what the user may read or write; only regular files are read or
+// written. Nothing is buffered whole, whatever the size. Requests carry the
+// access token or a signed URL when the sandbox has a token.
 package files
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -74,6 +77,10 @@ func (h *Handler) caller(w http.ResponseWriter, r *http.Request, op string) (ide
 
 // fail writes err with the status its kind maps to.
 func fail(w http.ResponseWriter, err error) {
+	if errors.Is(err, errNotRegular) {
+		WriteError(w, http.StatusBadRequest, err)
+		return
+	}
 	WriteError(w, errmap.Status(err), err)
 }
 

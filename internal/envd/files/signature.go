@@ -1,20 +1,18 @@
 package files
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"lelantos.dev/lelantos/internal/filesig"
 )
 
 // The operations a signed URL may grant.
 const (
-	OpRead  = "read"
-	OpWrite = "write"
+	OpRead  = filesig.OpRead
+	OpWrite = filesig.OpWrite
 )
 
 // Authorization failures of the /files routes (all 401).
@@ -26,15 +24,10 @@ var (
 	ErrBadExpiration    = errors.New("invalid signature_expiration query parameter")
 )
 
-// Sign returns the signature that grants op on path for username with token:
-// "v1_" + unpadded base64 of sha256("<path>:<op>:<username>:<token>[:<expiration>]").
+// Sign returns the signature that grants op on path for username with token
+// (see package filesig for the format).
 func Sign(path, op, username, token string, expiration *int64) string {
-	raw := strings.Join([]string{path, op, username, token}, ":")
-	if expiration != nil {
-		raw += ":" + strconv.FormatInt(*expiration, 10)
-	}
-	sum := sha256.Sum256([]byte(raw))
-	return "v1_" + base64.RawStdEncoding.EncodeToString(sum[:])
+	return filesig.Sign(path, op, username, token, expiration)
 }
 
 // Tokens is what authorization needs from the sandbox's settings.
@@ -72,8 +65,7 @@ func authorize(r *http.Request, tokens Tokens, op string, now time.Time) error {
 		}
 		exp = &v
 	}
-	want := Sign(q.Get("path"), op, q.Get("username"), token, exp)
-	if subtle.ConstantTimeCompare([]byte(want), []byte(sig)) != 1 {
+	if !filesig.Matches(sig, q.Get("path"), op, q.Get("username"), token, exp) {
 		return ErrBadSignature
 	}
 	if exp != nil && *exp < now.Unix() {

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"lelantos.dev/lelantos/internal/envd/fsmeta"
 	"lelantos.dev/lelantos/internal/envd/identity"
@@ -171,39 +169,37 @@ func partFilename(p *multipart.Part) string {
 	return params["filename"]
 }
 
-// writeOne streams src into the file name resolves to for u, creating parents
-// owned by u, and sets its metadata.
+// writeOne streams src into the file name resolves to for u and sets its
+// metadata. The parents are made, the file opened (created owned by u, or
+// truncated) and its metadata set with u's credentials; the bytes then flow
+// through the open file.
 func (h *Handler) writeOne(u identity.User, name string, src io.Reader, md map[string]string) (Written, error) {
 	target, err := u.Abs(name, h.settings.DefaultWorkdir())
 	if err != nil {
 		return Written{}, err
 	}
 	op := "write " + target
-	if err := u.MkdirAll(filepath.Dir(target)); err != nil {
-		return Written{}, fmt.Errorf("%s: %w", op, err)
-	}
-	st, err := os.Stat(target)
-	existed := err == nil
-	switch {
-	case existed && st.IsDir():
-		return Written{}, fmt.Errorf("%s: %w", op, &fs.PathError{Op: "write", Path: target, Err: syscall.EISDIR})
-	case existed:
-		err = u.Check(target, identity.Write)
-	case errors.Is(err, fs.ErrNotExist):
-		err = u.Check(filepath.Dir(target), identity.Write|identity.Exec)
-	}
-	if err != nil {
-		return Written{}, fmt.Errorf("%s: %w", op, err)
-	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return Written{}, fmt.Errorf("%s: %w", op, err)
-	}
-	if !existed {
-		if err := u.Own(target); err != nil {
-			_ = f.Close()
-			return Written{}, fmt.Errorf("%s: %w", op, err)
+	var f *os.File
+	var stored map[string]string
+	err = u.Do(func() error {
+		if err := identity.MkdirAll(filepath.Dir(target)); err != nil {
+			return err
 		}
+		var err error
+		if f, err = openRegular(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+			return err
+		}
+		if len(md) > 0 {
+			if err := fsmeta.ReplaceFile(f, md); err != nil {
+				_ = f.Close()
+				return err
+			}
+		}
+		stored, _ = fsmeta.ReadFile(f)
+		return nil
+	})
+	if err != nil {
+		return Written{}, fmt.Errorf("%s: %w", op, err)
 	}
 	buf := make([]byte, copyBufferSize)
 	_, err = io.CopyBuffer(struct{ io.Writer }{f}, struct{ io.Reader }{src}, buf)
@@ -213,13 +209,8 @@ func (h *Handler) writeOne(u identity.User, name string, src io.Reader, md map[s
 	if err != nil {
 		return Written{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if len(md) > 0 {
-		if err := fsmeta.Replace(target, md); err != nil {
-			return Written{}, fmt.Errorf("%s: %w", op, err)
-		}
-	}
 	res := Written{Path: target, Name: filepath.Base(target), Type: "file"}
-	if stored, err := fsmeta.Read(target); err == nil && len(stored) > 0 {
+	if len(stored) > 0 {
 		res.Metadata = stored
 	}
 	return res, nil

@@ -50,7 +50,8 @@ func (n *namer) group(gid uint32) string {
 	return name
 }
 
-// entryInfo describes the entry at path (a final symlink is not followed).
+// entryInfo describes the entry at path (a final symlink is not followed). Like
+// describe and walk, it runs with the caller's credentials (inside Do).
 func entryInfo(path string, n *namer) (*pb.EntryInfo, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {

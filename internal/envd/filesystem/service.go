@@ -1,18 +1,18 @@
 // Package filesystem implements the daemon's filesystem.Filesystem Connect
-// service: stat, list (to a depth), make, move and remove paths as the calling
-// user, and watch directories with inotify, streamed or polled.
+// service: stat, list (to a depth), make, move and remove paths, and watch
+// directories with inotify, streamed or polled. Every file operation runs with
+// the calling user's credentials (identity.User.Do), so the kernel decides what
+// the user may do when it is done.
 package filesystem
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"connectrpc.com/connect"
 
@@ -78,11 +78,11 @@ func (s *Service) Stat(_ context.Context, req *connect.Request[pb.StatRequest]) 
 	if err != nil {
 		return nil, err
 	}
-	if err := u.CheckEntry(path); err != nil {
-		return nil, errmap.Connect("stat "+path, err)
-	}
-	e, err := entryInfo(path, newNamer())
-	if err != nil {
+	var e *pb.EntryInfo
+	if err := u.Do(func() error {
+		e, err = entryInfo(path, newNamer())
+		return err
+	}); err != nil {
 		return nil, errmap.Connect("stat "+path, err)
 	}
 	return connect.NewResponse(&pb.StatResponse{Entry: e}), nil
@@ -94,17 +94,21 @@ func (s *Service) MakeDir(_ context.Context, req *connect.Request[pb.MakeDirRequ
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		what := "directory"
-		if !fi.IsDir() {
-			what = "path (not a directory)"
+	var e *pb.EntryInfo
+	err = u.Do(func() error {
+		if fi, err := os.Lstat(path); err == nil {
+			what := "directory"
+			if !fi.IsDir() {
+				what = "path (not a directory)"
+			}
+			return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s already exists: %s", what, path))
 		}
-		return nil, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s already exists: %s", what, path))
-	}
-	if err := u.MkdirAll(path); err != nil {
-		return nil, errmap.Connect("make directory "+path, err)
-	}
-	e, err := entryInfo(path, newNamer())
+		if err := identity.MkdirAll(path); err != nil {
+			return err
+		}
+		e, err = entryInfo(path, newNamer())
+		return err
+	})
 	if err != nil {
 		return nil, errmap.Connect("make directory "+path, err)
 	}
@@ -121,30 +125,22 @@ func (s *Service) Move(_ context.Context, req *connect.Request[pb.MoveRequest]) 
 	if err != nil {
 		return nil, err
 	}
-	op := fmt.Sprintf("move %s to %s", src, dst)
-	if err := u.CheckEntry(src); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if err := u.CheckUnlink(src); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if err := u.MkdirAll(filepath.Dir(dst)); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		err = u.CheckUnlink(dst)
-		if err != nil {
-			return nil, errmap.Connect(op, err)
+	var e *pb.EntryInfo
+	err = u.Do(func() error {
+		if _, err := os.Lstat(src); err != nil {
+			return err
 		}
-	} else if err := u.Check(filepath.Dir(dst), identity.Write|identity.Exec); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if err := os.Rename(src, dst); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	e, err := entryInfo(dst, newNamer())
+		if err := identity.MkdirAll(filepath.Dir(dst)); err != nil {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+		e, err = entryInfo(dst, newNamer())
+		return err
+	})
 	if err != nil {
-		return nil, errmap.Connect(op, err)
+		return nil, errmap.Connect(fmt.Sprintf("move %s to %s", src, dst), err)
 	}
 	return connect.NewResponse(&pb.MoveResponse{Entry: e}), nil
 }
@@ -161,28 +157,28 @@ func (s *Service) ListDir(_ context.Context, req *connect.Request[pb.ListDirRequ
 		depth = 1
 	}
 	op := "list " + path
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if fi, err := os.Stat(real); err != nil {
-		return nil, errmap.Connect(op, err)
-	} else if !fi.IsDir() {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: path is not a directory", op))
-	}
-	if err := u.Check(real, identity.Read|identity.Exec); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
 	var entries []*pb.EntryInfo
-	if err := walk(u, path, real, depth, newNamer(), &entries); err != nil {
+	err = u.Do(func() error {
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(real); err != nil {
+			return err
+		} else if !fi.IsDir() {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: path is not a directory", op))
+		}
+		return walk(path, real, depth, newNamer(), &entries)
+	})
+	if err != nil {
 		return nil, errmap.Connect(op, err)
 	}
 	return connect.NewResponse(&pb.ListDirResponse{Entries: entries}), nil
 }
 
 // walk appends the entries of real (shown as shown) and, below depth, of its
-// subdirectories the user may read. Symlinked directories are not entered.
-func walk(u identity.User, shown, real string, depth int, n *namer, out *[]*pb.EntryInfo) error {
+// subdirectories the caller may read. Symlinked directories are not entered.
+func walk(shown, real string, depth int, n *namer, out *[]*pb.EntryInfo) error {
 	dirents, err := os.ReadDir(real)
 	if err != nil {
 		return err
@@ -195,10 +191,7 @@ func walk(u identity.User, shown, real string, depth int, n *namer, out *[]*pb.E
 		childShown, childReal := filepath.Join(shown, d.Name()), filepath.Join(real, d.Name())
 		*out = append(*out, describe(childShown, childReal, fi, n))
 		if depth > 1 && fi.IsDir() {
-			st, ok := fi.Sys().(*syscall.Stat_t)
-			if ok && u.Allows(st, identity.Read|identity.Exec) {
-				_ = walk(u, childShown, childReal, depth-1, n, out)
-			}
+			_ = walk(childShown, childReal, depth-1, n, out)
 		}
 	}
 	return nil
@@ -210,57 +203,17 @@ func (s *Service) Remove(_ context.Context, req *connect.Request[pb.RemoveReques
 	if err != nil {
 		return nil, err
 	}
-	op := "remove " + path
 	if path == "/" {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("refusing to remove /"))
 	}
-	if err := u.CheckEntry(path); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if err := u.CheckUnlink(path); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if u.IsRoot() {
-		err = os.RemoveAll(path)
-	} else {
-		err = removeTree(u, path)
-	}
+	err = u.Do(func() error {
+		if _, err := os.Lstat(path); err != nil {
+			return err
+		}
+		return os.RemoveAll(path)
+	})
 	if err != nil {
-		return nil, errmap.Connect(op, err)
+		return nil, errmap.Connect("remove "+path, err)
 	}
 	return connect.NewResponse(&pb.RemoveResponse{}), nil
-}
-
-// removeTree removes path as a non-root user would: it descends only into
-// directories the user may read, write and search.
-func removeTree(u identity.User, path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		if err := u.Check(path, identity.Read|identity.Write|identity.Exec); err != nil {
-			return err
-		}
-		dirents, err := os.ReadDir(path)
-		if err != nil {
-			return err
-		}
-		for _, d := range dirents {
-			child := filepath.Join(path, d.Name())
-			if err := u.CheckUnlink(child); err != nil {
-				return err
-			}
-			if err := removeTree(u, child); err != nil {
-				return err
-			}
-		}
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
 }

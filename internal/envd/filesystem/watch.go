@@ -39,47 +39,55 @@ type watcher struct {
 	root         string
 	recursive    bool
 	includeEntry bool
-	user         identity.User
+	// user is who watches: new subdirectories are added and entries described
+	// with their credentials.
+	user identity.User
 }
 
-// newWatcher checks the user may watch root and starts watching it.
+// newWatcher starts watching root with u's credentials (inotify asks for read
+// permission on every directory it watches).
 func newWatcher(u identity.User, root string, recursive, includeEntry, allowNetwork bool) (*watcher, error) {
 	op := "watch " + root
-	real, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if !fi.IsDir() {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: path is not a directory", op))
-	}
-	if err := u.Check(real, identity.Read|identity.Exec); err != nil {
-		return nil, errmap.Connect(op, err)
-	}
-	if !allowNetwork {
-		var sfs syscall.Statfs_t
-		if err := syscall.Statfs(real, &sfs); err == nil {
-			if name, ok := networkFS[uint32(sfs.Type)]; ok {
-				return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: path is on a network mount (%s); allow network mounts to watch it", op, name))
+	var w *watcher
+	err := u.Do(func() error {
+		real, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(real)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: path is not a directory", op))
+		}
+		if !allowNetwork {
+			var sfs syscall.Statfs_t
+			if err := syscall.Statfs(real, &sfs); err == nil {
+				if name, ok := networkFS[uint32(sfs.Type)]; ok {
+					return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: path is on a network mount (%s); allow network mounts to watch it", op, name))
+				}
 			}
 		}
-	}
-	fsw, err := fsnotify.NewWatcher()
+		fsw, err := fsnotify.NewWatcher()
+		if err != nil {
+			return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s: %w", op, err))
+		}
+		w = &watcher{fsw: fsw, root: root, recursive: recursive, includeEntry: includeEntry, user: u}
+		if err := w.add(root); err != nil {
+			_ = fsw.Close()
+			return err
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s: %w", op, err))
-	}
-	w := &watcher{fsw: fsw, root: root, recursive: recursive, includeEntry: includeEntry, user: u}
-	if err := w.add(root); err != nil {
-		_ = fsw.Close()
 		return nil, errmap.Connect(op, err)
 	}
 	return w, nil
 }
 
-// add watches dir and, when recursive, every subdirectory the user may read.
+// add watches dir and, when recursive, every subdirectory the caller may
+// watch; it must run with the watcher's user's credentials.
 func (w *watcher) add(dir string) error {
 	if err := w.fsw.Add(dir); err != nil {
 		return err
@@ -91,12 +99,9 @@ func (w *watcher) add(dir string) error {
 		if err != nil || p == dir || !d.IsDir() {
 			return nil
 		}
-		if info, err := d.Info(); err == nil {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && !w.user.Allows(st, identity.Read|identity.Exec) {
-				return filepath.SkipDir
-			}
+		if err := w.fsw.Add(p); err != nil {
+			return filepath.SkipDir
 		}
-		_ = w.fsw.Add(p)
 		return nil
 	})
 }
@@ -149,9 +154,12 @@ func (w *watcher) convert(ev fsnotify.Event) []*pb.FilesystemEvent {
 		name = ev.Name
 	}
 	if w.recursive && ev.Has(fsnotify.Create) {
-		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-			_ = w.add(ev.Name)
-		}
+		_ = w.user.Do(func() error {
+			if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+				_ = w.add(ev.Name)
+			}
+			return nil
+		})
 	}
 	ops := []struct {
 		op fsnotify.Op
@@ -170,9 +178,11 @@ func (w *watcher) convert(ev fsnotify.Event) []*pb.FilesystemEvent {
 		}
 		fe := &pb.FilesystemEvent{Name: name, Type: o.t}
 		if w.includeEntry && o.t != pb.EventType_EVENT_TYPE_REMOVE && o.t != pb.EventType_EVENT_TYPE_RENAME {
-			if e, err := entryInfo(ev.Name, newNamer()); err == nil {
+			_ = w.user.Do(func() error {
+				e, err := entryInfo(ev.Name, newNamer())
 				fe.Entry = e
-			}
+				return err
+			})
 		}
 		out = append(out, fe)
 	}

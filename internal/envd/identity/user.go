@@ -1,7 +1,7 @@
-// Package identity decides who a daemon call runs as and what that user may touch:
-// it resolves Linux users (from the Authorization header, the username query or the
-// sandbox default), expands their paths, checks permission bits the way the kernel
-// would for them, and creates directories owned by them.
+// Package identity decides who a daemon call runs as: it resolves Linux users
+// (from the Authorization header, the username query or the sandbox default),
+// expands their paths, and runs file operations with their credentials (Do), so
+// that the kernel itself decides what they may touch when they touch it.
 package identity
 
 import (

@@ -12,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"lelantos.dev/lelantos/internal/envd/errmap"
 	"lelantos.dev/lelantos/internal/envd/identity"
 	pb "lelantos.dev/lelantos/internal/gen/envd/process"
 )
@@ -46,16 +47,23 @@ func buildSpec(req *pb.StartRequest, u identity.User, sandboxEnv map[string]stri
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("resolve cwd: %w", err))
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cwd '%s' does not exist or is not a directory", dir))
-	}
 	env, err := buildEnv(u, sandboxEnv, cfg.GetEnvs())
 	if err != nil {
 		return nil, err
 	}
-	path, err := lookPath(cfg.GetCmd(), dir, envValue(env, "PATH"))
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	// The user's view of the tree: what the process will find once it runs as u.
+	var path string
+	if err := u.Do(func() error {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cwd '%s' does not exist or is not a directory", dir))
+		}
+		var err error
+		if path, err = lookPath(cfg.GetCmd(), dir, envValue(env, "PATH")); err != nil {
+			return connect.NewError(connect.CodeInvalidArgument, err)
+		}
+		return nil
+	}); err != nil {
+		return nil, errmap.Connect("start "+cfg.GetCmd(), err)
 	}
 	sp := &spec{
 		path:   path,
