@@ -221,27 +221,37 @@ func (b *Builder) workdir(ctx context.Context, st *buildState, in Instruction) e
 	}
 	w = path.Clean(w)
 	st.cfg.Workdir = w
-	if isDirIn(st.rootfs, w) {
+	lower, err := openTree(st.rootfs)
+	if err != nil {
+		return err
+	}
+	defer lower.Close()
+	if isDirIn(lower, w) {
 		st.fold("WORKDIR " + w)
 		return nil
 	}
 	uid, gid := 0, 0
 	if st.cfg.User != "" {
-		u, err := lookupUser(st.rootfs, st.cfg.User)
+		u, err := lookupUser(lower, st.cfg.User)
 		if err != nil {
 			return err
 		}
 		uid, gid = u.UID, u.GID
 	}
 	return b.fsStep(ctx, st, fmt.Sprintf("WORKDIR %s (mkdir %d:%d)", w, uid, gid), func(tmp string) (string, error) {
-		tree, err := b.childTree(ctx, st.rootfs, tmp)
+		treeDir, err := b.childTree(ctx, st.rootfs, tmp)
 		if err != nil {
 			return "", err
 		}
-		if _, err := mkdirAllIn(tree, w, 0o755, owner{UID: uid, GID: gid}); err != nil {
+		tree, err := openTree(treeDir)
+		if err != nil {
+			return "", err
+		}
+		defer tree.Close()
+		if err := tree.MkdirAll(w, 0o755, owner{UID: uid, GID: gid}); err != nil {
 			return "", fmt.Errorf("create %s: %w", w, err)
 		}
-		return tree, nil
+		return treeDir, nil
 	})
 }
 

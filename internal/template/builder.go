@@ -6,8 +6,15 @@
 // instruction after variable expansion and, for COPY and ADD, the copied content; a
 // rebuild whose prefix is unchanged reuses those trees. Trees share unchanged files
 // with their parent as hard links: a RUN step runs in gVisor on an overlayfs mount
-// over the parent's tree, and its upper layer is then moved into a hard-link copy of
-// the parent, so no file of an older tree is ever written.
+// over the parent's tree, and its upper layer, on a loop-mounted file system of
+// RunDiskMB, is then copied into a hard-link copy of the parent, so no file of an
+// older tree is ever written.
+//
+// Every tree is untrusted content: the builder reads and writes build contexts,
+// images and layers only through internal/saferoot, whose links resolve inside the
+// tree (see fsutil.go for which paths are whose). A RUN step's exit status comes
+// from the runtime, not from a file of the step. Archives and images unpack within
+// ExtractLimits, and at most MaxBuilds builds run at once (ErrBusy past the queue).
 //
 // A finished build is an immutable version, <data>/templates/versions/<name>/<build
 // id>/, holding its own tree (rootfs/), its metadata (template.json: default user,
@@ -28,13 +35,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"time"
 
 	"lelantos.dev/lelantos/internal/engine"
 	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
+	"lelantos.dev/lelantos/internal/saferoot"
 	"lelantos.dev/lelantos/internal/store"
 )
 
@@ -51,6 +58,10 @@ var (
 	ErrStepFailed = errors.New("build step failed")
 	// ErrRegistry: FROM named a registry image; registries are not reachable here.
 	ErrRegistry = errors.New("registry pulls are not reachable from this host")
+	// ErrBusy: the node runs MaxBuilds builds and MaxQueuedBuilds more wait; try
+	// again later. The HTTP layer answers it with 429 Too Many Requests, as E2B
+	// does for too many concurrent builds.
+	ErrBusy = errors.New("too many template builds on this node")
 )
 
 // EnvdVersion is the daemon protocol version recorded for every built template.
@@ -100,6 +111,18 @@ type BuilderOptions struct {
 	RunCPUCount, RunMemoryMB int
 	// RunTimeout bounds one RUN step; default 30 minutes.
 	RunTimeout time.Duration
+	// RunDiskMB is what one RUN step may write: its changes go to a file system of
+	// that size (a sparse file on the data directory's disk, loop-mounted), so the
+	// command gets ENOSPC past it and the step fails. Default 10240 (10 GiB).
+	RunDiskMB int
+	// ExtractLimits bound what ADD unpacks of one archive and FROM of one image (all
+	// its layers together): bytes, entries, compression ratio. Zero fields take
+	// saferoot's defaults (10 GiB, 2^20 entries, 100 to 1).
+	ExtractLimits saferoot.Limits
+	// MaxBuilds is how many builds run at once on the node; default 2. Up to
+	// MaxQueuedBuilds more wait for a turn (default 8; negative means none); beyond
+	// that Build and Start fail with ErrBusy at once.
+	MaxBuilds, MaxQueuedBuilds int
 	// Nameservers are written into RUN steps' /etc/resolv.conf; nil means the host's.
 	Nameservers []string
 	// ExtraHosts are host names resolved on the host before each RUN step and given
@@ -115,34 +138,6 @@ type BuilderOptions struct {
 	// ReadyTimeout bounds the wait for a start command's ready command; default 2
 	// minutes.
 	ReadyTimeout time.Duration
-}
-
-// BuildRequest describes one build.
-type BuildRequest struct {
-	// Name is the template's name: 1-63 of a-z, 0-9, '-', '_', starting with a
-	// letter or digit. "base" and "scratch" are reserved.
-	Name string
-	// BuildID, when set, is the build's id (e.g. issued earlier by the HTTP layer);
-	// otherwise a new one is made. It must be unused.
-	BuildID string
-	// Dockerfile is the Dockerfile's text.
-	Dockerfile string
-	// ContextDir is the build context on the host, for COPY and ADD; may be empty
-	// when the Dockerfile copies nothing. A .dockerignore in it is honoured.
-	ContextDir string
-	// BuildArgs override ARG defaults.
-	BuildArgs map[string]string
-	// CPUCount, MemoryMB and DiskSizeMB are the template's sandbox defaults;
-	// defaults 2, 512 and 1024.
-	CPUCount, MemoryMB, DiskSizeMB int
-	// StartCmd, when set, is started in a sandbox of the finished tree, which is then
-	// snapshotted: sandboxes of the template start with it already running.
-	StartCmd string
-	// ReadyCmd tells when the start command is ready: it is run (with bash -l -c)
-	// until it exits 0. Empty means waiting DefaultReadyWait after the start.
-	ReadyCmd string
-	// NoCache rebuilds every step instead of reusing cached layers.
-	NoCache bool
 }
 
 // DefaultReadyWait is how long a start command runs before the snapshot when the
@@ -168,6 +163,7 @@ type Builder struct {
 
 	mu    sync.Mutex
 	names map[string]chan struct{} // one-slot lock per template name
+	slots *slots                   // builds running and waiting on the node
 	// layers is held shared by builds and exclusively by PruneLayers.
 	layers sync.RWMutex
 
@@ -175,8 +171,6 @@ type Builder struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 }
-
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // NewBuilder makes a Builder, creating its directories and cleaning up after builds
 // a previous process left unfinished.
@@ -202,7 +196,20 @@ func NewBuilder(opts BuilderOptions) (*Builder, error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 2 * time.Minute
 	}
-	b := &Builder{opts: opts, dir: filepath.Join(opts.DataDir, "templates"), names: map[string]chan struct{}{}}
+	if opts.RunDiskMB == 0 {
+		opts.RunDiskMB = 10 << 10
+	}
+	if opts.RunDiskMB < 64 {
+		return nil, fmt.Errorf("new template builder: RunDiskMB %d must be at least 64", opts.RunDiskMB)
+	}
+	if opts.MaxBuilds == 0 {
+		opts.MaxBuilds = 2
+	}
+	if opts.MaxQueuedBuilds == 0 {
+		opts.MaxQueuedBuilds = 8
+	}
+	b := &Builder{opts: opts, dir: filepath.Join(opts.DataDir, "templates"), names: map[string]chan struct{}{},
+		slots: newSlots(opts.MaxBuilds, max(opts.MaxQueuedBuilds, 0))}
 	for _, d := range []string{layersDir, buildsDir, versionsDir, tmpDir} {
 		if err := os.MkdirAll(filepath.Join(b.dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("new template builder: %w", err)
@@ -240,14 +247,20 @@ func (b *Builder) Start(req BuildRequest) (string, error) {
 	if req.BuildID == "" {
 		req.BuildID = newBuildID()
 	}
+	t, err := b.slots.take()
+	if err != nil {
+		return "", fmt.Errorf("build template %s: %w", req.Name, err)
+	}
 	rec, err := b.createBuild(req.BuildID, req.Name)
 	if err != nil {
+		t.release()
 		return "", err
 	}
 	b.bg.Add(1)
 	go func() {
 		defer b.bg.Done()
-		_, _ = b.runBuild(b.bgCtx, rec, req, io.Discard)
+		defer t.release()
+		_, _ = b.runBuild(b.bgCtx, rec, req, t, io.Discard)
 	}()
 	return req.BuildID, nil
 }
@@ -264,52 +277,30 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, log io.Writer) (*
 	if req.BuildID == "" {
 		req.BuildID = newBuildID()
 	}
+	t, err := b.slots.take()
+	if err != nil {
+		return nil, fmt.Errorf("build template %s: %w", req.Name, err)
+	}
+	defer t.release()
 	rec, err := b.createBuild(req.BuildID, req.Name)
 	if err != nil {
 		return nil, err
 	}
-	return b.runBuild(ctx, rec, req, log)
+	return b.runBuild(ctx, rec, req, t, log)
 }
 
-func (b *Builder) checkRequest(req *BuildRequest) error {
-	switch {
-	case !nameRE.MatchString(req.Name):
-		return fmt.Errorf("build template %q: %w: the name must be 1-63 of a-z, 0-9, '-' and '_'", req.Name, ErrInvalid)
-	case req.Name == "base" || req.Name == "scratch":
-		return fmt.Errorf("build template %q: %w: the name is reserved", req.Name, ErrInvalid)
-	case req.BuildID != "" && !buildIDRE.MatchString(req.BuildID):
-		return fmt.Errorf("build template %s: %w: build id %q is not a UUID", req.Name, ErrInvalid, req.BuildID)
-	case req.ContextDir != "" && !filepath.IsAbs(req.ContextDir):
-		return fmt.Errorf("build template %s: %w: context dir %q must be absolute", req.Name, ErrInvalid, req.ContextDir)
-	}
-	if req.CPUCount == 0 {
-		req.CPUCount = 2
-	}
-	if req.MemoryMB == 0 {
-		req.MemoryMB = 512
-	}
-	if req.DiskSizeMB == 0 {
-		req.DiskSizeMB = 1024
-	}
-	switch {
-	case req.CPUCount < 1 || req.CPUCount > 64:
-		return fmt.Errorf("build template %s: %w: cpuCount %d must be 1..64", req.Name, ErrInvalid, req.CPUCount)
-	case req.MemoryMB < 128 || req.MemoryMB > 256<<10:
-		return fmt.Errorf("build template %s: %w: memoryMB %d must be 128..262144", req.Name, ErrInvalid, req.MemoryMB)
-	case req.DiskSizeMB < 128 || req.DiskSizeMB > 1<<20:
-		return fmt.Errorf("build template %s: %w: diskSizeMB %d must be 128..1048576", req.Name, ErrInvalid, req.DiskSizeMB)
-	case req.StartCmd == "" && req.ReadyCmd != "":
-		return fmt.Errorf("build template %s: %w: a ready command needs a start command", req.Name, ErrInvalid)
-	case req.StartCmd != "" && b.opts.Engine == nil:
-		return fmt.Errorf("build template %s: %w: start commands need an engine", req.Name, ErrInvalid)
-	}
-	return nil
-}
-
-// runBuild runs a build whose record exists and finishes the record.
-func (b *Builder) runBuild(ctx context.Context, rec *buildRecord, req BuildRequest, w io.Writer) (*Result, error) {
+// runBuild runs a build whose record exists, once its ticket's turn comes, and
+// finishes the record.
+func (b *Builder) runBuild(ctx context.Context, rec *buildRecord, req BuildRequest, t *ticket, w io.Writer) (*Result, error) {
 	log := rec.logger(w)
 	defer log.close()
+	if err := t.wait(ctx, func() {
+		log.infof("waiting for a turn: %d builds run at once on this node", b.opts.MaxBuilds)
+	}); err != nil {
+		err = fmt.Errorf("build template %s: %w", req.Name, err)
+		rec.finish(log, nil, err)
+		return nil, err
+	}
 	unlock, err := b.lockName(ctx, req.Name)
 	if err != nil {
 		err = fmt.Errorf("build template %s: %w", req.Name, err)
@@ -336,22 +327,4 @@ func (b *Builder) runBuild(ctx context.Context, rec *buildRecord, req BuildReque
 		req.Name, res.BuildID, res.Duration.Round(time.Millisecond), res.Steps, res.CacheHits, res.Ran)
 	rec.finish(log, res, nil)
 	return res, nil
-}
-
-// lockName takes the template's lock, waiting while another build or delete of it
-// runs.
-func (b *Builder) lockName(ctx context.Context, name string) (func(), error) {
-	b.mu.Lock()
-	ch := b.names[name]
-	if ch == nil {
-		ch = make(chan struct{}, 1)
-		b.names[name] = ch
-	}
-	b.mu.Unlock()
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }

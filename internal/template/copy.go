@@ -8,21 +8,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"lelantos.dev/lelantos/internal/saferoot"
 )
 
 // copySource is one source of COPY or ADD after wildcard expansion.
 type copySource struct {
-	rel  string // path in the context
-	host string // resolved host path
-	dir  bool
+	rel string // path in the context
+	dir bool
 	// entries are, for a directory, its contents (parents first); for a file, the
 	// file itself with rel "".
 	entries []copyEntry
@@ -31,7 +28,7 @@ type copySource struct {
 // copyEntry is one file, directory or link to copy.
 type copyEntry struct {
 	rel  string // relative to the source directory
-	host string
+	name string // path in the context
 	info fs.FileInfo
 	link string // symbolic link target
 }
@@ -79,7 +76,12 @@ func (b *Builder) copyStep(ctx context.Context, st *buildState, in Instruction) 
 	if st.req.ContextDir == "" {
 		return fmt.Errorf("%w: %s needs a build context, and the build has none", ErrInvalid, in.Cmd)
 	}
-	sources, err := collectSources(st.req.ContextDir, srcs)
+	bctx, err := saferoot.Open(st.req.ContextDir, saferoot.InRoot)
+	if err != nil {
+		return fmt.Errorf("%w: build context: %v", ErrInvalid, err)
+	}
+	defer bctx.Close()
+	sources, err := collectSources(bctx, srcs)
 	if err != nil {
 		return err
 	}
@@ -88,20 +90,30 @@ func (b *Builder) copyStep(ctx context.Context, st *buildState, in Instruction) 
 		dest = path.Join(st.cwd(), dest)
 	}
 	dest = path.Clean(dest)
-	if len(sources) > 1 && !destDir && !isDirIn(st.rootfs, dest) {
+	lower, err := openTree(st.rootfs)
+	if err != nil {
+		return err
+	}
+	defer lower.Close()
+	if len(sources) > 1 && !destDir && !isDirIn(lower, dest) {
 		return fmt.Errorf("%w: when copying several sources the destination %s must be a directory ending in /", ErrInvalid, dest)
 	}
-	sum, err := contentHash(sources)
+	sum, err := contentHash(bctx, sources)
 	if err != nil {
 		return err
 	}
 	text := fmt.Sprintf("%s chown=%s chmod=%s dest=%s dir=%t content=%s", in.Cmd, chown, in.Flags["chmod"], dest, destDir, sum)
 	return b.fsStep(ctx, st, text, func(tmp string) (string, error) {
-		tree, err := b.childTree(ctx, st.rootfs, tmp)
+		treeDir, err := b.childTree(ctx, st.rootfs, tmp)
 		if err != nil {
 			return "", err
 		}
-		c := copier{tree: tree, mode: mode, log: st.log}
+		tree, err := openTree(treeDir)
+		if err != nil {
+			return "", err
+		}
+		defer tree.Close()
+		c := copier{src: bctx, tree: tree, mode: mode, log: st.log, limits: b.opts.ExtractLimits}
 		if chown != "" {
 			a, err := lookupUser(tree, chown)
 			if err != nil {
@@ -110,24 +122,24 @@ func (b *Builder) copyStep(ctx context.Context, st *buildState, in Instruction) 
 			c.owner = &owner{UID: a.UID, GID: a.GID}
 		}
 		for _, s := range sources {
-			if err := c.copySource(s, dest, destDir, in.Cmd == "ADD"); err != nil {
+			if err := c.copySource(ctx, s, dest, destDir, in.Cmd == "ADD"); err != nil {
 				return "", fmt.Errorf("%s %s: %w", in.Cmd, s.rel, err)
 			}
 		}
-		return tree, nil
+		return treeDir, nil
 	})
 }
 
 // collectSources finds the sources in the context, expanding wildcards and leaving
 // out what .dockerignore excludes.
-func collectSources(contextDir string, patterns []string) ([]copySource, error) {
-	ig, err := loadIgnore(contextDir)
+func collectSources(bctx *saferoot.Root, patterns []string) ([]copySource, error) {
+	ig, err := loadIgnore(bctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	var rels []string
 	for _, p := range patterns {
-		p = strings.TrimPrefix(path.Clean("/"+p), "/")
+		p = saferoot.Clean(p)
 		if !strings.ContainsAny(p, "*?[") {
 			rels = append(rels, p)
 			continue
@@ -136,13 +148,12 @@ func collectSources(contextDir string, patterns []string) ([]copySource, error) 
 			return nil, fmt.Errorf("%w: bad pattern %q", ErrInvalid, p)
 		}
 		var matched []string
-		err := filepath.WalkDir(contextDir, func(h string, d fs.DirEntry, err error) error {
+		err := bctx.Walk(".", func(name string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(contextDir, h)
-			if ok, _ := path.Match(p, filepath.ToSlash(rel)); ok && !ig.excluded(rel) {
-				matched = append(matched, filepath.ToSlash(rel))
+			if ok, _ := path.Match(p, name); ok && !ig.excluded(name) {
+				matched = append(matched, name)
 			}
 			return nil
 		})
@@ -156,7 +167,7 @@ func collectSources(contextDir string, patterns []string) ([]copySource, error) 
 	}
 	var out []copySource
 	for _, rel := range rels {
-		s, err := collectOne(contextDir, rel, ig)
+		s, err := collectOne(bctx, rel, ig)
 		if err != nil {
 			return nil, err
 		}
@@ -165,32 +176,32 @@ func collectSources(contextDir string, patterns []string) ([]copySource, error) 
 	return out, nil
 }
 
-func collectOne(contextDir, rel string, ig ignorer) (copySource, error) {
-	notFound := fmt.Errorf("%w: %s not found in the build context", ErrInvalid, "/"+rel)
+// collectOne describes one source. A source that is a link is followed inside the
+// context, as Docker does; links below a directory source are copied as links.
+func collectOne(bctx *saferoot.Root, rel string, ig ignorer) (copySource, error) {
+	notFound := fmt.Errorf("%w: %s not found in the build context", ErrInvalid, path.Join("/", rel))
 	if ig.excluded(rel) {
 		return copySource{}, notFound
 	}
-	host, err := resolveIn(contextDir, rel, true)
+	fi, err := bctx.Stat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return copySource{}, notFound
+	}
 	if err != nil {
 		return copySource{}, fmt.Errorf("%w: %s: %v", ErrInvalid, rel, err)
 	}
-	fi, err := os.Lstat(host)
-	if err != nil {
-		return copySource{}, notFound
-	}
-	s := copySource{rel: rel, host: host, dir: fi.IsDir()}
+	s := copySource{rel: rel, dir: fi.IsDir()}
 	if !s.dir {
-		s.entries = []copyEntry{{host: host, info: fi}}
+		s.entries = []copyEntry{{name: rel, info: fi}}
 		return s, nil
 	}
-	err = filepath.WalkDir(host, func(h string, d fs.DirEntry, err error) error {
-		if err != nil || h == host {
+	err = bctx.Walk(rel, func(name string, d fs.DirEntry, err error) error {
+		if err != nil || name == rel {
 			return err
 		}
-		inContext, _ := filepath.Rel(contextDir, h)
-		if ig.excluded(inContext) {
+		if ig.excluded(name) {
 			if d.IsDir() {
-				return filepath.SkipDir
+				return fs.SkipDir
 			}
 			return nil
 		}
@@ -198,10 +209,12 @@ func collectOne(contextDir, rel string, ig ignorer) (copySource, error) {
 		if err != nil {
 			return err
 		}
-		e := copyEntry{host: h, info: info}
-		e.rel, _ = filepath.Rel(host, h)
+		e := copyEntry{name: name, info: info, rel: name}
+		if rel != "." {
+			e.rel = strings.TrimPrefix(name, rel+"/")
+		}
 		if info.Mode()&fs.ModeSymlink != 0 {
-			if e.link, err = os.Readlink(h); err != nil {
+			if e.link, err = bctx.Readlink(name); err != nil {
 				return err
 			}
 		}
@@ -216,7 +229,7 @@ func collectOne(contextDir, rel string, ig ignorer) (copySource, error) {
 
 // contentHash hashes what the sources would copy: names, types, modes, link targets
 // and file contents (not times or owners, which COPY does not keep).
-func contentHash(sources []copySource) (string, error) {
+func contentHash(bctx *saferoot.Root, sources []copySource) (string, error) {
 	h := sha256.New()
 	for _, s := range sources {
 		fmt.Fprintf(h, "source %q dir=%t\n", s.rel, s.dir)
@@ -225,147 +238,16 @@ func contentHash(sources []copySource) (string, error) {
 			if !e.info.Mode().IsRegular() {
 				continue
 			}
-			f, err := os.Open(e.host)
+			f, err := bctx.Open(e.name)
 			if err != nil {
-				return "", fmt.Errorf("hash %s: %w", e.host, err)
+				return "", fmt.Errorf("%w: hash %s: %v", ErrInvalid, e.name, err)
 			}
 			_, err = io.Copy(h, f)
 			f.Close()
 			if err != nil {
-				return "", fmt.Errorf("hash %s: %w", e.host, err)
+				return "", fmt.Errorf("hash %s: %w", e.name, err)
 			}
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// copier writes sources into a tree that shares files with its parent: it replaces
-// entries, never writes into one.
-type copier struct {
-	tree  string
-	owner *owner       // --chown; nil means root
-	mode  *fs.FileMode // --chmod
-	log   *buildLog
-}
-
-func (c *copier) own() owner {
-	if c.owner != nil {
-		return *c.owner
-	}
-	return owner{}
-}
-
-func (c *copier) copySource(s copySource, dest string, destDir, add bool) error {
-	if add && !s.dir {
-		if ok, err := isArchive(s.host); err != nil {
-			return err
-		} else if ok {
-			dir, err := mkdirAllIn(c.tree, dest, 0o755, c.own())
-			if err != nil {
-				return err
-			}
-			return extractFile(s.host, c.tree, dir, extractOptions{chown: c.owner, log: c.log})
-		}
-	}
-	if s.dir {
-		if _, err := mkdirAllIn(c.tree, dest, 0o755, c.own()); err != nil {
-			return err
-		}
-		for _, e := range s.entries {
-			parent, err := resolveIn(c.tree, path.Join(dest, path.Dir(filepath.ToSlash(e.rel))), true)
-			if err != nil {
-				return err
-			}
-			if err := c.place(e, filepath.Join(parent, filepath.Base(e.rel))); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	parent, name := path.Dir(dest), path.Base(dest)
-	if destDir || isDirIn(c.tree, dest) {
-		parent, name = dest, path.Base(s.rel)
-	}
-	dir, err := mkdirAllIn(c.tree, parent, 0o755, c.own())
-	if err != nil {
-		return err
-	}
-	return c.place(s.entries[0], filepath.Join(dir, name))
-}
-
-// place puts one entry at the host path target.
-func (c *copier) place(e copyEntry, target string) error {
-	o := c.own()
-	perm := uint32(e.info.Mode().Perm())
-	if e.info.Mode()&fs.ModeSetuid != 0 {
-		perm |= unix.S_ISUID
-	}
-	if e.info.Mode()&fs.ModeSetgid != 0 {
-		perm |= unix.S_ISGID
-	}
-	if e.info.Mode()&fs.ModeSticky != 0 {
-		perm |= unix.S_ISVTX
-	}
-	if c.mode != nil {
-		perm = uint32(*c.mode)
-	}
-	old, oerr := os.Lstat(target)
-	switch {
-	case e.info.IsDir():
-		if oerr == nil && old.IsDir() {
-			if c.owner != nil {
-				return os.Lchown(target, o.UID, o.GID)
-			}
-			return nil
-		}
-		if err := removeEntry(target); err != nil {
-			return err
-		}
-		if err := os.Mkdir(target, 0o700); err != nil {
-			return err
-		}
-	case oerr == nil && old.IsDir():
-		return fmt.Errorf("cannot replace directory %s with a file", target)
-	case e.info.Mode()&fs.ModeSymlink != 0:
-		if err := removeEntry(target); err != nil {
-			return err
-		}
-		if err := os.Symlink(e.link, target); err != nil {
-			return err
-		}
-		return os.Lchown(target, o.UID, o.GID)
-	case e.info.Mode().IsRegular():
-		if err := removeEntry(target); err != nil {
-			return err
-		}
-		if err := copyFile(e.host, target); err != nil {
-			return err
-		}
-	default:
-		c.log.infof("warning: skipping %s: not a file, directory or link", e.host)
-		return nil
-	}
-	if err := os.Lchown(target, o.UID, o.GID); err != nil {
-		return err
-	}
-	if err := unix.Fchmodat(unix.AT_FDCWD, target, perm, 0); err != nil {
-		return err
-	}
-	mt := unix.NsecToTimespec(e.info.ModTime().UnixNano())
-	return unix.UtimesNanoAt(unix.AT_FDCWD, target, []unix.Timespec{mt, mt}, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-// copyFile copies the regular file src to the new file dst.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, cerr := io.Copy(out, in)
-	return errors.Join(cerr, out.Close())
 }

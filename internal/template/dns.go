@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"lelantos.dev/lelantos/internal/saferoot"
 )
 
 // dnsFiles writes the /etc/hosts and /etc/resolv.conf a RUN step sees into dir.
@@ -18,10 +20,10 @@ import (
 // (here 10.255.255.53), so name lookups inside fail. The hosts file therefore carries
 // the addresses, resolved on the host now, of the names in BuilderOptions.ExtraHosts,
 // or by default of the hosts the tree's APT sources name.
-func (b *Builder) dnsFiles(ctx context.Context, st *buildState, dir string) (hosts, resolv string, err error) {
+func (b *Builder) dnsFiles(ctx context.Context, st *buildState, tree *saferoot.Root, dir string) (hosts, resolv string, err error) {
 	names := b.opts.ExtraHosts
 	if names == nil {
-		names = aptHosts(st.rootfs)
+		names = aptHosts(tree)
 	}
 	var hb strings.Builder
 	hb.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tlelantos\n")
@@ -76,21 +78,22 @@ func hostNameservers() []string {
 
 var urlHostRE = regexp.MustCompile(`(?i)\bhttps?://([a-z0-9.-]+)`)
 
+// maxSourcesFile bounds what is read of one APT sources file of a tree.
+const maxSourcesFile = 1 << 20
+
 // aptHosts returns the host names of the tree's APT sources.
-func aptHosts(root string) []string {
+func aptHosts(tree *saferoot.Root) []string {
 	files := []string{"/etc/apt/sources.list"}
-	if d, err := resolveIn(root, "/etc/apt/sources.list.d", true); err == nil {
-		if ents, err := os.ReadDir(d); err == nil {
-			for _, e := range ents {
-				if strings.HasSuffix(e.Name(), ".list") || strings.HasSuffix(e.Name(), ".sources") {
-					files = append(files, "/etc/apt/sources.list.d/"+e.Name())
-				}
+	if ents, err := tree.ReadDir("/etc/apt/sources.list.d"); err == nil {
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".list") || strings.HasSuffix(e.Name(), ".sources") {
+				files = append(files, "/etc/apt/sources.list.d/"+e.Name())
 			}
 		}
 	}
 	var hosts []string
 	for _, f := range files {
-		data, err := readFileIn(root, f)
+		data, err := tree.ReadFile(f, maxSourcesFile)
 		if err != nil {
 			continue
 		}

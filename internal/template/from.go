@@ -2,15 +2,20 @@ package template
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strings"
 
+	"lelantos.dev/lelantos/internal/saferoot"
 	"lelantos.dev/lelantos/internal/store"
+	"lelantos.dev/lelantos/internal/template/image"
 )
 
 // Prefixes naming an image on disk explicitly, as skopeo writes them.
@@ -53,13 +58,18 @@ func (b *Builder) from(ctx context.Context, st *buildState, in Instruction) erro
 		st.log.infof(" ---> base template %s", root)
 		return nil
 	case isPathRef(ref):
-		p, err := b.imagePath(st.req.ContextDir, ref)
+		src, name, err := b.imageSource(st.req.ContextDir, ref)
 		if err != nil {
 			return err
 		}
-		return b.fromImage(ctx, st, p)
+		defer src.Close()
+		return b.fromImage(ctx, st, src, name)
 	}
-	t, err := b.opts.Store.GetTemplate(ctx, ref)
+	lookup := b.opts.Store.GetTemplate
+	if st.req.FromTemplate != nil {
+		lookup = st.req.FromTemplate
+	}
+	t, err := lookup(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: FROM %s: no template has that name, and %w: build from base, scratch, another template, or an OCI image layout or archive in the build context (e.g. made with skopeo copy docker://%s oci-archive:image.tar)", ErrInvalid, ref, ErrRegistry, ref)
 	}
@@ -87,8 +97,10 @@ func isPathRef(ref string) bool {
 	return strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") || strings.HasSuffix(ref, ".tar")
 }
 
-// imagePath finds an image reference's file or directory on the host.
-func (b *Builder) imagePath(contextDir, ref string) (string, error) {
+// imageSource finds an image reference's file or directory: the tree it is in and
+// its path there. Images in the build context resolve links inside the context; an
+// image directory of the builder's may hold no link that leaves it.
+func (b *Builder) imageSource(contextDir, ref string) (*saferoot.Root, string, error) {
 	for _, p := range imagePrefixes {
 		ref = strings.TrimPrefix(ref, p)
 	}
@@ -96,80 +108,109 @@ func (b *Builder) imagePath(contextDir, ref string) (string, error) {
 		p := filepath.Clean(ref)
 		for _, d := range b.opts.ImageDirs {
 			if rel, err := filepath.Rel(d, p); err == nil && !strings.HasPrefix(rel, "..") {
-				return p, nil
+				root, err := saferoot.Open(d, saferoot.Beneath)
+				if err != nil {
+					return nil, "", fmt.Errorf("FROM %s: image directory: %w", ref, err)
+				}
+				return root, filepath.ToSlash(rel), nil
 			}
 		}
-		return "", fmt.Errorf("%w: FROM %s: images by absolute path must be under the builder's image directories (%s); put the image in the build context and use a relative path", ErrInvalid, ref, strings.Join(b.opts.ImageDirs, ", "))
+		return nil, "", fmt.Errorf("%w: FROM %s: images by absolute path must be under the builder's image directories (%s); put the image in the build context and use a relative path", ErrInvalid, ref, strings.Join(b.opts.ImageDirs, ", "))
 	}
 	if contextDir == "" {
-		return "", fmt.Errorf("%w: FROM %s: a relative image path needs a build context", ErrInvalid, ref)
+		return nil, "", fmt.Errorf("%w: FROM %s: a relative image path needs a build context", ErrInvalid, ref)
 	}
-	p, err := resolveIn(contextDir, ref, true)
+	root, err := saferoot.Open(contextDir, saferoot.InRoot)
 	if err != nil {
-		return "", fmt.Errorf("%w: FROM %s: %v", ErrInvalid, ref, err)
+		return nil, "", fmt.Errorf("%w: FROM %s: build context: %v", ErrInvalid, ref, err)
 	}
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%w: FROM %s: not found in the build context", ErrInvalid, ref)
-	}
-	return p, nil
+	return root, saferoot.Clean(ref), nil
 }
 
-// fromImage starts from an OCI image layout directory or an image archive. The
-// layer is keyed by the manifest's digest, or by an archive's own digest, so that a
-// cached archive is not even unpacked.
-func (b *Builder) fromImage(ctx context.Context, st *buildState, p string) error {
-	fi, err := os.Stat(p)
+// fromImage starts from an OCI image layout directory or an image archive, name in
+// src. The layer is keyed by the manifest's digest, or by an archive's own digest,
+// so that a cached archive is not even unpacked.
+func (b *Builder) fromImage(ctx context.Context, st *buildState, src *saferoot.Root, name string) error {
+	fi, err := src.Stat(name)
 	if err != nil {
-		return fmt.Errorf("%w: FROM %s: %v", ErrInvalid, p, err)
+		return fmt.Errorf("%w: FROM %s: %v", ErrInvalid, name, err)
 	}
+	var layout *saferoot.Root
 	key := ""
-	if !fi.IsDir() {
-		sum, err := fileDigest(p)
-		if err != nil {
-			return fmt.Errorf("FROM %s: %w", p, err)
+	if fi.IsDir() {
+		// A layout has no reason to hold links out of itself.
+		if layout, err = src.Sub(name, saferoot.Beneath); err != nil {
+			return fmt.Errorf("%w: FROM %s: %v", ErrInvalid, name, err)
 		}
-		key = chainKey("", "FROM archive "+sum)
+		defer layout.Close()
+	} else {
+		f, err := src.Open(name)
+		if err != nil {
+			return fmt.Errorf("%w: FROM %s: %v", ErrInvalid, name, err)
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return fmt.Errorf("FROM %s: %w", name, err)
+		}
+		key = chainKey("", "FROM archive sha256:"+hex.EncodeToString(h.Sum(nil)))
+		if b.useCachedImage(st, key) {
+			return nil
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("FROM %s: %w", name, err)
+		}
+		tmp, err := b.tempDir("image-")
+		if err != nil {
+			return err
+		}
+		defer b.removeTemp(tmp)
+		if err := os.Mkdir(filepath.Join(tmp, "layout"), 0o700); err != nil {
+			return err
+		}
+		if layout, err = saferoot.Open(filepath.Join(tmp, "layout"), saferoot.Beneath); err != nil {
+			return err
+		}
+		defer layout.Close()
+		if _, err := layout.Extract(ctx, f, ".", saferoot.ExtractOptions{Owner: &owner{}, Limits: b.opts.ExtractLimits}); err != nil {
+			return fmt.Errorf("%w: FROM %s: unpack the archive: %w", ErrInvalid, name, err)
+		}
+	}
+	img, err := image.Read(layout)
+	if err != nil {
+		return fmt.Errorf("%w: FROM %s: %w", ErrInvalid, name, err)
+	}
+	if key == "" {
+		key = chainKey("", "FROM image "+img.Digest)
 		if b.useCachedImage(st, key) {
 			return nil
 		}
 	}
+	st.log.infof(" ---> unpacking image %s (%d layers)", img.Digest, len(img.Layers))
 	tmp, err := b.tempDir("image-")
 	if err != nil {
 		return err
 	}
 	defer b.removeTemp(tmp)
-	layout := p
-	if !fi.IsDir() {
-		layout = filepath.Join(tmp, "layout")
-		if err := os.Mkdir(layout, 0o700); err != nil {
-			return err
-		}
-		if err := extractFile(p, layout, layout, extractOptions{chown: &owner{}}); err != nil {
-			return fmt.Errorf("%w: FROM %s: unpack the archive: %v", ErrInvalid, p, err)
-		}
-	}
-	img, err := readImage(layout)
-	if err != nil {
-		return fmt.Errorf("%w: FROM %s: %v", ErrInvalid, p, err)
-	}
-	if key == "" {
-		key = chainKey("", "FROM image "+img.digest)
-		if b.useCachedImage(st, key) {
-			return nil
-		}
-	}
-	st.log.infof(" ---> unpacking image %s (%d layers)", img.digest, len(img.layers))
-	tree, err := b.childTree(ctx, "", tmp)
+	treeDir, err := b.childTree(ctx, "", tmp)
 	if err != nil {
 		return err
 	}
-	for i, l := range img.layers {
-		if err := unpackLayer(l, tree, st.log); err != nil {
-			return fmt.Errorf("%w: FROM %s: layer %d: %v", ErrInvalid, p, i+1, err)
-		}
+	tree, err := openTree(treeDir)
+	if err != nil {
+		return err
 	}
-	cfg := img.config
-	l, err := b.commitLayer(tmp, key, "", "FROM image "+img.digest, tree, &cfg)
+	defer tree.Close()
+	stats, err := img.Unpack(ctx, layout, tree, b.opts.ExtractLimits)
+	if err != nil {
+		return fmt.Errorf("%w: FROM %s: %w", ErrInvalid, name, err)
+	}
+	if stats.Devices > 0 {
+		st.log.infof("warning: skipped %d device files of the image", stats.Devices)
+	}
+	c := img.Config
+	cfg := imageConfig{Env: c.Env, User: c.User, Workdir: c.WorkingDir, Cmd: c.Cmd, Entrypoint: c.Entrypoint, Labels: c.Labels, Ports: c.ExposedPorts}
+	l, err := b.commitLayer(tmp, key, "", "FROM image "+img.Digest, treeDir, &cfg)
 	if err != nil {
 		return err
 	}
@@ -188,24 +229,6 @@ func (b *Builder) useCachedImage(st *buildState, key string) bool {
 	st.key, st.rootfs, st.cfg = key, l.Rootfs, *l.Config
 	st.res.CacheHits++
 	return true
-}
-
-// unpackLayer applies one image layer to tree.
-func unpackLayer(l imageLayer, tree string, log *buildLog) error {
-	f, err := os.Open(l.path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	v := &verifier{r: f, want: l.digest}
-	r, _, err := decompress(v)
-	if err != nil {
-		return err
-	}
-	if err := extractTar(r, tree, tree, extractOptions{whiteouts: true, log: log}); err != nil {
-		return err
-	}
-	return v.check()
 }
 
 // config rebuilds the image configuration a template was built with.

@@ -58,7 +58,10 @@ func TestMain(m *testing.M) {
 }
 
 // newHarness builds a node.
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith builds a node whose builder options edit changes.
+func newHarnessWith(t *testing.T, edit func(*template.BuilderOptions)) *harness {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -96,10 +99,14 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { db.Close() })
 	base := enginetest.BaseRootfs(t)
-	b, err := template.NewBuilder(template.BuilderOptions{
+	opts := template.BuilderOptions{
 		DataDir: dir, Store: db, Engine: e, Runtime: g, Network: nm,
 		BaseRootfs: func() (string, error) { return base, nil },
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	b, err := template.NewBuilder(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,15 @@ package template
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"strings"
+
+	"lelantos.dev/lelantos/internal/saferoot"
 )
 
 // ignoreRule is one line of a .dockerignore.
@@ -21,18 +22,26 @@ type ignoreRule struct {
 // ignorer says which context paths a .dockerignore excludes.
 type ignorer []ignoreRule
 
-// loadIgnore reads the context's .dockerignore; none means nothing is excluded.
-func loadIgnore(contextDir string) (ignorer, error) {
-	f, err := os.Open(filepath.Join(contextDir, ".dockerignore"))
+// maxIgnoreFile bounds the size of a .dockerignore.
+const maxIgnoreFile = 1 << 20
+
+// loadIgnore reads the context's .dockerignore; none means nothing is excluded. A
+// .dockerignore that is a link resolves inside the context; one leading nowhere
+// there is an error.
+func loadIgnore(bctx *saferoot.Root) (ignorer, error) {
+	data, err := bctx.ReadFile(".dockerignore", maxIgnoreFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		if _, lerr := bctx.Lstat(".dockerignore"); lerr != nil {
+			return nil, nil
+		}
+		return nil, errors.New("read .dockerignore: it is a link to nothing in the build context")
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read .dockerignore: %w", err)
 	}
-	defer f.Close()
 	var rules ignorer
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, maxIgnoreFile)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

@@ -22,7 +22,10 @@ import (
 
 // newStoreBuilder is a builder without runtime, network or engine: enough for
 // Dockerfiles without RUN or a start command.
-func newStoreBuilder(t *testing.T) (*template.Builder, string) {
+func newStoreBuilder(t *testing.T) (*template.Builder, string) { return newStoreBuilderWith(t, nil) }
+
+// newStoreBuilderWith is newStoreBuilder with options edit changes.
+func newStoreBuilderWith(t *testing.T, edit func(*template.BuilderOptions)) (*template.Builder, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (file owners)")
@@ -33,7 +36,11 @@ func newStoreBuilder(t *testing.T) (*template.Builder, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	b, err := template.NewBuilder(template.BuilderOptions{DataDir: dir, Store: db})
+	opts := template.BuilderOptions{DataDir: dir, Store: db}
+	if edit != nil {
+		edit(&opts)
+	}
+	b, err := template.NewBuilder(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +53,7 @@ type tarEntry struct {
 	typ              byte
 	mode             int64
 	uid              int
+	major, minor     int64 // of a device node
 }
 
 func makeTar(t *testing.T, gz bool, entries ...tarEntry) []byte {
@@ -60,7 +68,7 @@ func makeTar(t *testing.T, gz bool, entries ...tarEntry) []byte {
 	tw := tar.NewWriter(out)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Uid: e.uid, Gid: e.uid,
-			ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX}
+			Devmajor: e.major, Devminor: e.minor, ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}

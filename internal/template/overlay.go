@@ -3,14 +3,15 @@ package template
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"lelantos.dev/lelantos/internal/saferoot"
 )
 
 // overlayfs keeps its bookkeeping in trusted.overlay.* extended attributes; a
@@ -30,7 +31,7 @@ func mountOverlay(lower, upper, work, merged string) error {
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off,index=off,xino=off", lower, upper, work)
-	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+	if err := unix.Mount("overlay", merged, "overlay", unix.MS_NODEV|unix.MS_NOSUID, opts); err != nil {
 		return fmt.Errorf("mount overlay on %s: %w", merged, err)
 	}
 	return nil
@@ -54,136 +55,159 @@ func unmount(p string) error {
 }
 
 // applyUpper applies the changes an overlay's upper directory records to tree, a
-// hard-link copy of its lower directory: changed and new entries are moved in,
-// replacing what tree has there (never writing into it), whiteouts delete, opaque
-// directories replace. upper is consumed.
-func applyUpper(upper, tree string) error {
-	if err := applyDir(upper, tree); err != nil {
-		return err
+// hard-link copy of the overlay's lower directory: changed and new entries are
+// copied in, replacing what tree has there (never writing into it), whiteouts
+// delete, opaque directories replace. Hard links among the new files are kept.
+// The upper directory was written by the step's code: it is read as untrusted, its
+// device nodes are left out (skipped counts them) and overlay's attributes dropped.
+func applyUpper(upper, tree *saferoot.Root) (skipped int, err error) {
+	a := applier{up: upper, tree: tree, links: map[[2]uint64]string{}}
+	if err := a.dir("."); err != nil {
+		return a.skipped, err
 	}
-	return copyMeta(upper, tree)
+	return a.skipped, copyMeta(upper, tree, ".")
 }
 
-func applyDir(up, dst string) error {
-	entries, err := os.ReadDir(up)
+type applier struct {
+	up, tree *saferoot.Root
+	links    map[[2]uint64]string // device and inode of a copied file -> its name
+	skipped  int
+}
+
+func (a *applier) dir(dir string) error {
+	ents, err := a.up.ReadDir(dir)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		src, d := filepath.Join(up, e.Name()), filepath.Join(dst, e.Name())
-		fi, err := os.Lstat(src)
+	for _, e := range ents {
+		name := path.Join(dir, e.Name())
+		fi, err := a.up.Lstat(name)
 		if err != nil {
 			return err
 		}
 		if isWhiteout(fi) {
-			if err := removeEntry(d); err != nil {
+			if err := a.tree.RemoveAll(name); err != nil {
 				return err
 			}
 			continue
 		}
-		if fi.IsDir() && !isOpaque(src) {
-			if dfi, err := os.Lstat(d); err == nil && dfi.IsDir() {
-				if err := applyDir(src, d); err != nil {
+		if fi.IsDir() && !isOpaque(a.up, name) {
+			if dfi, err := a.tree.Lstat(name); err == nil && dfi.IsDir() {
+				if err := a.dir(name); err != nil {
 					return err
 				}
-				if err := copyMeta(src, d); err != nil {
+				if err := copyMeta(a.up, a.tree, name); err != nil {
 					return err
 				}
 				continue
 			}
 		}
-		if err := removeEntry(d); err != nil {
+		if err := a.tree.RemoveAll(name); err != nil {
 			return err
 		}
-		if err := os.Rename(src, d); err != nil {
-			return err
-		}
-		if err := cleanMoved(d); err != nil {
+		if err := a.copy(name, fi); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// cleanMoved removes overlay attributes and stray whiteouts from a moved entry.
-func cleanMoved(p string) error {
-	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+// copy copies the upper entry name (and what is below it) to the tree, where
+// nothing is at name.
+func (a *applier) copy(name string, fi fs.FileInfo) error {
+	st := statOf(fi)
+	switch m := fi.Mode(); {
+	case isWhiteout(fi):
+		return nil // in a new directory: nothing below to hide
+	case m.IsDir():
+		if err := a.tree.Mkdir(name, 0o700); err != nil {
+			return err
+		}
+		ents, err := a.up.ReadDir(name)
 		if err != nil {
 			return err
 		}
-		if d.Type()&fs.ModeCharDevice != 0 {
-			if fi, err := os.Lstat(q); err == nil && isWhiteout(fi) {
-				return os.Remove(q)
+		for _, e := range ents {
+			c := path.Join(name, e.Name())
+			cfi, err := a.up.Lstat(c)
+			if err != nil {
+				return err
 			}
-		}
-		return stripOverlayXattrs(q)
-	})
-}
-
-func isWhiteout(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0
-}
-
-func isOpaque(p string) bool {
-	buf := make([]byte, 8)
-	n, err := unix.Lgetxattr(p, opaqueXattr, buf)
-	return err == nil && n > 0 && buf[0] == 'y'
-}
-
-// listXattrs returns the names of p's extended attributes (p not followed).
-func listXattrs(p string) ([]string, error) {
-	n, err := unix.Llistxattr(p, nil)
-	if err != nil || n == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	buf := make([]byte, n)
-	n, err = unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, s := range strings.Split(string(buf[:n]), "\x00") {
-		if s != "" {
-			names = append(names, s)
-		}
-	}
-	return names, nil
-}
-
-func stripOverlayXattrs(p string) error {
-	names, err := listXattrs(p)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if strings.HasPrefix(n, overlayXattrPrefix) {
-			if err := unix.Lremovexattr(p, n); err != nil && !errors.Is(err, unix.ENODATA) {
+			if err := a.copy(c, cfi); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// copyMeta gives dst the owner, mode, extended attributes (overlay's excepted) and
-// times of src. Symbolic links get owner and times only.
-func copyMeta(src, dst string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(src, &st); err != nil {
-		return err
-	}
-	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		if err := unix.Fchmodat(unix.AT_FDCWD, dst, st.Mode&0o7777, 0); err != nil {
+	case m&fs.ModeSymlink != 0:
+		target, err := a.up.Readlink(name)
+		if err != nil {
 			return err
 		}
-		names, err := listXattrs(src)
+		if err := a.tree.Symlink(target, name); err != nil {
+			return err
+		}
+	case m.IsRegular():
+		key := [2]uint64{st.Dev, st.Ino}
+		if first, ok := a.links[key]; ok && st.Nlink > 1 {
+			return a.tree.Link(first, name) // shares the first name's metadata
+		}
+		if err := copyFile(a.up, name, a.tree, name); err != nil {
+			return err
+		}
+		if st.Nlink > 1 {
+			a.links[key] = name
+		}
+	case m&fs.ModeNamedPipe != 0:
+		if err := a.tree.Mkfifo(name, 0o600); err != nil {
+			return err
+		}
+	default: // devices and sockets
+		a.skipped++
+		return nil
+	}
+	return copyMeta(a.up, a.tree, name)
+}
+
+// copyFile copies the regular file sname of src to the new file dname of dst.
+func copyFile(src *saferoot.Root, sname string, dst *saferoot.Root, dname string) error {
+	in, err := src.Open(sname)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := dst.Create(dname, 0o600)
+	if err != nil {
+		return err
+	}
+	_, cerr := io.Copy(out, in)
+	return errors.Join(cerr, out.Close())
+}
+
+func isWhiteout(fi fs.FileInfo) bool {
+	return fi.Mode()&fs.ModeCharDevice != 0 && statOf(fi).Rdev == 0
+}
+
+func isOpaque(r *saferoot.Root, name string) bool {
+	v, err := r.Getxattr(name, opaqueXattr)
+	return err == nil && len(v) > 0 && v[0] == 'y'
+}
+
+// copyMeta gives the entry name of dst the owner, mode, extended attributes
+// (overlay's excepted) and times of the entry name of src. Symbolic links get owner
+// and times only.
+func copyMeta(src, dst *saferoot.Root, name string) error {
+	fi, err := src.Lstat(name)
+	if err != nil {
+		return err
+	}
+	st := statOf(fi)
+	if err := dst.Lchown(name, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		if err := dst.Chmod(name, fs.FileMode(st.Mode&0o7777)); err != nil {
+			return err
+		}
+		names, err := src.Listxattr(name)
 		if err != nil {
 			return err
 		}
@@ -191,23 +215,14 @@ func copyMeta(src, dst string) error {
 			if strings.HasPrefix(n, overlayXattrPrefix) {
 				continue
 			}
-			if err := copyXattr(src, dst, n); err != nil {
+			v, err := src.Getxattr(name, n)
+			if err != nil {
+				return err
+			}
+			if err := dst.Setxattr(name, n, v); err != nil && !errors.Is(err, unix.ENOTSUP) {
 				return err
 			}
 		}
 	}
-	ts := []unix.Timespec{st.Atim, st.Mtim}
-	return unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-func copyXattr(src, dst, name string) error {
-	n, err := unix.Lgetxattr(src, name, nil)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, n)
-	if n, err = unix.Lgetxattr(src, name, buf); err != nil {
-		return err
-	}
-	return unix.Lsetxattr(dst, name, buf[:n], 0)
+	return dst.Lchtimes(name, time.Unix(st.Atim.Unix()), time.Unix(st.Mtim.Unix()))
 }

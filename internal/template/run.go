@@ -16,6 +16,7 @@ import (
 
 	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
+	"lelantos.dev/lelantos/internal/saferoot"
 )
 
 // defaultPath is RUN's PATH when the Dockerfile sets none, as in Docker.
@@ -42,34 +43,64 @@ func (b *Builder) runStep(ctx context.Context, st *buildState, in Instruction) e
 }
 
 // run executes the command of in and returns the resulting tree, made under tmp.
+//
+// The command runs in a gVisor sandbox whose root is an overlay of the current tree
+// and an upper directory on a file system of its own (a stepDisk of RunDiskMB), so
+// it can write no more than that on the host. Its exit status comes from the
+// runtime: the sandbox's first process execs the command.
 func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp string) (string, error) {
-	if !isFileIn(st.rootfs, "/bin/sh") {
+	lower, err := openTree(st.rootfs)
+	if err != nil {
+		return "", err
+	}
+	defer lower.Close()
+	if !isFileIn(lower, "/bin/sh") {
 		return "", fmt.Errorf("%w: RUN needs /bin/sh in the image", ErrInvalid)
 	}
-	acct, err := lookupUser(st.rootfs, st.cfg.User)
+	acct, err := lookupUser(lower, st.cfg.User)
 	if err != nil {
 		return "", err
 	}
-	exitFile := "/.lelantos-exit-" + randHex(6)
-	script, err := runScript(st.rootfs, in, st.cwd(), acct, exitFile)
+	args, err := runArgs(lower, in, st.cwd(), acct)
 	if err != nil {
 		return "", err
 	}
-	upper, work, merged, box := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "merged"), filepath.Join(tmp, "box")
-	for _, d := range []string{upper, work, merged, box} {
+	// tmp and what the builder makes in it before the step runs are its own.
+	diskDir, merged, box := filepath.Join(tmp, "disk"), filepath.Join(tmp, "merged"), filepath.Join(tmp, "box")
+	for _, d := range []string{diskDir, merged, box} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return "", fmt.Errorf("run: %w", err)
 		}
 	}
-	// The overlay's root directory is the upper one: it must look like the tree's.
-	if err := copyMeta(st.rootfs, upper); err != nil {
-		return "", fmt.Errorf("run: %w", err)
-	}
-	hosts, resolv, err := b.dnsFiles(ctx, st, box)
+	disk, err := mountStepDisk(ctx, filepath.Join(tmp, "disk.img"), diskDir, b.opts.RunDiskMB)
 	if err != nil {
 		return "", err
 	}
-	if err := mountOverlay(st.rootfs, upper, work, merged); err != nil {
+	defer func() {
+		if err := disk.close(); err != nil {
+			b.opts.Logger.Error("remove build step disk", "dir", diskDir, "err", err)
+		}
+	}()
+	upperDir, work := filepath.Join(diskDir, "upper"), filepath.Join(diskDir, "work")
+	for _, d := range []string{upperDir, work} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return "", fmt.Errorf("run: %w", err)
+		}
+	}
+	upper, err := openTree(upperDir)
+	if err != nil {
+		return "", err
+	}
+	defer upper.Close() // before the disk is unmounted
+	// The overlay's root directory is the upper one: it must look like the tree's.
+	if err := copyMeta(lower, upper, "."); err != nil {
+		return "", fmt.Errorf("run: %w", err)
+	}
+	hosts, resolv, err := b.dnsFiles(ctx, st, lower, box)
+	if err != nil {
+		return "", err
+	}
+	if err := mountOverlay(st.rootfs, upperDir, work, merged); err != nil {
 		return "", err
 	}
 	mounted := true
@@ -81,29 +112,32 @@ func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp s
 	id := "lelbuild" + randHex(6)
 	cfg := runtime.Config{
 		RootfsPath: merged, Dir: box,
-		Args:     []string{"/bin/sh", "-c", script},
+		Args:     args,
 		Env:      st.runEnv(acct),
-		Hostname: "lelantos", CPUCount: b.opts.RunCPUCount, MemoryMB: b.opts.RunMemoryMB, DiskSizeMB: 1024,
+		Hostname: "lelantos", CPUCount: b.opts.RunCPUCount, MemoryMB: b.opts.RunMemoryMB, DiskSizeMB: b.opts.RunDiskMB,
+		// The sandbox writes into the overlay, whose upper layer is the step disk.
 		WritableRoot: true,
 		Mounts:       []runtime.Mount{{Source: hosts, Destination: runMounts[0]}, {Source: resolv, Destination: runMounts[1]}},
 		ConsolePath:  filepath.Join(box, "console.log"),
 	}
-	if err := b.execute(ctx, id, cfg, st.log); err != nil {
-		return "", err
-	}
+	exit, err := b.execute(ctx, id, cfg, st.log)
 	mounted = false
-	if err := unmount(merged); err != nil {
+	if uerr := unmount(merged); uerr != nil && err == nil {
+		err = uerr
+	}
+	if err != nil {
 		return "", err
 	}
-	code, err := readExitCode(filepath.Join(upper, exitFile))
-	if err != nil {
-		return "", fmt.Errorf("%w: the command ended without an exit status (killed?): %v", ErrStepFailed, err)
-	}
-	if code != 0 {
-		return "", fmt.Errorf("%w: the command %q returned a non-zero code: %d", ErrStepFailed, shortCmd(in), code)
+	switch {
+	case exit.Code != 0 && disk.full():
+		return "", fmt.Errorf("%w: the command %q ran out of disk space: a RUN step may write %d MB on this node", ErrStepFailed, shortCmd(in), b.opts.RunDiskMB)
+	case exit.Code < 0:
+		return "", fmt.Errorf("%w: the command %q ended without an exit status (%s)", ErrStepFailed, shortCmd(in), exit.Reason)
+	case exit.Code != 0:
+		return "", fmt.Errorf("%w: the command %q returned a non-zero code: %d", ErrStepFailed, shortCmd(in), exit.Code)
 	}
 	for _, m := range runMounts {
-		if err := removeEntry(filepath.Join(upper, m)); err != nil {
+		if err := upper.RemoveAll(m); err != nil {
 			return "", fmt.Errorf("run: %w", err)
 		}
 	}
@@ -111,20 +145,30 @@ func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp s
 	if err != nil {
 		return "", err
 	}
-	if err := applyUpper(upper, tree); err != nil {
+	out, err := openTree(tree)
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	skipped, err := applyUpper(upper, out)
+	if err != nil {
 		return "", fmt.Errorf("apply the changes of RUN: %w", err)
+	}
+	if skipped > 0 {
+		st.log.infof("warning: left out %d device files or sockets the command made", skipped)
 	}
 	return tree, nil
 }
 
 // execute runs the sandbox to its end with a network that reaches the internet,
 // copying its output into the log as it comes.
-func (b *Builder) execute(ctx context.Context, id string, cfg runtime.Config, log io.Writer) error {
+func (b *Builder) execute(ctx context.Context, id string, cfg runtime.Config, log io.Writer) (runtime.Exit, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.RunTimeout)
 	defer cancel()
+	fail := runtime.Exit{Code: -1}
 	ep, err := b.opts.Network.Setup(ctx, id, network.Options{AllowInternet: true})
 	if err != nil {
-		return fmt.Errorf("run: %w", err)
+		return fail, fmt.Errorf("run: %w", err)
 	}
 	defer func() {
 		if err := b.opts.Network.Teardown(context.WithoutCancel(ctx), id); err != nil {
@@ -133,17 +177,17 @@ func (b *Builder) execute(ctx context.Context, id string, cfg runtime.Config, lo
 	}()
 	cfg.NetNSPath = ep.NetNSPath
 	if err := os.WriteFile(cfg.ConsolePath, nil, 0o600); err != nil {
-		return fmt.Errorf("run: %w", err)
+		return fail, fmt.Errorf("run: %w", err)
 	}
 	console, err := os.Open(cfg.ConsolePath)
 	if err != nil {
-		return fmt.Errorf("run: %w", err)
+		return fail, fmt.Errorf("run: %w", err)
 	}
 	defer console.Close()
 	rt := b.opts.Runtime
 	if err := rt.Start(ctx, id, cfg); err != nil {
 		_, _ = io.Copy(log, console)
-		return fmt.Errorf("run: %w", err)
+		return fail, fmt.Errorf("run: %w", err)
 	}
 	defer func() {
 		if err := rt.Kill(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
@@ -169,35 +213,36 @@ func (b *Builder) execute(ctx context.Context, id string, cfg runtime.Config, lo
 			_, _ = io.Copy(log, console)
 			switch {
 			case w.err != nil && ctx.Err() != nil:
-				return fmt.Errorf("%w: the command did not finish: %w", ErrStepFailed, ctx.Err())
+				return fail, fmt.Errorf("%w: the command did not finish: %w", ErrStepFailed, ctx.Err())
 			case w.err != nil:
-				return fmt.Errorf("run: %w", w.err)
+				return fail, fmt.Errorf("run: %w", w.err)
 			case w.exit.OOMKilled:
-				return fmt.Errorf("%w: the command ran out of memory (%d MB)", ErrStepFailed, cfg.MemoryMB)
+				return fail, fmt.Errorf("%w: the command ran out of memory (%d MB)", ErrStepFailed, cfg.MemoryMB)
 			}
-			return nil
+			return w.exit, nil
 		}
 	}
 }
 
-// runScript is the sandbox's first process: as root, it enters the working directory,
-// runs the command as the step's user and records its exit status in exitFile.
-func runScript(root string, in Instruction, cwd string, a *account, exitFile string) (string, error) {
+// runArgs is the sandbox's first process: as root, a shell enters the working
+// directory and execs the command, as the step's user through setpriv when that is
+// not root. The command's exit status is so the sandbox's.
+func runArgs(tree *saferoot.Root, in Instruction, cwd string, a *account) ([]string, error) {
 	cmd := in.JSON
 	if cmd == nil {
 		cmd = []string{"/bin/sh", "-c", in.Args}
 	}
-	var drop []string
+	args := []string{"/bin/sh", "-c", `cd -- "$1" || exit; shift; exec "$@"`, "sh", cwd}
 	if a.UID != 0 || a.GID != 0 {
 		setpriv := ""
 		for _, p := range []string{"/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv", "/sbin/setpriv"} {
-			if isFileIn(root, p) {
+			if isFileIn(tree, p) {
 				setpriv = p
 				break
 			}
 		}
 		if setpriv == "" {
-			return "", fmt.Errorf("%w: RUN as user %d needs setpriv (util-linux) in the image", ErrInvalid, a.UID)
+			return nil, fmt.Errorf("%w: RUN as user %d needs setpriv (util-linux) in the image", ErrInvalid, a.UID)
 		}
 		groups := "--clear-groups"
 		if len(a.Groups) > 0 {
@@ -207,13 +252,9 @@ func runScript(root string, in Instruction, cwd string, a *account, exitFile str
 			}
 			groups = "--groups=" + strings.Join(g, ",")
 		}
-		drop = []string{setpriv, "--reuid=" + strconv.Itoa(a.UID), "--regid=" + strconv.Itoa(a.GID), groups, "--"}
+		args = append(args, setpriv, "--reuid="+strconv.Itoa(a.UID), "--regid="+strconv.Itoa(a.GID), groups, "--")
 	}
-	var q []string
-	for _, w := range append(drop, cmd...) {
-		q = append(q, shellQuote(w))
-	}
-	return fmt.Sprintf("(cd -- %s && exec %s); echo $? > %s", shellQuote(cwd), strings.Join(q, " "), shellQuote(exitFile)), nil
+	return append(args, cmd...), nil
 }
 
 // runEnv is the environment of a RUN command: ENV, then ARGs ENV does not shadow,
@@ -234,17 +275,6 @@ func (s *buildState) runEnv(a *account) []string {
 	return env
 }
 
-func readExitCode(p string) (int, error) {
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return 0, err
-	}
-	if err := os.Remove(p); err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(data)))
-}
-
 func shortCmd(in Instruction) string {
 	s := in.Args
 	if len(s) > 200 {
@@ -252,18 +282,6 @@ func shortCmd(in Instruction) string {
 	}
 	return s
 }
-
-// isFileIn reports whether p is a regular file in the tree at root.
-func isFileIn(root, p string) bool {
-	r, err := resolveIn(root, p, true)
-	if err != nil {
-		return false
-	}
-	fi, err := os.Lstat(r)
-	return err == nil && fi.Mode().IsRegular()
-}
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }
 
 func randHex(n int) string {
 	b := make([]byte, n)

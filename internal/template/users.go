@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"lelantos.dev/lelantos/internal/saferoot"
 )
 
 // account is a user as a tree's /etc/passwd and /etc/group describe it.
@@ -15,8 +17,8 @@ type account struct {
 }
 
 // lookupUser resolves a USER value ("name", "uid", "name:group", "uid:gid") in the
-// tree at root, the way Docker does.
-func lookupUser(root, spec string) (*account, error) {
+// tree, the way Docker does.
+func lookupUser(root *saferoot.Root, spec string) (*account, error) {
 	if spec == "" {
 		spec = "root"
 	}
@@ -78,10 +80,14 @@ func lookupUser(root, spec string) (*account, error) {
 	return a, nil
 }
 
+// maxUserDB bounds what is read of /etc/passwd and /etc/group.
+const maxUserDB = 8 << 20
+
 // parseColonFile reads a colon-separated database of the tree, keeping lines with at
-// least n fields (padded to n). A missing file reads as empty.
-func parseColonFile(root, p string, n int) [][]string {
-	data, err := readFileIn(root, p)
+// least n fields (padded to n). A missing, unreadable or oversized file reads as
+// empty.
+func parseColonFile(root *saferoot.Root, p string, n int) [][]string {
+	data, err := root.ReadFile(p, maxUserDB)
 	if err != nil {
 		return nil
 	}

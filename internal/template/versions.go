@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"lelantos.dev/lelantos/internal/saferoot"
 	"lelantos.dev/lelantos/internal/store"
 )
 
@@ -72,11 +73,16 @@ func (b *Builder) commitVersion(ctx context.Context, st *buildState) (meta *Meta
 	if err := linkTree(ctx, st.rootfs, root); err != nil {
 		return nil, nil, fmt.Errorf("commit version: %w", err)
 	}
-	// The engine mounts the daemon here; a tree from scratch or an image lacks it.
-	if _, err := mkdirAllIn(root, "/lelantos", 0o755, owner{}); err != nil {
+	tree, err := openTree(root)
+	if err != nil {
 		return nil, nil, fmt.Errorf("commit version: %w", err)
 	}
-	if err := keepTmpOnDisk(root); err != nil {
+	defer tree.Close()
+	// The engine mounts the daemon here; a tree from scratch or an image lacks it.
+	if err := tree.MkdirAll("/lelantos", 0o755, owner{}); err != nil {
+		return nil, nil, fmt.Errorf("commit version: %w", err)
+	}
+	if err := keepTmpOnDisk(tree); err != nil {
 		return nil, nil, fmt.Errorf("commit version: %w", err)
 	}
 	meta = &Metadata{
@@ -86,7 +92,7 @@ func (b *Builder) commitVersion(ctx context.Context, st *buildState) (meta *Meta
 		CPUCount: req.CPUCount, MemoryMB: req.MemoryMB, DiskSizeMB: req.DiskSizeMB, CreatedAt: time.Now().UTC(),
 	}
 	if u := st.cfg.User; u != "" {
-		a, err := lookupUser(root, u)
+		a, err := lookupUser(tree, u)
 		if err != nil {
 			return nil, nil, fmt.Errorf("default user: %w", err)
 		}
@@ -244,19 +250,13 @@ const tmpMarker = ".lelantos-tmp-on-disk"
 // keepTmpOnDisk makes sure the tree's /tmp is not empty. gVisor mounts a tmpfs, which
 // lives in the sandbox's memory, over an empty /tmp; users write large files there,
 // and expect them on the sandbox's disk as on a VM.
-func keepTmpOnDisk(root string) error {
-	if _, err := mkdirAllIn(root, "/tmp", 0o1777, owner{}); err != nil {
+func keepTmpOnDisk(tree *saferoot.Root) error {
+	if err := tree.MkdirAll("/tmp", 0o777|fs.ModeSticky, owner{}); err != nil {
 		return err
 	}
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	f, err := r.OpenFile("tmp/"+tmpMarker, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o444)
+	err := tree.WriteFile("/tmp/"+tmpMarker, []byte("Keeps /tmp on the sandbox's disk: gVisor puts an empty /tmp in memory.\n"), 0o444)
 	if err != nil {
 		return fmt.Errorf("mark /tmp: %w", err)
 	}
-	_, werr := f.WriteString("Keeps /tmp on the sandbox's disk: gVisor puts an empty /tmp in memory.\n")
-	return errors.Join(werr, f.Close())
+	return nil
 }

@@ -6,6 +6,8 @@
 // store in the sandbox's directory and is capped at DiskSizeMB; the layer is part of a
 // checkpoint image, so files written before a pause are there after every resume and in
 // every fork. Checkpoint and Restore are runsc's, so memory and processes are kept.
+// Wait reports the first process's exit status, learned through a pidfd on the
+// sandbox's process (see exit.go).
 package gvisor
 
 import (
@@ -14,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"lelantos.dev/lelantos/internal/runtime"
@@ -40,12 +44,17 @@ type Options struct {
 	Cgroups *cgroups.Hierarchy
 }
 
-// Runtime is the gVisor runtime. It holds no per-sandbox state in memory: runsc's state
-// directory is the record, so a new Runtime over the same StateDir sees every sandbox.
+// Runtime is the gVisor runtime. runsc's state directory is the record, so a new
+// Runtime over the same StateDir sees every sandbox. In memory it only keeps a pidfd
+// per sandbox it started, to learn the exit status; for a sandbox that ended while
+// no Runtime watched it, Wait reports code -1.
 type Runtime struct {
 	opts Options
 	cg   cgroups.Hierarchy
 	cli  ocicli.CLI
+
+	mu      sync.Mutex
+	watches map[string]*pidWatch
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -61,7 +70,7 @@ func New(opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("gvisor runtime: state dir: %w", err)
 	}
-	r := &Runtime{opts: opts, cg: cgroups.Detect("")}
+	r := &Runtime{opts: opts, cg: cgroups.Detect(""), watches: map[string]*pidWatch{}}
 	if opts.Cgroups != nil {
 		r.cg = *opts.Cgroups
 	}
@@ -136,29 +145,49 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 		return fmt.Errorf("%s sandbox %s: console: %w", op, id, err)
 	}
 	defer console.Close()
-	args := r.globalFlags(cfg)
-	if image == "" {
-		args = append(args, "run", "--detach", "--bundle", bundle, id)
-	} else {
-		args = append(args, "restore", "--detach", "--image-path", image, "--bundle", bundle, id)
-	}
-	cmd := exec.CommandContext(ctx, r.opts.Runsc, args...)
-	cmd.Stdin = nil
-	cmd.Stdout = console
-	// runsc's own errors go to stderr before the sandbox starts; the sandbox's first
-	// process gets the console for both streams.
-	cmd.Stderr = console
-	if err := cmd.Run(); err != nil {
-		msg := runtime.Tail(cfg.ConsolePath, 1024)
-		r.cli.ForceDelete(id)
-		_ = r.cg.Remove(oci.CgroupPath(id))
-		return fmt.Errorf("%s sandbox %s: runsc: %w: %s", op, id, err, msg)
-	}
-	if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
+	fail := func(err error) error {
+		r.unwatch(id)
 		r.cli.ForceDelete(id)
 		_ = r.cg.Remove(oci.CgroupPath(id))
 		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
 	}
+	flags := r.globalFlags(cfg)
+	runsc := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, r.opts.Runsc, slices.Concat(flags, args)...)
+		cmd.Stdin = nil
+		cmd.Stdout = console
+		// runsc's own errors go to stderr before the sandbox starts; the sandbox's
+		// first process gets the console for both streams.
+		cmd.Stderr = console
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("runsc %s: %w: %s", args[0], err, runtime.Tail(cfg.ConsolePath, 1024))
+		}
+		return nil
+	}
+	if image == "" {
+		// Created first, so that the process is watched before the first process can
+		// exit: its status is then never lost.
+		if err := runsc("create", "--bundle", bundle, id); err != nil {
+			return fail(err)
+		}
+		if err := r.watch(ctx, id); err != nil {
+			return fail(err)
+		}
+		if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
+			return fail(err)
+		}
+		if err := runsc("start", id); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	if err := runsc("restore", "--detach", "--image-path", image, "--bundle", bundle, id); err != nil {
+		return fail(err)
+	}
+	if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
+		return fail(err)
+	}
+	_ = r.watch(ctx, id) // a restored process that already ended reports code -1
 	return nil
 }
 
@@ -184,6 +213,7 @@ func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
 			return fmt.Errorf("checkpoint sandbox %s: the sandbox did not stop: %w", id, err)
 		}
 	}
+	r.unwatch(id)
 	r.cli.ForceDelete(id)
 	_ = r.cg.Remove(oci.CgroupPath(id))
 	return nil
@@ -207,6 +237,7 @@ func (r *Runtime) Thaw(ctx context.Context, id string) error {
 
 // Kill implements runtime.Runtime.
 func (r *Runtime) Kill(ctx context.Context, id string) error {
+	r.unwatch(id)
 	if _, err := r.cli.State(ctx, id); err != nil {
 		_ = r.cg.Remove(oci.CgroupPath(id))
 		return fmt.Errorf("kill sandbox %s: %w", id, err)
@@ -226,9 +257,33 @@ func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 	return r.cli.Stats(id)
 }
 
-// Wait implements runtime.Runtime.
+// Wait implements runtime.Runtime: Code is the first process's exit status (128+n
+// when a signal n ended it), or -1 when the sandbox ended while this Runtime did not
+// watch it.
 func (r *Runtime) Wait(ctx context.Context, id string) (runtime.Exit, error) {
-	return r.cli.Wait(ctx, id)
+	w := r.acquire(id)
+	if w == nil {
+		if err := r.watch(ctx, id); err == nil {
+			w = r.acquire(id)
+		}
+	}
+	if w == nil {
+		return r.cli.Wait(ctx, id) // stopped already, or not there
+	}
+	code, err := w.wait(ctx)
+	r.release(w)
+	if err != nil {
+		return runtime.Exit{}, fmt.Errorf("wait for sandbox %s: %w", id, err)
+	}
+	exit := runtime.Exit{Code: code, Reason: "exited"}
+	if code >= 0 {
+		exit.Reason = fmt.Sprintf("exited with code %d", code)
+	}
+	if n, err := r.cg.OOMKills(oci.CgroupPath(id)); err == nil && n > 0 {
+		exit.OOMKilled = true
+		exit.Reason = "out of memory: the sandbox used more than its memory limit"
+	}
+	return exit, nil
 }
 
 // List implements runtime.Runtime.
