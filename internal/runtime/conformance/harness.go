@@ -3,7 +3,10 @@
 // Run starts real sandboxes whose first process is the probe program (./probe), each
 // in a network namespace of its own, and checks the behaviour the engine relies on:
 // start and kill, stats, wait, list, disk and memory limits, freeze and thaw, and, where
-// the runtime can checkpoint, pause with memory, resume, and fork.
+// the runtime can checkpoint, pause with memory, resume, and fork. It also attacks the
+// boundary as root inside (writing the host's kernel settings, mounting, making
+// device nodes of the host's disk, tracing other users' processes) and checks that
+// the template tree's owners show through and can be changed.
 package conformance
 
 import (
@@ -51,8 +54,17 @@ func (h *Harness) setup(t *testing.T) {
 				return
 			}
 		}
+		_ = os.Chmod(dir, 0o755)
 		_ = os.Chmod(filepath.Join(dir, "tmp"), 0o1777)
-		_ = os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+		passwd := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nuser:x:%d:%d::/home/user:/bin/sh\n", userID, userID)
+		if err := os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte(passwd), 0o644); err != nil {
+			h.err = err
+			return
+		}
+		if err := chownUserHome(dir); err != nil {
+			h.err = err
+			return
+		}
 		bin, err := os.MkdirTemp("", "conformance-bin-")
 		if err != nil {
 			h.err = err
@@ -62,6 +74,12 @@ func (h *Harness) setup(t *testing.T) {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			h.err = fmt.Errorf("build probe: %v: %s", err, out)
+			return
+		}
+		// Bind mounts keep their host owners: inside a user namespace the probe's
+		// directory is another user's, which must be able to read it.
+		if err := os.Chmod(bin, 0o755); err != nil {
+			h.err = err
 			return
 		}
 		h.rootfs, h.probe = dir, bin
@@ -114,7 +132,16 @@ func (h *Harness) config(t *testing.T, rt runtime.Runtime, id string) (runtime.C
 // start starts a sandbox and waits for its probe to answer.
 func (h *Harness) start(t *testing.T, rt runtime.Runtime, id string) *sandbox {
 	t.Helper()
+	return h.startWith(t, rt, id, nil)
+}
+
+// startWith is start with the config changed by edit first (nil changes nothing).
+func (h *Harness) startWith(t *testing.T, rt runtime.Runtime, id string, edit func(*runtime.Config)) *sandbox {
+	t.Helper()
 	cfg, addr := h.config(t, rt, id)
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx := context.Background()
 	if err := rt.Start(ctx, id, cfg); err != nil {
 		t.Fatalf("start %s: %v", id, err)

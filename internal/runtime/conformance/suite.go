@@ -18,6 +18,13 @@ type Options struct {
 	// NetOctet is the second octet of the 10.x.0.0/16 the suite's sandboxes are
 	// addressed from; test binaries that may run at once need different ones.
 	NetOctet int
+	// HostKernel says the sandboxes run on the host's kernel (runc): the suite then
+	// also checks the user namespace, seccomp filter, no-new-privileges and cgroup
+	// namespace that confine them, and that no new user namespace can be made inside.
+	HostKernel bool
+	// Reopen, when set, returns a new Runtime over the same state, as a node
+	// restart makes one: the suite then checks that it takes over running sandboxes.
+	Reopen func(t *testing.T) runtime.Runtime
 }
 
 // Run runs the whole suite against rt. Tests of checkpointing expect an
@@ -41,6 +48,24 @@ func Run(t *testing.T, rt runtime.Runtime, opts Options) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h, rt) })
+	}
+	confinement := []struct {
+		name string
+		fn   func(*testing.T, *Harness, runtime.Runtime, Options)
+	}{
+		{"Ownership", testOwnership},
+		{"WritableRoot", testWritableRoot},
+		{"Attacks", testAttacks},
+		{"Confinement", testConfinement},
+	}
+	if opts.Reopen != nil {
+		confinement = append(confinement, struct {
+			name string
+			fn   func(*testing.T, *Harness, runtime.Runtime, Options)
+		}{"ReadoptAfterRestart", testReadopt})
+	}
+	for _, tc := range confinement {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h, rt, opts) })
 	}
 }
 

@@ -1,20 +1,33 @@
-// Package runc runs sandboxes as plain Linux containers through Debian's runc.
+// Package runc runs sandboxes as Linux containers through Debian's runc.
 //
 // It is the class for trusted, latency-critical work: starting is fast and pausing
 // freezes the cgroup with memory resident, but processes share the host kernel and
 // nothing can be checkpointed (CRIU does not work on every kernel), so Checkpoint and
-// Restore return *runtime.UnsupportedError. The root is an overlay of the template's
-// read-only tree under a tmpfs upper layer capped at DiskSizeMB.
+// Restore return *runtime.UnsupportedError.
+//
+// Sharing the kernel, a sandbox is confined by it (see oci.Confine): a user namespace
+// in which root is an unprivileged host user, with an id range of its own per
+// sandbox (65536 ids from Options.IDBase); the container ecosystem's default seccomp
+// profile and capability set (no CAP_SYS_ADMIN, SYS_MODULE, SYS_RAWIO or SYS_PTRACE);
+// the default masked and read-only paths of /proc and /sys; cgroup, pid, mount, IPC,
+// UTS and network namespaces; and no new privileges, so set-user-ID programs cannot
+// raise a process's ids: sudo does not work in a runc sandbox (it does in gVisor).
+//
+// The root is an overlay whose lower layer is the template's read-only tree mounted
+// idmapped into the sandbox's id range (the tree itself stays owned by host root, and
+// root owns /etc inside while user owns /home/user), under a tmpfs upper layer
+// capped at DiskSizeMB and owned by the sandbox's root.
 package runc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/runtime/cgroups"
@@ -25,6 +38,9 @@ import (
 // Class is this runtime's isolation class name.
 const Class = "runc"
 
+// DefaultRootsDir is where sandboxes' roots are mounted unless Options say otherwise.
+const DefaultRootsDir = "/run/lelantos/runc"
+
 // Options configures the runtime.
 type Options struct {
 	// Runc is the path of the runc binary; empty means "runc" from PATH.
@@ -33,6 +49,15 @@ type Options struct {
 	StateDir string
 	// Cgroups is the host's cgroup layout; zero means detect it.
 	Cgroups *cgroups.Hierarchy
+	// RootsDir is where sandboxes' roots are mounted while they run; zero means
+	// DefaultRootsDir. Every directory above it must be searchable by every user.
+	RootsDir string
+	// IDBase is the first host id of the sandboxes' id ranges; zero means
+	// DefaultIDBase. Sandbox n (counting those running at once) gets host ids
+	// IDBase+n*IDRangeSize and on as its ids 0..65535.
+	IDBase uint32
+	// IDRanges is how many ranges there are; zero means DefaultIDRanges.
+	IDRanges int
 }
 
 // Runtime is the runc runtime. Like runsc, runc's state directory is the record.
@@ -40,6 +65,7 @@ type Runtime struct {
 	opts Options
 	cg   cgroups.Hierarchy
 	cli  ocicli.CLI
+	ids  *idLeases
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -56,7 +82,26 @@ func New(opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("runc runtime: state dir: %w", err)
 	}
-	r := &Runtime{opts: opts, cg: cgroups.Detect("")}
+	if opts.RootsDir == "" {
+		opts.RootsDir = DefaultRootsDir
+	}
+	if err := searchableDir(opts.RootsDir); err != nil {
+		return nil, fmt.Errorf("runc runtime: roots dir: %w", err)
+	}
+	if opts.IDBase == 0 {
+		opts.IDBase = DefaultIDBase
+	}
+	if opts.IDRanges == 0 {
+		opts.IDRanges = DefaultIDRanges
+	}
+	if opts.IDRanges < 0 {
+		return nil, fmt.Errorf("runc runtime: IDRanges %d must be positive", opts.IDRanges)
+	}
+	if uint64(opts.IDBase)+uint64(opts.IDRanges)*IDRangeSize > 1<<32-1 {
+		return nil, fmt.Errorf("runc runtime: %d id ranges from host id %d do not fit below 2^32-1", opts.IDRanges, opts.IDBase)
+	}
+	r := &Runtime{opts: opts, cg: cgroups.Detect(""),
+		ids: &idLeases{dir: opts.StateDir, base: opts.IDBase, ranges: opts.IDRanges, starting: map[string]bool{}}}
 	if opts.Cgroups != nil {
 		r.cg = *opts.Cgroups
 	}
@@ -70,42 +115,32 @@ func (r *Runtime) Class() string { return Class }
 // Capabilities implements runtime.Runtime: no checkpointing.
 func (r *Runtime) Capabilities() runtime.Capabilities { return runtime.Capabilities{} }
 
-// layout names the host paths of a sandbox's root filesystem.
-type layout struct{ layer, upper, work, root, meminfo string }
-
-func layoutOf(dir string) layout {
-	l := filepath.Join(dir, "layer")
-	return layout{
-		layer: l, upper: filepath.Join(l, "upper"), work: filepath.Join(l, "work"),
-		root: filepath.Join(dir, "rootfs"), meminfo: filepath.Join(dir, "meminfo"),
-	}
-}
-
 // Start implements runtime.Runtime.
 func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("start sandbox %s: %w", id, err)
 	}
-	l := layoutOf(cfg.Dir)
+	ids, err := r.ids.acquire(ctx, id, r.live)
+	if err != nil {
+		return fmt.Errorf("start sandbox %s: %w", id, err)
+	}
+	defer r.ids.done(id)
+	l := layoutOf(r.opts.RootsDir, cfg.Dir)
 	defer func() {
 		if err != nil {
 			r.cli.ForceDelete(id)
-			unmountLayout(l)
+			_ = unmountLayout(l)
 			_ = r.cg.Remove(oci.CgroupPath(id))
+			_ = r.ids.release(id)
 		}
 	}()
-	root := cfg.RootfsPath
-	if !cfg.WritableRoot {
-		if err := mountLayout(l, cfg); err != nil {
-			return fmt.Errorf("start sandbox %s: %w", id, err)
-		}
-		root = l.root
-	} else if err := writeMeminfo(l.meminfo, cfg.MemoryMB); err != nil {
+	if err := mountLayout(l, cfg, ids); err != nil {
 		return fmt.Errorf("start sandbox %s: %w", id, err)
 	}
-	spec := oci.Spec(id, cfg, root)
-	// The kernel's /proc/meminfo shows the host; show the sandbox its own size.
-	spec.Mounts = append(spec.Mounts, oci.BindMount(l.meminfo, "/proc/meminfo"))
+	spec, err := r.spec(id, cfg, l, ids)
+	if err != nil {
+		return fmt.Errorf("start sandbox %s: %w", id, err)
+	}
 	bundle := filepath.Join(cfg.Dir, "bundle")
 	if err := oci.WriteBundle(bundle, spec); err != nil {
 		return fmt.Errorf("start sandbox %s: %w", id, err)
@@ -125,36 +160,38 @@ func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) (err
 	return nil
 }
 
-// mountLayout mounts the size-capped tmpfs layer and the overlay root.
-func mountLayout(l layout, cfg runtime.Config) error {
-	if err := os.MkdirAll(l.layer, 0o700); err != nil {
-		return err
-	}
-	if err := unix.Mount("tmpfs", l.layer, "tmpfs", 0, fmt.Sprintf("size=%dm,mode=0700", cfg.DiskSizeMB)); err != nil {
-		return fmt.Errorf("mount layer: %w", err)
-	}
-	for _, d := range []string{l.upper, l.work, l.root} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
+// spec is the OCI spec of a sandbox whose root is mounted at l.root: the common one,
+// confined to its user namespace of ids (see oci.Confine), with the sandbox's own
+// /proc/meminfo and, in a network namespace of the engine's, that namespace's sysfs.
+func (r *Runtime) spec(id string, cfg runtime.Config, l layout, ids oci.IDRange) (*specs.Spec, error) {
+	spec := oci.Spec(id, cfg, l.root)
+	if cfg.NetNSPath != "" {
+		for i, m := range spec.Mounts {
+			if m.Destination == "/sys" {
+				spec.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: l.sys,
+					Options: []string{"rbind", "ro", "nosuid", "noexec", "nodev"}}
+			}
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg.RootfsPath, l.upper, l.work)
-	if err := unix.Mount("overlay", l.root, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("mount root overlay: %w", err)
+	// The kernel's /proc/meminfo shows the host; show the sandbox its own size.
+	spec.Mounts = append(spec.Mounts, oci.BindMount(l.meminfo, "/proc/meminfo"))
+	if err := oci.Confine(spec, ids); err != nil {
+		return nil, err
 	}
-	return writeMeminfo(l.meminfo, cfg.MemoryMB)
+	return spec, nil
 }
 
-// writeMeminfo writes the /proc/meminfo a sandbox of memoryMB sees.
-func writeMeminfo(path string, memoryMB int) error {
-	kb := memoryMB * 1024
-	info := fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\nBuffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n", kb, kb, kb)
-	return os.WriteFile(path, []byte(info), 0o444)
-}
-
-func unmountLayout(l layout) {
-	_ = unix.Unmount(l.root, unix.MNT_DETACH)
-	_ = unix.Unmount(l.layer, unix.MNT_DETACH)
+// live lists the sandboxes runc holds.
+func (r *Runtime) live(ctx context.Context) (map[string]bool, error) {
+	infos, err := r.cli.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(infos))
+	for _, i := range infos {
+		m[i.ID] = true
+	}
+	return m, nil
 }
 
 // Checkpoint implements runtime.Runtime: runc cannot.
@@ -190,13 +227,19 @@ func (r *Runtime) Thaw(ctx context.Context, id string) error {
 func (r *Runtime) Kill(ctx context.Context, id string) error {
 	st, err := r.cli.State(ctx, id)
 	if err != nil {
+		// A lease left by a sandbox runc lost goes with it.
+		if errors.Is(err, runtime.ErrNotFound) {
+			_ = r.ids.release(id)
+		}
 		return fmt.Errorf("kill sandbox %s: %w", id, err)
 	}
 	r.cli.ForceDelete(id)
+	var errs []error
 	if st.Bundle != "" {
-		unmountLayout(layoutOf(filepath.Dir(st.Bundle)))
+		errs = append(errs, unmountLayout(layoutOf(r.opts.RootsDir, filepath.Dir(st.Bundle))))
 	}
-	if err := r.cg.Remove(oci.CgroupPath(id)); err != nil {
+	errs = append(errs, r.cg.Remove(oci.CgroupPath(id)), r.ids.release(id))
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("kill sandbox %s: %w", id, err)
 	}
 	return nil

@@ -1,5 +1,6 @@
 // Command probe is the first process of the sandboxes the runtime conformance suite
 // starts: a small HTTP server on :8080 that reports and changes its sandbox's state.
+// As root it also tries, on request, what an attacker inside would (see attacks).
 package main
 
 import (
@@ -8,13 +9,19 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "child" {
+		child(os.Args[2])
+	}
 	var counter atomic.Int64
 	go func() {
 		for range time.Tick(10 * time.Millisecond) {
@@ -42,6 +49,19 @@ func main() {
 		}
 		w.Write(b)
 	})
+	mux.HandleFunc("GET /stat", func(w http.ResponseWriter, r *http.Request) {
+		var st unix.Stat_t
+		if err := unix.Lstat(r.URL.Query().Get("path"), &st); err != nil {
+			reply(w, err)
+			return
+		}
+		fmt.Fprintf(w, "%d:%d %o", st.Uid, st.Gid, st.Mode&0o7777)
+	})
+	mux.HandleFunc("POST /chown", func(w http.ResponseWriter, r *http.Request) {
+		uid, _ := strconv.Atoi(r.URL.Query().Get("uid"))
+		reply(w, os.Lchown(r.URL.Query().Get("path"), uid, uid))
+	})
+	mux.HandleFunc("POST /attack", attack)
 	mux.HandleFunc("GET /memtotal", func(w http.ResponseWriter, r *http.Request) {
 		f, err := os.Open("/proc/meminfo")
 		if err != nil {
@@ -89,10 +109,12 @@ func main() {
 		done := make(chan struct{})
 		for i := 0; i < n; i++ {
 			go func() {
-				end := time.Now().Add(d)
-				x := 0
-				for time.Now().Before(end) {
-					x++
+				// Spin until the thread has used d of CPU: on a busy host that
+				// takes longer than d, so it gives up after 20 times that.
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				giveUp := time.Now().Add(20 * d)
+				for threadCPU() < d && time.Now().Before(giveUp) {
 				}
 				done <- struct{}{}
 			}()
@@ -109,6 +131,15 @@ func main() {
 	})
 	fmt.Println("probe listening")
 	log.Fatal(http.ListenAndServe(":8080", mux))
+}
+
+// threadCPU is the CPU time the calling thread has used.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 func reply(w http.ResponseWriter, err error) {
