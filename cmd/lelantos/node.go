@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +33,7 @@ type nodeConfig struct {
 	DataDir string
 	Runsc   string
 	Envd    string
-	Subnet  string
+	Subnet      string
 	// NetPrefix starts the node's veth and namespace names; its iptables chains are
 	// named after it too ("LELANTOS" for the default "lel").
 	NetPrefix string
@@ -43,6 +44,11 @@ type nodeConfig struct {
 	BaseRootfs string
 	// WarmPool is how many base-template sandboxes to keep booted.
 	WarmPool int
+	// Limits are what the node's sandboxes may take of it.
+	Limits nodeLimits
+	// RuntimeClasses are the runtime classes to build: gvisor always, runc only
+	// when listed.
+	RuntimeClasses []string
 }
 
 // warmPools keeps cfg.WarmPool sandboxes shaped like a default create from base:
@@ -75,6 +81,9 @@ type localNode struct {
 	server    *http.Server
 	socket    string
 	client    agentv1connect.AgentServiceClient
+	// network and dirty are host-wide state the node set up, put back on Close.
+	network *network.Manager
+	dirty   *cgroups.DirtyPageLimit
 }
 
 // startNode builds the engine and serves it on DataDir/agent.sock. The control plane
@@ -89,31 +98,42 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	if changed, err := cgroups.LimitDirtyPages(); err != nil {
+	dirty, err := cgroups.LimitDirtyPages(filepath.Join(nodeDir, "dirty-pages.json"))
+	if err != nil {
 		cfg.Logger.Warn("cannot cap the host's dirty page cache; large writes may OOM sandboxes", "err", err)
-	} else if changed {
-		cfg.Logger.Info("capped the host's dirty page cache (vm.dirty_bytes) so large writes in sandboxes are written back before their memory fills")
+	} else if dirty.Changed() {
+		cfg.Logger.Info("capped the host's dirty page cache (vm.dirty_bytes) so large writes in sandboxes are written back before their memory fills; put back when the server stops")
 	}
+	started := false
+	defer func() {
+		if !started && dirty != nil {
+			_ = dirty.Restore()
+		}
+	}()
 	runtimes := map[string]runtime.Runtime{}
 	g, err := gvisor.New(gvisor.Options{Runsc: cfg.Runsc, StateDir: filepath.Join(nodeDir, "runsc")})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w (run scripts/install-runsc.sh, or pass --runsc)", err)
 	}
 	runtimes[gvisor.Class] = g
-	if r, err := runc.New(runc.Options{StateDir: filepath.Join(nodeDir, "runc")}); err == nil {
+	if slices.Contains(cfg.RuntimeClasses, runc.Class) {
+		r, err := runc.New(runc.Options{StateDir: filepath.Join(nodeDir, "runc")})
+		if err != nil {
+			return nil, fmt.Errorf("start node: --runtime-classes %s: %w", runc.Class, err)
+		}
 		runtimes[runc.Class] = r
-	} else {
-		cfg.Logger.Warn("runc runtime class unavailable", "err", err)
 	}
-	eng, err := engine.New(ctx, engine.Options{
+	opts := engine.Options{
 		DataDir: nodeDir, Runtimes: runtimes, DefaultClass: gvisor.Class, Network: nm,
 		EnvdPath: cfg.Envd, Logger: cfg.Logger, Warm: warmPools(cfg),
-	})
+	}
+	cfg.Limits.applyEngine(&opts)
+	eng, err := engine.New(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	// Sandboxes allowed on the internet get DNS through the host's resolvers.
-	dns, err := nm.StartDNS(ctx, network.DNSOptions{Logger: cfg.Logger})
+	dns, err := nm.StartDNS(ctx, network.DNSOptions{Logger: cfg.Logger, SandboxRate: cfg.Limits.dnsRate, SandboxBurst: cfg.Limits.dnsBurst})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -142,19 +162,28 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		},
 		MaxIdleConnsPerHost: 64,
 	}}
-	return &localNode{engine: eng, dns: dns, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent")}, nil
+	started = true
+	return &localNode{engine: eng, dns: dns, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent"),
+		network: nm, dirty: dirty}, nil
 }
 
-// Close stops the node's template builds, its agent server and its DNS
-// forwarder; sandboxes keep running.
 // Close stops the node's servers and background work. Sandboxes keep running and are
 // re-adopted at the next start; pooled ones are removed (they boot again quickly).
+// What the node changed on the host is put back: the dirty page cap always, the
+// firewall and ip_forward when no sandbox is left that needs them.
 func (n *localNode) Close(ctx context.Context) error {
 	terr := n.templates.Close()
 	err := errors.Join(terr, n.server.Shutdown(ctx), n.engine.DrainPools(ctx))
 	n.engine.Close()
 	_ = os.Remove(n.socket)
-	return errors.Join(err, n.dns.Close(ctx))
+	err = errors.Join(err, n.dns.Close(ctx))
+	if uerr := n.network.Uninstall(ctx); uerr != nil && !errors.Is(uerr, network.ErrInUse) {
+		err = errors.Join(err, uerr)
+	}
+	if n.dirty != nil {
+		err = errors.Join(err, n.dirty.Restore())
+	}
+	return err
 }
 
 // proxyAwareNode tells the sandbox proxy to drop its idle connections to sandboxes

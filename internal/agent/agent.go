@@ -15,6 +15,7 @@ import (
 	"lelantos.dev/lelantos/internal/engine"
 	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
 	"lelantos.dev/lelantos/internal/gen/agent/v1/agentv1connect"
+	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
 )
 
@@ -53,6 +54,8 @@ func toConnect(err error) error {
 		code = connect.CodeInvalidArgument
 	case errors.Is(err, engine.ErrState), runtime.IsUnsupported(err):
 		code = connect.CodeFailedPrecondition
+	case errors.Is(err, engine.ErrNodeFull), errors.Is(err, network.ErrExhausted):
+		code = connect.CodeResourceExhausted // the control plane answers 503: retry later
 	case errors.Is(err, context.DeadlineExceeded):
 		code = connect.CodeDeadlineExceeded
 	}

@@ -39,7 +39,7 @@ func (e *Engine) adopt(ctx context.Context) error {
 			_ = os.RemoveAll(dir)
 			continue
 		}
-		b := &box{dir: dir, rec: rec, log: &sandboxLog{dir: dir}}
+		b := &box{dir: dir, rec: rec, log: newSandboxLog(dir, e.opts.LogCap)}
 		rt := e.opts.Runtimes[rec.Spec.RuntimeClass]
 		info, running := live[rec.Spec.RuntimeClass][rec.rid()]
 		delete(live[rec.Spec.RuntimeClass], rec.rid())
@@ -49,6 +49,9 @@ func (e *Engine) adopt(ctx context.Context) error {
 		}
 		e.boxes[rec.Spec.ID] = b
 		e.adoptOne(ctx, b, rt, info, running)
+		if holdsResources(b.rec) {
+			e.charge(b)
+		}
 	}
 	// Whatever a runtime holds that no record claims was being built when the node
 	// stopped, or was left by a crash: remove it.

@@ -8,13 +8,10 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +20,7 @@ import (
 
 	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
+	"lelantos.dev/lelantos/internal/saferoot"
 )
 
 // Errors callers branch on.
@@ -55,6 +53,9 @@ type Options struct {
 	Network      Network
 	// EnvdPath is the daemon binary every new sandbox runs.
 	EnvdPath string
+	// InterpreterPath, when set, is the code interpreter's server binary, put
+	// beside the daemon: sandboxes see it as /lelantos/interpreter.
+	InterpreterPath string
 	// ReadyTimeout bounds the wait for a new or resumed sandbox's daemon; default 30s.
 	ReadyTimeout time.Duration
 	// Warm lists the pools of pre-booted sandboxes to keep; none by default.
@@ -64,7 +65,25 @@ type Options struct {
 	WarmRetry time.Duration
 	// LogInterval is how often console output is moved into the log; default 500ms.
 	LogInterval time.Duration
-	Logger      *slog.Logger
+	// LogCap bounds the disk space of each sandbox's logs (console output not yet
+	// moved, console lines and lifecycle events, together); the oldest lines go
+	// first, and lifecycle events are kept apart so console output never pushes
+	// them out. Default DefaultLogCap (16 MiB); at least MinLogCap.
+	LogCap int64
+	// NodeCPUs and NodeMemoryMB are what the node's sandboxes share before
+	// overcommit; by default the host's CPUs, and its total memory less
+	// MemoryReserveMB (default DefaultMemoryReserveMB).
+	NodeCPUs        int
+	NodeMemoryMB    int
+	MemoryReserveMB int
+	// CPUOvercommit and MemoryOvercommit scale NodeCPUs and NodeMemoryMB into what
+	// sandboxes may ask for in all; defaults DefaultCPUOvercommit (4.0) and
+	// DefaultMemoryOvercommit (1.0). Create, Resume and Fork of a sandbox that does
+	// not fit fail with ErrNodeFull (after removing pooled sandboxes, if that makes
+	// room); warm-pool boots wait for room.
+	CPUOvercommit    float64
+	MemoryOvercommit float64
+	Logger           *slog.Logger
 }
 
 // Engine runs one node's sandboxes. It is safe for concurrent use; operations on one
@@ -76,6 +95,16 @@ type Engine struct {
 
 	mu    sync.Mutex
 	boxes map[string]*box
+	// limit is what sandboxes may commit; used what they do (the sum of the boxes'
+	// charges), booting the part of it pooled sandboxes being booted hold; changed
+	// is closed, and replaced, whenever a charge is given back or a pooled sandbox
+	// is ready.
+	limit   Usage
+	used    Usage
+	booting Usage
+	changed chan struct{}
+	// watch wakes log pumps when their console grows; nil if it could not start.
+	consoles *consoleWatch
 	// warm holds the pooled sandboxes by pool key; filled is non-nil, and closed when
 	// done, while a goroutine tops the pools up, until poolCtx ends.
 	warm       map[string][]*box
@@ -95,6 +124,10 @@ type box struct {
 	stop context.CancelFunc
 	// cpu is the last CPU sample, for CPU %.
 	cpu runtime.Stats
+	// charge is what the sandbox holds of the node's capacity, booting whether it
+	// is a pooled sandbox being booted; both guarded by Engine.mu.
+	charge  Usage
+	booting bool
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]{1,63}$`)
@@ -113,6 +146,16 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.LogCap == 0 {
+		opts.LogCap = DefaultLogCap
+	}
+	if opts.LogCap < MinLogCap {
+		return nil, fmt.Errorf("new engine: LogCap %d must be at least %d", opts.LogCap, MinLogCap)
+	}
+	limit, err := capacityLimit(&opts)
+	if err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
 	if _, ok := opts.Runtimes[opts.DefaultClass]; !ok {
 		return nil, fmt.Errorf("new engine: default runtime class %q is not configured", opts.DefaultClass)
 	}
@@ -121,56 +164,24 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("new engine: %w", err)
 		}
 	}
-	e := &Engine{opts: opts, envd: newEnvdClient(), boxes: map[string]*box{}, warm: map[string][]*box{}}
-	dir, err := installEnvd(opts.DataDir, opts.EnvdPath)
+	e := &Engine{opts: opts, envd: newEnvdClient(), boxes: map[string]*box{}, warm: map[string][]*box{},
+		limit: limit, changed: make(chan struct{})}
+	if e.consoles, err = newConsoleWatch(); err != nil {
+		opts.Logger.Warn("cannot watch consoles; log pumps poll them", "err", err)
+	}
+	dir, err := installEnvd(opts.DataDir, opts.EnvdPath, opts.InterpreterPath)
 	if err != nil {
+		e.consoles.close()
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
 	e.envdDir = dir
 	if err := e.adopt(ctx); err != nil {
+		e.Close()
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
 	e.poolCtx, e.poolCancel = context.WithCancel(context.Background())
 	e.refill()
 	return e, nil
-}
-
-// installEnvd copies the daemon binary into DataDir/envd/<hash>/envd once and returns
-// that directory: sandboxes keep the binary they started with across pauses and
-// upgrades, and a checkpoint always finds the file it was taken with.
-func installEnvd(dataDir, src string) (string, error) {
-	f, err := os.Open(src)
-	if err != nil {
-		return "", fmt.Errorf("install envd: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("install envd: %w", err)
-	}
-	dir := filepath.Join(dataDir, "envd", hex.EncodeToString(h.Sum(nil))[:16])
-	if _, err := os.Stat(filepath.Join(dir, "envd")); err == nil {
-		return dir, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("install envd: %w", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("install envd: %w", err)
-	}
-	tmp := filepath.Join(dir, ".envd.tmp")
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return "", fmt.Errorf("install envd: %w", err)
-	}
-	_, cerr := io.Copy(out, f)
-	if err := errors.Join(cerr, out.Close()); err != nil {
-		return "", fmt.Errorf("install envd: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "envd")); err != nil {
-		return "", fmt.Errorf("install envd: %w", err)
-	}
-	return dir, nil
 }
 
 // Close stops the engine's background work (log pumps and exit watchers) and leaves
@@ -192,6 +203,7 @@ func (e *Engine) Close() {
 		b.unwatch()
 		b.op.Unlock()
 	}
+	e.consoles.close()
 }
 
 func (e *Engine) runtimeFor(class string) (runtime.Runtime, error) {
@@ -233,97 +245,14 @@ func validate(s Spec) error {
 	case s.DiskSizeMB < 128 || s.DiskSizeMB > 1<<20:
 		return fmt.Errorf("%w: diskSizeMB %d must be 128..1048576", ErrInvalid, s.DiskSizeMB)
 	}
-	if _, err := os.Stat(filepath.Join(s.RootfsPath, "bin")); err != nil {
+	// The tree is a template's: its /bin may be a link, resolved inside it.
+	tree, err := saferoot.Open(s.RootfsPath, saferoot.InRoot)
+	if err != nil {
+		return fmt.Errorf("%w: template rootfs %s: %v", ErrInvalid, s.RootfsPath, err)
+	}
+	defer tree.Close()
+	if _, err := tree.Stat("bin"); err != nil {
 		return fmt.Errorf("%w: template rootfs %s: %v", ErrInvalid, s.RootfsPath, err)
 	}
 	return nil
 }
-
-// Status is a sandbox as the engine reports it.
-type Status struct {
-	Spec    Spec
-	State   State
-	Address string
-	Reason  string
-}
-
-func statusOf(r *record) Status {
-	return Status{Spec: r.Spec, State: r.State, Address: r.Address, Reason: r.Reason}
-}
-
-// lookup returns the box of id with its operation lock held.
-func (e *Engine) lookup(id string) (*box, error) {
-	e.mu.Lock()
-	b := e.boxes[id]
-	e.mu.Unlock()
-	if b == nil {
-		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
-	}
-	b.op.Lock()
-	e.mu.Lock()
-	current := e.boxes[id] == b
-	e.mu.Unlock()
-	if !current { // killed while we waited
-		b.op.Unlock()
-		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
-	}
-	return b, nil
-}
-
-// Get reports one sandbox.
-func (e *Engine) Get(id string) (Status, error) {
-	b, err := e.lookup(id)
-	if err != nil {
-		return Status{}, err
-	}
-	defer b.op.Unlock()
-	return statusOf(b.record()), nil
-}
-
-// List reports every sandbox on the node.
-func (e *Engine) List() []Status {
-	e.mu.Lock()
-	boxes := make([]*box, 0, len(e.boxes))
-	for _, b := range e.boxes {
-		boxes = append(boxes, b)
-	}
-	e.mu.Unlock()
-	out := make([]Status, 0, len(boxes))
-	for _, b := range boxes {
-		out = append(out, statusOf(b.record()))
-	}
-	return out
-}
-
-// record returns a copy of the box's current record.
-func (b *box) record() *record {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r := *b.rec
-	return &r
-}
-
-// save stores r durably, then makes it the box's record. Call with b.op held.
-func (b *box) save(r *record) error {
-	if err := writeRecord(b.dir, r); err != nil {
-		return err
-	}
-	b.mu.Lock()
-	b.rec = r
-	b.mu.Unlock()
-	return nil
-}
-
-// Logs returns the sandbox's log lines at or after start, up to limit.
-func (e *Engine) Logs(id string, start time.Time, limit int) ([]LogLine, error) {
-	e.mu.Lock()
-	b := e.boxes[id]
-	e.mu.Unlock()
-	if b == nil {
-		return nil, fmt.Errorf("logs of sandbox %s: %w", id, ErrNotFound)
-	}
-	return b.log.read(start, limit)
-}
-
-// addrOf parses an endpoint's address for the record.
-func addrOf(a netip.Addr) string { return a.String() }

@@ -3,11 +3,16 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -164,4 +169,68 @@ func (c *envdClient) startCommand(ctx context.Context, addr, token, cmd string) 
 		}
 	}
 	return 0, fmt.Errorf("start command %q: stream ended without a pid: %v", cmd, stream.Err())
+}
+
+// installEnvd copies the daemon binary (and the interpreter binary, when set)
+// into DataDir/envd/<hash>/ once and returns that directory: sandboxes keep the
+// binaries they started with across pauses and upgrades, and a checkpoint always
+// finds the files it was taken with. The hash covers both binaries.
+func installEnvd(dataDir, src, interpreter string) (string, error) {
+	bins := [][2]string{{"envd", src}}
+	if interpreter != "" {
+		bins = append(bins, [2]string{"interpreter", interpreter})
+	}
+	h := sha256.New()
+	for i, b := range bins {
+		if i > 0 {
+			fmt.Fprintf(h, "\x00%s\x00", b[0])
+		}
+		if err := hashFile(h, b[1]); err != nil {
+			return "", fmt.Errorf("install envd: %w", err)
+		}
+	}
+	dir := filepath.Join(dataDir, "envd", hex.EncodeToString(h.Sum(nil))[:16])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("install envd: %w", err)
+	}
+	for _, b := range bins {
+		if err := installBinary(b[1], filepath.Join(dir, b[0])); err != nil {
+			return "", fmt.Errorf("install envd: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// hashFile writes the file at path into h.
+func hashFile(h io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(h, f)
+	return err
+}
+
+// installBinary copies src to dst (mode 0755) unless dst exists, through a
+// temporary file so that dst is never partial.
+func installBinary(src, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	_, cerr := io.Copy(out, f)
+	if err := errors.Join(cerr, out.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }

@@ -138,6 +138,10 @@ func (e *Engine) forkOne(ctx context.Context, src *box, srec *record, rt runtime
 	if err := e.register(b); err != nil {
 		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
 	}
+	if err := e.admit(ctx, b); err != nil {
+		e.unregister(b)
+		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
+	}
 	defer func() {
 		if err != nil {
 			if derr := e.destroy(context.WithoutCancel(ctx), b, rt); derr != nil {

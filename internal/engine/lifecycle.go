@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"lelantos.dev/lelantos/internal/network"
@@ -38,6 +36,10 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 	b.op.Lock()
 	defer b.op.Unlock()
 	if err := e.register(b); err != nil {
+		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
+	}
+	if err := e.admit(ctx, b); err != nil {
+		e.unregister(b)
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
 	defer func() {
@@ -80,7 +82,7 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 // newBox is the handle of a sandbox about to be built, running the daemon in envdDir.
 func (e *Engine) newBox(s Spec, envdDir string) *box {
 	dir := filepath.Join(e.opts.DataDir, "sandboxes", s.ID)
-	return &box{dir: dir, log: &sandboxLog{dir: dir}, rec: &record{
+	return &box{dir: dir, log: newSandboxLog(dir, e.opts.LogCap), rec: &record{
 		Spec: s, State: StateStarting, EnvdDir: envdDir, CreatedAt: time.Now().UTC(),
 	}}
 }
@@ -97,6 +99,15 @@ func (e *Engine) register(b *box) error {
 	return nil
 }
 
+// unregister undoes register for a sandbox nothing was built for yet.
+func (e *Engine) unregister(b *box) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if id := b.rec.Spec.ID; e.boxes[id] == b {
+		delete(e.boxes, id)
+	}
+}
+
 // lay makes a new sandbox's directory, record and network, and records its
 // address. Call with b.op held; on error the caller destroys b.
 func (e *Engine) lay(ctx context.Context, b *box) (*record, error) {
@@ -109,7 +120,7 @@ func (e *Engine) lay(ctx context.Context, b *box) (*record, error) {
 	}
 	ep, err := e.opts.Network.Setup(ctx, rec.rid(), network.Options{AllowInternet: rec.Spec.AllowInternet})
 	if err != nil {
-		return nil, err
+		return nil, networkError(err)
 	}
 	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
 	if err := b.save(rec); err != nil {
@@ -178,9 +189,16 @@ func (e *Engine) watch(b *box, rt runtime.Runtime) {
 	// the rest without reading the same output twice.
 	b.stop = func() { cancel(); <-pumped }
 	id := b.record().rid()
+	sub, err := e.consoles.subscribe(filepath.Join(b.dir, consoleFile))
+	if err != nil {
+		e.opts.Logger.Debug("console not watched; polling it", "sandbox", id, "err", err)
+	}
 	go func() {
 		defer close(pumped)
-		b.log.pump(ctx, e.opts.LogInterval)
+		if sub != nil {
+			defer sub.close()
+		}
+		b.log.pump(ctx, e.opts.LogInterval, sub)
 	}()
 	go e.watchMemory(ctx, b, rt, id)
 	go func() {
@@ -195,16 +213,6 @@ func (e *Engine) watch(b *box, rt runtime.Runtime) {
 		}
 		e.markDead(context.Background(), b, rt, exit.Reason)
 	}()
-}
-
-// flush moves the console output the log lacks into it, from the offset the pump
-// saved. Call with the pump stopped.
-func (l *sandboxLog) flush() {
-	offset := int64(0)
-	if b, err := os.ReadFile(filepath.Join(l.dir, offsetFile)); err == nil {
-		offset, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	}
-	l.drain(offset)
 }
 
 // watchMemory logs every out-of-memory kill inside a running sandbox. gVisor's host
@@ -258,6 +266,7 @@ func (e *Engine) markDead(ctx context.Context, b *box, rt runtime.Runtime, reaso
 	if err := e.opts.Network.Teardown(ctx, rid); err != nil {
 		e.opts.Logger.Error("clean up ended sandbox's network", "sandbox", id, "err", err)
 	}
+	e.discharge(b)
 	rec.State, rec.Reason, rec.Address = StateDead, reason, ""
 	if err := b.save(rec); err != nil {
 		e.opts.Logger.Error("record ended sandbox", "sandbox", id, "err", err)
@@ -286,6 +295,7 @@ func (e *Engine) destroy(ctx context.Context, b *box, rt runtime.Runtime) error 
 	if e.boxes[id] == b {
 		delete(e.boxes, id)
 	}
+	e.dischargeLocked(b)
 	e.mu.Unlock()
 	return errors.Join(errs...)
 }

@@ -1,15 +1,9 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -20,114 +14,112 @@ type LogLine struct {
 	Line string    `json:"line"`
 }
 
-// Files in a sandbox's directory that hold its logs.
+// Files in a sandbox's directory that hold its logs. Each log file is a run of JSON
+// LogLines, one per line, oldest first; the ".1" file holds the lines before it.
 const (
-	consoleFile = "console.log" // raw output of the sandbox's first process
-	logFile     = "log.jsonl"   // timestamped lines: console output and events
-	offsetFile  = "console.offset"
-	maxLogLine  = 16 << 10 // longer console lines are split
+	consoleFile    = "console.log"    // raw output of the sandbox's first process, not yet in the log
+	offsetFile     = "console.offset" // where in consoleFile the log has got to
+	logFile        = "log.jsonl"      // console lines
+	logFileOld     = "log.1.jsonl"
+	eventsFile     = "events.jsonl" // lifecycle events
+	eventsFileOld  = "events.1.jsonl"
+	maxLogLine     = 16 << 10 // longer console lines are split
+	eventPrefix    = "[lelantos] "
+	drainLines     = 10000     // most console lines one drain moves into the log
+	maxDrainBytes  = 1 << 20   // most console bytes one drain looks at
+	maxDrainOut    = 512 << 10 // most log bytes one drain writes
+	reclaimAtLeast = 64 << 10
 )
 
-// sandboxLog appends timestamped lines to a sandbox's log file. It is safe for
-// concurrent use.
+// Bounds of Options.LogCap.
+const (
+	// DefaultLogCap is the disk space a sandbox's logs may take by default.
+	DefaultLogCap = 16 << 20
+	// MinLogCap is the smallest LogCap.
+	MinLogCap = 1 << 20
+)
+
+// logCaps are the sizes a sandbox's log files are held to. Together they take at
+// most five eighths of the cap, leaving the rest for console output written while
+// the pump is busy or starved of CPU.
+type logCaps struct {
+	linesHalf  int64 // log.jsonl becomes log.1.jsonl when it would pass this
+	eventsHalf int64 // the same for events.jsonl
+	spoolMax   int64 // console output not yet in the log beyond this is dropped...
+	spoolKeep  int64 // ...oldest first, down to this
+	drainBytes int64 // most console bytes one drain moves into the log
+	drainOut   int64 // most log bytes one drain writes
+}
+
+func capsFor(total int64) logCaps {
+	return logCaps{
+		linesHalf:  total / 4,
+		eventsHalf: total / 32,
+		spoolMax:   total / 16,
+		spoolKeep:  total / 32,
+		drainBytes: min(total/16, maxDrainBytes),
+		drainOut:   min(total/32, maxDrainOut),
+	}
+}
+
+// sandboxLog is a sandbox's log: console lines and lifecycle events, each in its own
+// pair of rotating files so that a console flood never pushes events out. It is safe
+// for concurrent use.
 type sandboxLog struct {
-	dir string
-	mu  sync.Mutex
+	dir  string
+	caps logCaps
+	mu   sync.Mutex // serializes appends and rotations with each other and with read's opening
+}
+
+func newSandboxLog(dir string, capTotal int64) *sandboxLog {
+	return &sandboxLog{dir: dir, caps: capsFor(capTotal)}
 }
 
 // event records a lifecycle event.
 func (l *sandboxLog) event(format string, args ...any) {
-	l.append([]LogLine{{Time: time.Now().UTC(), Line: "[lelantos] " + fmt.Sprintf(format, args...)}})
-}
-
-func (l *sandboxLog) append(lines []LogLine) {
-	if len(lines) == 0 {
-		return
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	for _, ln := range lines {
-		_ = enc.Encode(ln)
-	}
+	msg := eventPrefix + fmt.Sprintf(format, args...)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f, err := os.OpenFile(filepath.Join(l.dir, logFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return // the sandbox's directory is gone: it was killed
-	}
-	_, _ = f.Write(buf.Bytes())
-	_ = f.Close()
+	// Stamped under the lock, so that the file stays in time order.
+	l.appendLocked(eventsFile, eventsFileOld, l.caps.eventsHalf, encodeLines([]LogLine{{Time: time.Now().UTC(), Line: msg}}))
 }
 
-// pump copies new console output into the log until ctx ends, resuming from the
-// offset it saved last, so a restarted node neither loses nor repeats lines.
-func (l *sandboxLog) pump(ctx context.Context, every time.Duration) {
-	offset := int64(0)
-	if b, err := os.ReadFile(filepath.Join(l.dir, offsetFile)); err == nil {
-		offset, _ = strconv.ParseInt(string(b), 10, 64)
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		offset = l.drain(offset)
-		select {
-		case <-ctx.Done():
-			l.drain(offset)
-			return
-		case <-t.C:
-		}
+// appendConsole adds console lines, already encoded, to the log. Only the pump
+// (or flush, with the pump stopped) calls it, so the write itself needs no lock:
+// readers skip a line still being written.
+func (l *sandboxLog) appendConsole(data []byte) {
+	l.mu.Lock()
+	f := l.openLocked(logFile, logFileOld, l.caps.linesHalf, int64(len(data)))
+	l.mu.Unlock()
+	if f != nil {
+		_, _ = f.Write(data)
+		_ = f.Close()
 	}
 }
 
-// drain moves whole console lines after offset into the log and returns the new offset.
-func (l *sandboxLog) drain(offset int64) int64 {
-	f, err := os.Open(filepath.Join(l.dir, consoleFile))
-	if err != nil {
-		return offset
+// appendLocked appends data to name, first moving name to old when data would take
+// it past half. Call with l.mu held.
+func (l *sandboxLog) appendLocked(name, old string, half int64, data []byte) {
+	if f := l.openLocked(name, old, half, int64(len(data))); f != nil {
+		_, _ = f.Write(data)
+		_ = f.Close()
 	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return offset
-	}
-	r := bufio.NewReaderSize(f, maxLogLine)
-	now := time.Now().UTC()
-	var lines []LogLine
-	start := offset
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull || (err == nil && len(chunk) > 0) {
-			offset += int64(len(chunk))
-			lines = append(lines, LogLine{Time: now, Line: string(bytes.TrimRight(chunk, "\r\n"))})
-			continue
-		}
-		break // a partial last line waits for its end
-	}
-	if offset != start {
-		l.append(lines)
-		_ = os.WriteFile(filepath.Join(l.dir, offsetFile), []byte(strconv.FormatInt(offset, 10)), 0o600)
-	}
-	return offset
 }
 
-// read returns up to limit lines at or after start, oldest first.
-func (l *sandboxLog) read(start time.Time, limit int) ([]LogLine, error) {
-	f, err := os.Open(filepath.Join(l.dir, logFile))
-	if os.IsNotExist(err) {
-		return []LogLine{}, nil
+// openLocked opens name for appending n bytes, first moving it to old when they
+// would take it past half; nil if the sandbox's directory is gone (it was killed).
+// Call with l.mu held.
+func (l *sandboxLog) openLocked(name, old string, half, n int64) *os.File {
+	if n == 0 {
+		return nil
 	}
+	p := filepath.Join(l.dir, name)
+	if fi, err := os.Stat(p); err == nil && fi.Size() > 0 && fi.Size()+n > half {
+		_ = os.Rename(p, filepath.Join(l.dir, old))
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("read log: %w", err)
+		return nil
 	}
-	defer f.Close()
-	out := []LogLine{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() && (limit <= 0 || len(out) < limit) {
-		var ln LogLine
-		if json.Unmarshal(sc.Bytes(), &ln) != nil || ln.Time.Before(start) {
-			continue
-		}
-		out = append(out, ln)
-	}
-	return out, sc.Err()
+	return f
 }

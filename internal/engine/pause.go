@@ -63,6 +63,8 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 	}
 	old := rec.Image
 	rec.State, rec.Image, rec.Pauses = StatePaused, image, rec.Pauses+1
+	// The checkpointed sandbox holds no memory or CPU until it is resumed.
+	e.discharge(b)
 	if err := b.save(rec); err != nil {
 		return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
 	}
@@ -75,7 +77,7 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 }
 
 // Resume brings a paused sandbox back with its memory and files.
-func (e *Engine) Resume(ctx context.Context, id string) (Status, error) {
+func (e *Engine) Resume(ctx context.Context, id string) (st Status, err error) {
 	b, err := e.lookup(id)
 	if err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
@@ -102,11 +104,19 @@ func (e *Engine) Resume(ctx context.Context, id string) (Status, error) {
 		b.log.event("sandbox resumed")
 		return statusOf(rec), nil
 	}
+	if err := e.admit(ctx, b); err != nil {
+		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+	}
+	defer func() {
+		if err != nil { // still paused
+			e.discharge(b)
+		}
+	}()
 	// The namespace survives a pause, but not a host reboot: Setup rebuilds it on
 	// the same address if needed, then the address goes back on for gVisor.
 	ep, err := e.opts.Network.Setup(ctx, rid, network.Options{AllowInternet: rec.Spec.AllowInternet})
 	if err != nil {
-		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, networkError(err))
 	}
 	if err := e.opts.Network.Reapply(ctx, rid); err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)

@@ -16,7 +16,9 @@ const StateWarm State = "warm"
 
 // WarmPool asks the engine to keep Size sandboxes of Spec booted ahead of demand. A
 // Create whose spec matches (same template tree, snapshot, runtime, sizes and
-// internet access) takes one and only has to initialize its daemon.
+// internet access) takes one and only has to initialize its daemon. Pooled
+// sandboxes count against the node's capacity: a Create, Resume or Fork that does
+// not fit takes the room of pooled ones, and the pools refill once there is room.
 type WarmPool struct {
 	Spec Spec
 	Size int
@@ -79,7 +81,7 @@ func (e *Engine) fillPools(ctx context.Context) {
 				b.op.Unlock()
 				return
 			}
-			e.warm[key] = append(e.warm[key], b)
+			e.addWarmLocked(key, b)
 			e.mu.Unlock()
 		}
 	}
@@ -122,6 +124,11 @@ func (e *Engine) bootWarm(ctx context.Context, spec Spec) (*box, error) {
 	b := e.newBox(spec, e.envdDir)
 	b.op.Lock()
 	defer b.op.Unlock()
+	// A pooled sandbox counts against the node's capacity; it waits for room
+	// rather than take it from real sandboxes.
+	if err := e.awaitAdmission(ctx, b); err != nil {
+		return nil, fmt.Errorf("boot warm sandbox: %w", err)
+	}
 	if err := e.bootWarmBox(ctx, b, rt); err != nil {
 		if derr := e.destroy(context.WithoutCancel(ctx), b, rt); derr != nil {
 			e.opts.Logger.Error("warm pool: clean up a failed boot", "sandbox", spec.ID, "err", derr)
@@ -223,6 +230,7 @@ func (e *Engine) adoptWarm(ctx context.Context, b *box, rt runtime.Runtime, info
 		wanted = wanted || poolKey(p.Spec) == key
 	}
 	if rt != nil && inRuntime && info.Status == runtime.StatusRunning && wanted {
+		e.charge(b)
 		e.warm[key] = append(e.warm[key], b)
 		return
 	}

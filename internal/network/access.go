@@ -135,9 +135,10 @@ func (m *Manager) setAllowRecord(e *entry, allow bool) {
 	m.mu.Unlock()
 }
 
-// Uninstall removes the host-wide iptables chains and jumps, for
-// decommissioning a host. It fails with ErrInUse while allocations remain.
-// ip_forward is left as it is.
+// Uninstall removes the host-wide iptables chains and jumps, and, unless
+// another Manager on the host still needs it, puts ip_forward back as it was
+// before the first of them started. It fails with ErrInUse while allocations
+// remain.
 func (m *Manager) Uninstall(ctx context.Context) error {
 	m.mu.Lock()
 	n := len(m.entries)
@@ -146,6 +147,9 @@ func (m *Manager) Uninstall(ctx context.Context) error {
 		return fmt.Errorf("uninstall network: %d allocations: %w", n, ErrInUse)
 	}
 	if err := m.fw.uninstall(ctx); err != nil {
+		return fmt.Errorf("uninstall network: %w", err)
+	}
+	if err := m.fw.releaseForwarding(ctx); err != nil {
 		return fmt.Errorf("uninstall network: %w", err)
 	}
 	return nil

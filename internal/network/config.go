@@ -20,10 +20,18 @@
 //     from veths in the "internet" device group (AllowInternet), which is a
 //     per-link attribute changed with one netlink call.
 //   - nat POSTROUTING: egress from the subnet is masqueraded.
+//   - FORWARD, shared by the Managers of a host (LELANTOS-FORWARDING): if
+//     ip_forward was off before the first of them turned it on, forwarded
+//     packets that neither come from nor go to a sandbox veth are dropped, so
+//     the host forwards nothing else it did not forward before; the last
+//     Manager's Uninstall turns ip_forward back off and removes the chain.
 //   - DNS (while a DNSForwarder from StartDNS runs): nat PREROUTING redirects
 //     queries to port 53 of any address from veths in the internet group to
 //     the forwarder on the host, and INPUT lets exactly those redirected
-//     packets reach it; sandboxes without internet get no DNS.
+//     packets reach it; sandboxes without internet get no DNS. Each sandbox
+//     has its own share of the forwarder (a token bucket of queries, queries
+//     in flight, TCP connections), and the firewall drops a flood from one
+//     sandbox before it reaches the socket all of them share.
 //   - IPv6 is disabled on both ends of every veth and ip6tables drops any
 //     IPv6 packet to or from a sandbox veth.
 package network

@@ -5,96 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// Defaults applied by StartDNS to zero DNSOptions fields.
-const (
-	DefaultResolvConf     = "/etc/resolv.conf"
-	DefaultDNSTimeout     = 2 * time.Second
-	DefaultDNSMaxInFlight = 256
-	DefaultDNSMaxTCPConns = 64
-	// dnsTCPIdle closes a sandbox's TCP DNS connection that sends nothing.
-	dnsTCPIdle = 10 * time.Second
-)
-
-// fallbackUpstream is used when resolv.conf names no nameserver, as the C
-// library does.
-var fallbackUpstream = netip.MustParseAddrPort("127.0.0.1:53")
-
-// DNSOptions configure the DNS forwarder of a Manager.
-type DNSOptions struct {
-	// Upstreams are the resolvers queries are relayed to, tried in order.
-	// Empty means the nameserver lines of ResolvConf, read once at start.
-	Upstreams []netip.AddrPort
-	// ResolvConf is read when Upstreams is empty; default /etc/resolv.conf.
-	// When it is missing or names no nameserver, 127.0.0.1:53 is used.
-	ResolvConf string
-	// Port is the host port of both listeners. 0 (the default) lets the
-	// kernel pick free ones, so the forwarder never collides with a DNS
-	// server or another node on the host; sandboxes never see the port.
-	Port int
-	// Timeout bounds each attempt at one upstream; default 2s.
-	Timeout time.Duration
-	// MaxInFlight bounds the UDP queries relayed at once; further ones are
-	// dropped (clients retry). Default 256.
-	MaxInFlight int
-	// MaxTCPConns bounds the TCP connections from sandboxes; further ones
-	// are closed at once. Default 64.
-	MaxTCPConns int
-	// Logger receives the forwarder's rare errors; nil discards them.
-	Logger *slog.Logger
-}
-
-// withDefaults returns o with defaults filled in and upstreams resolved.
-func (o DNSOptions) withDefaults() (DNSOptions, error) {
-	switch {
-	case o.Port < 0 || o.Port > 65535:
-		return o, fmt.Errorf("%w: DNS port %d out of range 0-65535", ErrInvalidConfig, o.Port)
-	case o.Timeout < 0 || o.MaxInFlight < 0 || o.MaxTCPConns < 0:
-		return o, fmt.Errorf("%w: negative DNS timeout or limit", ErrInvalidConfig)
-	}
-	for _, u := range o.Upstreams {
-		if !u.IsValid() || u.Port() == 0 {
-			return o, fmt.Errorf("%w: DNS upstream %s is not an address and port", ErrInvalidConfig, u)
-		}
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultDNSTimeout
-	}
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = DefaultDNSMaxInFlight
-	}
-	if o.MaxTCPConns == 0 {
-		o.MaxTCPConns = DefaultDNSMaxTCPConns
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if len(o.Upstreams) == 0 {
-		if o.ResolvConf == "" {
-			o.ResolvConf = DefaultResolvConf
-		}
-		ups, err := readResolvConf(o.ResolvConf)
-		if err != nil {
-			o.Logger.Warn("no DNS upstreams from resolv.conf, using the fallback", "path", o.ResolvConf, "err", err, "fallback", fallbackUpstream)
-		}
-		o.Upstreams = ups
-		if len(ups) == 0 {
-			o.Upstreams = []netip.AddrPort{fallbackUpstream}
-		}
-	}
-	o.Upstreams = append([]netip.AddrPort(nil), o.Upstreams...)
-	return o, nil
-}
 
 // DNSForwarder gives the Manager's sandboxes DNS through the host's
 // resolvers. See StartDNS.
@@ -110,6 +28,8 @@ type DNSForwarder struct {
 	wg     sync.WaitGroup
 	query  chan struct{} // UDP queries in flight
 	conns  chan struct{} // TCP connections open
+	limits *sourceLimits
+	count  dnsCounters
 
 	mu     sync.Mutex
 	open   map[*net.TCPConn]struct{}
@@ -136,16 +56,17 @@ func (m *Manager) StartDNS(ctx context.Context, opts DNSOptions) (*DNSForwarder,
 	}
 	d := &DNSForwarder{
 		opts: opts, fw: m.fw, subnet: m.cfg.Subnet,
-		query: make(chan struct{}, opts.MaxInFlight),
-		conns: make(chan struct{}, opts.MaxTCPConns),
-		open:  make(map[*net.TCPConn]struct{}),
-		done:  make(chan struct{}),
+		query:  make(chan struct{}, opts.MaxInFlight),
+		conns:  make(chan struct{}, opts.MaxTCPConns),
+		limits: newSourceLimits(opts),
+		open:   make(map[*net.TCPConn]struct{}),
+		done:   make(chan struct{}),
 	}
 	if err := d.listen(ctx); err != nil {
 		return nil, fmt.Errorf("start DNS forwarder: %w", err)
 	}
 	udpPort, tcpPort := d.Ports()
-	if err := m.fw.installDNS(ctx, udpPort, tcpPort); err != nil {
+	if err := m.fw.installDNS(ctx, udpPort, tcpPort, opts.SandboxRate, opts.SandboxBurst); err != nil {
 		d.udp.Close()
 		d.tcp.Close()
 		return nil, fmt.Errorf("start DNS forwarder: %w", err)
@@ -187,6 +108,9 @@ func (d *DNSForwarder) listen(ctx context.Context) error {
 func (d *DNSForwarder) Ports() (udp, tcp int) {
 	return d.udp.LocalAddr().(*net.UDPAddr).Port, d.tcp.Addr().(*net.TCPAddr).Port
 }
+
+// Stats reports what the forwarder did with the queries it has read.
+func (d *DNSForwarder) Stats() DNSStats { return d.count.stats() }
 
 // Upstreams returns the resolvers the forwarder relays to.
 func (d *DNSForwarder) Upstreams() []netip.AddrPort {
@@ -254,7 +178,7 @@ func (d *DNSForwarder) relay(stream bool, query []byte) []byte {
 		errs = append(errs, fmt.Errorf("%s: %w", up, err))
 	}
 	d.opts.Logger.Debug("DNS query failed at every upstream", "tcp", stream, "err", errors.Join(errs...))
-	return servfail(query)
+	return errorReply(query, dnsRcodeFail)
 }
 
 // ask gets one upstream's answer over UDP, as resolvers are asked. A query

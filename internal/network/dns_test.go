@@ -313,13 +313,17 @@ func TestDNSCyclesLeaveRules(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("--dport 53 -m devgroup --src-group %#x -j REDIRECT --to-ports %d", InternetGroup, udpPort),
 		fmt.Sprintf("--dport 53 -m devgroup --src-group %#x -j REDIRECT --to-ports %d", InternetGroup, tcpPort),
+		fmt.Sprintf("--dport %d -m hashlimit --hashlimit-above %d/sec --hashlimit-burst %d --hashlimit-mode srcip --hashlimit-name %s-DNS-UDP -j DROP",
+			udpPort, DefaultDNSRate*dnsKernelFactor, DefaultDNSBurst*dnsKernelFactor, cfg.ChainPrefix),
+		fmt.Sprintf("--dport %d --tcp-flags FIN,SYN,RST,ACK SYN -m hashlimit --hashlimit-above %d/sec --hashlimit-burst %d --hashlimit-mode srcip --hashlimit-name %s-DNS-TCP -j DROP",
+			tcpPort, DefaultDNSRate*dnsKernelFactor, DefaultDNSBurst*dnsKernelFactor, cfg.ChainPrefix),
 	} {
 		if countRules(serving.rules, want) != 1 {
 			t.Errorf("no rule with %q in\n%s", want, serving.rules)
 		}
 	}
-	if n := countRules(serving.rules, cfg.ChainPrefix+"-DNS") - countRules(installed.rules, cfg.ChainPrefix+"-DNS"); n != 6 {
-		t.Errorf("StartDNS added %d rules to the DNS chains, want 6", n)
+	if n := countRules(serving.rules, cfg.ChainPrefix+"-DNS") - countRules(installed.rules, cfg.ChainPrefix+"-DNS"); n != 8 {
+		t.Errorf("StartDNS added %d rules to the DNS chains, want 8", n)
 	}
 	for i := range 50 {
 		id := fmt.Sprintf("dnscycle%d", i)

@@ -18,8 +18,9 @@ func (f *firewall) dnsInChain() string  { return f.name("DNSIN") }
 func (f *firewall) dnsNATChain() string { return f.name("DNS") }
 
 // dnsRulesV4 is the iptables-restore input that (re)defines the DNS chains
-// for a forwarder listening on udpPort and tcpPort; with both 0 the chains
-// are left empty.
+// for a forwarder listening on udpPort and tcpPort that allows each sandbox
+// rate queries per second with burst; with both ports 0 the chains are left
+// empty.
 //
 //   - nat: a sandbox's first packet to port 53 of any address, from a veth in
 //     the internet group, is redirected to the forwarder. REDIRECT rewrites
@@ -28,19 +29,26 @@ func (f *firewall) dnsNATChain() string { return f.name("DNS") }
 //     redirected from port 53 and the veth is (still) in the internet group;
 //     every other packet to those ports is dropped before IN's
 //     ESTABLISHED,RELATED rule, so revoking internet access also stops DNS
-//     flows that conntrack already knows.
-func (f *firewall) dnsRulesV4(udpPort, tcpPort int) string {
+//     flows that conntrack already knows. Before that, a sandbox's datagrams
+//     (and new TCP connections) beyond dnsKernelFactor times its rate and
+//     burst are dropped, per source address, so that a flood from one
+//     sandbox never fills the forwarder's socket, which all of them share.
+func (f *firewall) dnsRulesV4(udpPort, tcpPort int, rate float64, burst int) string {
 	var b strings.Builder
 	i, in, nat := f.iface, f.dnsInChain(), f.dnsNATChain()
 	group := fmt.Sprintf("-m devgroup --src-group %#x", InternetGroup)
+	limit := fmt.Sprintf("-m hashlimit --hashlimit-mode srcip --hashlimit-above %d/sec --hashlimit-burst %d",
+		max(1, int(rate*dnsKernelFactor)), max(1, burst*dnsKernelFactor))
 	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n", in)
 	for _, p := range []struct {
-		proto string
-		port  int
-	}{{"udp", udpPort}, {"tcp", tcpPort}} {
+		proto, match string
+		port         int
+	}{{"udp", "", udpPort}, {"tcp", " --syn", tcpPort}} {
 		if p.port == 0 {
 			continue
 		}
+		fmt.Fprintf(&b, "-A %s -i %s -p %s -m %s --dport %d%s %s --hashlimit-name %s -j DROP\n",
+			in, i, p.proto, p.proto, p.port, p.match, limit, f.name("DNS-"+strings.ToUpper(p.proto)))
 		fmt.Fprintf(&b, "-A %s -i %s -p %s -m %s --dport %d -m conntrack --ctstate DNAT --ctorigdstport %d %s -j ACCEPT\n",
 			in, i, p.proto, p.proto, p.port, dnsPort, group)
 		fmt.Fprintf(&b, "-A %s -i %s -p %s -m %s --dport %d -j DROP\n", in, i, p.proto, p.proto, p.port)
@@ -62,8 +70,8 @@ func (f *firewall) dnsRulesV4(udpPort, tcpPort int) string {
 
 // installDNS fills the DNS chains for a forwarder on udpPort and tcpPort,
 // atomically per table.
-func (f *firewall) installDNS(ctx context.Context, udpPort, tcpPort int) error {
-	if err := run(ctx, strings.NewReader(f.dnsRulesV4(udpPort, tcpPort)), "iptables-restore", "-w", "--noflush"); err != nil {
+func (f *firewall) installDNS(ctx context.Context, udpPort, tcpPort int, rate float64, burst int) error {
+	if err := run(ctx, strings.NewReader(f.dnsRulesV4(udpPort, tcpPort, rate, burst)), "iptables-restore", "-w", "--noflush"); err != nil {
 		return fmt.Errorf("install DNS redirect: %w", err)
 	}
 	return nil

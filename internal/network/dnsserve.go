@@ -10,7 +10,8 @@ import (
 )
 
 // serveUDP reads queries until the socket is closed, relaying each on its
-// own goroutine while fewer than MaxInFlight are in flight.
+// own goroutine while fewer than MaxInFlight are in flight and its sandbox is
+// within its limits; over them, it is refused or dropped.
 func (d *DNSForwarder) serveUDP() {
 	defer d.wg.Done()
 	buf := make([]byte, dnsMaxMessage)
@@ -28,27 +29,44 @@ func (d *DNSForwarder) serveUDP() {
 		if !ok || !d.fromSandbox(src.Addr(), dst) || !isDNSQuery(buf[:n]) {
 			continue
 		}
+		from := src.Addr().Unmap()
+		switch d.limits.admit(from) {
+		case refuseIt:
+			d.count.refused.Add(1)
+			d.answerUDP(errorReply(buf[:n], dnsRcodeRefused), src, dst)
+			continue
+		case dropIt:
+			d.count.dropped.Add(1)
+			continue
+		}
 		select {
 		case d.query <- struct{}{}:
 		default:
+			d.limits.done(from)
+			d.count.dropped.Add(1)
 			continue // overloaded: drop it, the client retries
 		}
+		d.count.relayed.Add(1)
 		q := append([]byte(nil), buf[:n]...)
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			defer func() { <-d.query }()
-			resp := d.relay(false, q)
-			if resp == nil {
-				return
-			}
-			// Reply from the address the query was sent to, so that
-			// conntrack maps it back to the resolver the sandbox asked.
-			oob := unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: dst.As4()})
-			if _, _, err := d.udp.WriteMsgUDPAddrPort(resp, oob, src); err != nil && !errors.Is(err, net.ErrClosed) {
-				d.opts.Logger.Debug("DNS forwarder: send UDP answer", "to", src, "err", err)
-			}
+			defer d.limits.done(from)
+			d.answerUDP(d.relay(false, q), src, dst)
 		}()
+	}
+}
+
+// answerUDP sends resp (if any) to src from dst, the address the query was sent
+// to, so that conntrack maps it back to the resolver the sandbox asked.
+func (d *DNSForwarder) answerUDP(resp []byte, src netip.AddrPort, dst netip.Addr) {
+	if resp == nil {
+		return
+	}
+	oob := unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: dst.As4()})
+	if _, _, err := d.udp.WriteMsgUDPAddrPort(resp, oob, src); err != nil && !errors.Is(err, net.ErrClosed) {
+		d.opts.Logger.Debug("DNS forwarder: send UDP answer", "to", src, "err", err)
 	}
 }
 
@@ -83,20 +101,26 @@ func (d *DNSForwarder) serveTCP() {
 			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors
 			continue
 		}
-		src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
+		src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 		dst := c.LocalAddr().(*net.TCPAddr).AddrPort().Addr()
 		if !d.fromSandbox(src, dst) {
 			c.Close()
 			continue
 		}
+		if !d.limits.openConn(src) {
+			c.Close() // the sandbox has all the connections it may have
+			continue
+		}
 		select {
 		case d.conns <- struct{}{}:
 		default:
+			d.limits.closeConn(src)
 			c.Close() // overloaded
 			continue
 		}
 		if !d.track(c, true) { // closing
 			<-d.conns
+			d.limits.closeConn(src)
 			c.Close()
 			continue
 		}
@@ -104,23 +128,36 @@ func (d *DNSForwarder) serveTCP() {
 		go func() {
 			defer d.wg.Done()
 			defer func() { <-d.conns }()
+			defer d.limits.closeConn(src)
 			defer d.track(c, false)
 			defer c.Close()
-			d.serveConn(c)
+			d.serveConn(c, src)
 		}()
 	}
 }
 
-// serveConn answers length-prefixed queries one after another until the
-// client goes quiet for dnsTCPIdle or sends something that is not a query.
-func (d *DNSForwarder) serveConn(c *net.TCPConn) {
+// serveConn answers length-prefixed queries from src one after another until
+// the client goes quiet for dnsTCPIdle, sends something that is not a query,
+// or is over its limits by more than refusals cover.
+func (d *DNSForwarder) serveConn(c *net.TCPConn, src netip.Addr) {
 	for {
 		c.SetReadDeadline(time.Now().Add(dnsTCPIdle))
 		q, err := readStreamMsg(c)
 		if err != nil || !isDNSQuery(q) {
 			return
 		}
-		resp := d.relay(true, q)
+		var resp []byte
+		switch d.limits.admit(src) {
+		case relayIt:
+			d.count.relayed.Add(1)
+			resp = d.relay(true, q)
+			d.limits.done(src)
+		case refuseIt:
+			d.count.refused.Add(1)
+			resp = errorReply(q, dnsRcodeRefused)
+		case dropIt:
+			d.count.dropped.Add(1)
+		}
 		if resp == nil {
 			return
 		}

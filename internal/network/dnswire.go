@@ -17,11 +17,12 @@ import (
 // DNS message facts (RFC 1035 section 4.1.1). The forwarder relays messages
 // as they are; it reads only the header and, to build SERVFAIL, the question.
 const (
-	dnsHeaderLen  = 12
-	dnsMaxMessage = 65535
-	dnsFlagQR     = 0x80 // in byte 2: the message is a response
-	dnsFlagTC     = 0x02 // in byte 2: the message is truncated
-	dnsRcodeFail  = 2    // SERVFAIL
+	dnsHeaderLen    = 12
+	dnsMaxMessage   = 65535
+	dnsFlagQR       = 0x80 // in byte 2: the message is a response
+	dnsFlagTC       = 0x02 // in byte 2: the message is truncated
+	dnsRcodeFail    = 2    // SERVFAIL
+	dnsRcodeRefused = 5    // REFUSED
 )
 
 // errBadAnswer reports an upstream reply that does not answer the query.
@@ -41,9 +42,10 @@ func answers(query, resp []byte) bool {
 		resp[0] == query[0] && resp[1] == query[1]
 }
 
-// servfail builds a SERVFAIL response to query, echoing its single question,
-// or returns nil when the query is not well-formed enough for that.
-func servfail(query []byte) []byte {
+// errorReply builds a response to query with rcode (SERVFAIL, REFUSED),
+// echoing its single question, or returns nil when the query is not
+// well-formed enough for that.
+func errorReply(query []byte, rcode byte) []byte {
 	if !isDNSQuery(query) || binary.BigEndian.Uint16(query[4:]) != 1 {
 		return nil
 	}
@@ -54,7 +56,7 @@ func servfail(query []byte) []byte {
 	end += 4 // QTYPE, QCLASS
 	resp := append([]byte(nil), query[:end]...)
 	resp[2] = (resp[2] | dnsFlagQR) &^ 0x06 // keep opcode and RD; clear AA, TC
-	resp[3] = 0x80 | dnsRcodeFail           // RA, SERVFAIL
+	resp[3] = 0x80 | rcode                  // RA, the error
 	clear(resp[6:dnsHeaderLen])             // no answer, authority or additional records
 	return resp
 }

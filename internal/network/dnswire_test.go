@@ -36,28 +36,32 @@ func TestParseResolvConf(t *testing.T) {
 	}
 }
 
-func TestServfail(t *testing.T) {
+func TestErrorReply(t *testing.T) {
 	q := buildQuery(0xbeef, "deb.example.test")
-	want := append([]byte{0xbe, 0xef, 0x81, 0x82, 0, 1, 0, 0, 0, 0, 0, 0}, q[12:]...)
+	want := func(rcode byte) []byte {
+		return append([]byte{0xbe, 0xef, 0x81, 0x80 | rcode, 0, 1, 0, 0, 0, 0, 0, 0}, q[12:]...)
+	}
 	withEDNS := append(append([]byte(nil), q...), 0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0)
 	withEDNS[11] = 1 // ARCOUNT
 	tests := []struct {
 		name  string
 		query []byte
+		rcode byte
 		want  []byte
 	}{
-		{"plain query", q, want},
-		{"EDNS record dropped", withEDNS, want},
-		{"response is no query", (&fakeDNS{answer: fakeAnswer}).respond(q), nil},
-		{"short header", q[:11], nil},
-		{"truncated question", q[:len(q)-2], nil},
-		{"no question", append([]byte{1, 2, 1, 0, 0, 0}, make([]byte, 6)...), nil},
-		{"label too long", append(append([]byte(nil), q[:12]...), 64, 'a', 0, 0, 1, 0, 1), nil},
+		{"SERVFAIL", q, dnsRcodeFail, want(dnsRcodeFail)},
+		{"REFUSED", q, dnsRcodeRefused, want(dnsRcodeRefused)},
+		{"EDNS record dropped", withEDNS, dnsRcodeFail, want(dnsRcodeFail)},
+		{"response is no query", (&fakeDNS{answer: fakeAnswer}).respond(q), dnsRcodeFail, nil},
+		{"short header", q[:11], dnsRcodeRefused, nil},
+		{"truncated question", q[:len(q)-2], dnsRcodeFail, nil},
+		{"no question", append([]byte{1, 2, 1, 0, 0, 0}, make([]byte, 6)...), dnsRcodeRefused, nil},
+		{"label too long", append(append([]byte(nil), q[:12]...), 64, 'a', 0, 0, 1, 0, 1), dnsRcodeFail, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := servfail(tt.query); !bytes.Equal(got, tt.want) {
-				t.Errorf("servfail = %x, want %x", got, tt.want)
+			if got := errorReply(tt.query, tt.rcode); !bytes.Equal(got, tt.want) {
+				t.Errorf("errorReply = %x, want %x", got, tt.want)
 			}
 		})
 	}

@@ -198,3 +198,15 @@ func run(ctx context.Context, stdin *strings.Reader, name string, args ...string
 	}
 	return nil
 }
+
+// output executes a command and returns its standard output.
+func output(ctx context.Context, name string, args ...string) (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}

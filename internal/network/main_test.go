@@ -143,14 +143,30 @@ func iptablesRules(tb testing.TB) string {
 		if err != nil {
 			tb.Fatalf("%s: %v", bin, err)
 		}
+		// A table that holds nothing but its built-in chains, accepting, is
+		// the same as no table: the first rule ever added creates it.
+		var table []string
+		empty := true
 		for _, l := range strings.Split(string(out), "\n") {
 			if l == "" || strings.HasPrefix(l, "#") {
 				continue
 			}
 			if strings.HasPrefix(l, ":") {
 				l = strings.SplitN(l, " [", 2)[0]
+				f := strings.Fields(l)
+				builtin := len(f) == 2 && strings.ToUpper(f[0]) == f[0] && f[1] == "ACCEPT" &&
+					strings.Contains(":PREROUTING:INPUT:FORWARD:OUTPUT:POSTROUTING:", f[0]+":")
+				empty = empty && builtin
+			} else if l != "COMMIT" && !strings.HasPrefix(l, "*") {
+				empty = false
 			}
-			lines = append(lines, bin+" "+l)
+			table = append(table, bin+" "+l)
+			if l == "COMMIT" {
+				if !empty {
+					lines = append(lines, table...)
+				}
+				table, empty = nil, true
+			}
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -65,9 +65,11 @@ type Manager struct {
 	fault func(step string) error
 }
 
-// NewManager installs the host-wide state idempotently (ip_forward, the
-// iptables chains and the jumps into them, the shared /run/netns mount) and
-// loads the allocations recorded in cfg.StateDir.
+// NewManager installs the host-wide state idempotently (the iptables chains
+// and the jumps into them, ip_forward with the guard that keeps the host from
+// forwarding anything else it did not forward before, the shared /run/netns
+// mount) and loads the allocations recorded in cfg.StateDir. Uninstall takes
+// the host-wide state away again.
 func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -87,10 +89,10 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := ensureNetNSDir(cfg.NetNSDir); err != nil {
 		return nil, fmt.Errorf("prepare netns dir: %w", err)
 	}
-	if err := writeSysctl("/proc/sys/net/ipv4/ip_forward", "1"); err != nil {
-		return nil, fmt.Errorf("enable ip_forward: %w", err)
-	}
 	if err := m.fw.install(ctx); err != nil {
+		return nil, fmt.Errorf("install firewall: %w", err)
+	}
+	if err := m.fw.claimForwarding(ctx); err != nil {
 		return nil, fmt.Errorf("install firewall: %w", err)
 	}
 	recs, err := loadRecords(cfg.StateDir)

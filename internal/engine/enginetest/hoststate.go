@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -129,6 +130,39 @@ func (s HostState) Diff(before HostState) string {
 		if len(added)+len(removed) > 0 {
 			fmt.Fprintf(&b, "%s: added %q, removed %q\n", va.Type().Field(i).Name, added, removed)
 		}
+	}
+	return b.String()
+}
+
+// Forwarding is the host's IPv4 forwarding as all its nodes share it: the
+// ip_forward setting and the FORWARD chain (policy and rules).
+type Forwarding struct {
+	IPForward string
+	Chain     []string
+}
+
+// HostForwarding samples the host's forwarding.
+func HostForwarding(t testing.TB) Forwarding {
+	t.Helper()
+	v, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil {
+		t.Fatalf("host forwarding: %v", err)
+	}
+	out, err := exec.Command("iptables", "-w", "-S", "FORWARD").Output()
+	if err != nil {
+		t.Fatalf("host forwarding: iptables -S FORWARD: %v", err)
+	}
+	return Forwarding{IPForward: strings.TrimSpace(string(v)), Chain: strings.Split(strings.TrimSpace(string(out)), "\n")}
+}
+
+// Diff describes how f differs from before; "" when they are equal.
+func (f Forwarding) Diff(before Forwarding) string {
+	var b strings.Builder
+	if f.IPForward != before.IPForward {
+		fmt.Fprintf(&b, "ip_forward: %s, was %s\n", f.IPForward, before.IPForward)
+	}
+	if !slices.Equal(f.Chain, before.Chain) {
+		fmt.Fprintf(&b, "FORWARD: %q, was %q\n", f.Chain, before.Chain)
 	}
 	return b.String()
 }

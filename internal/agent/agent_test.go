@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"lelantos.dev/lelantos/internal/engine"
+	"lelantos.dev/lelantos/internal/network"
+	"lelantos.dev/lelantos/internal/runtime"
+)
+
+// TestToConnect: every engine error the control plane branches on reaches it as
+// its RPC code, with the engine's message.
+func TestToConnect(t *testing.T) {
+	tests := []struct {
+		err  error
+		want connect.Code
+	}{
+		{fmt.Errorf("kill sandbox a: %w", engine.ErrNotFound), connect.CodeNotFound},
+		{fmt.Errorf("create sandbox a: %w", engine.ErrExists), connect.CodeAlreadyExists},
+		{fmt.Errorf("create sandbox a: %w", engine.ErrInvalid), connect.CodeInvalidArgument},
+		{fmt.Errorf("pause sandbox a: %w", engine.ErrState), connect.CodeFailedPrecondition},
+		{fmt.Errorf("fork sandbox a: %w", &runtime.UnsupportedError{Class: "runc", Operation: "fork"}), connect.CodeFailedPrecondition},
+		{fmt.Errorf("create sandbox a: %w: 7.5 GiB of 8 GiB memory committed, sandbox asks 1 GiB", engine.ErrNodeFull), connect.CodeResourceExhausted},
+		{fmt.Errorf("setup network for a: %w", network.ErrExhausted), connect.CodeResourceExhausted},
+		{fmt.Errorf("create sandbox a: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded},
+		{errors.New("disk on fire"), connect.CodeInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			got := toConnect(tt.err)
+			var ce *connect.Error
+			if !errors.As(got, &ce) || ce.Code() != tt.want || ce.Message() != tt.err.Error() {
+				t.Fatalf("toConnect = %v, want code %v with message %q", got, tt.want, tt.err.Error())
+			}
+		})
+	}
+	if toConnect(nil) != nil {
+		t.Fatal("toConnect(nil) is not nil")
+	}
+}
