@@ -2,122 +2,76 @@ package main
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
-	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"lelantos.dev/lelantos/internal/client"
 )
 
-// apiClient calls a Lelantos server's HTTP API with an API key.
-type apiClient struct {
-	url, key string
-	hc       *http.Client
+// apiFlags adds --api-url and --api-key (and, for commands that reach
+// sandboxes, --sandbox-url) to a flag set; client() then makes the client
+// from them, or from E2B_API_URL, E2B_API_KEY and E2B_SANDBOX_URL (as
+// .lelantos/client.env sets them).
+type apiFlags struct {
+	url, key, sandboxURL string
+	// sandbox is set when --sandbox-url was registered.
+	sandbox bool
 }
 
-// apiFlags adds --api-url and --api-key to fs; client() then makes the client
-// from them, or from E2B_API_URL and E2B_API_KEY (as .lelantos/client.env
-// sets them).
-type apiFlags struct{ url, key string }
-
+// register registers --api-url and --api-key.
 func (f *apiFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "api-url", "", "the server's API URL (default $E2B_API_URL)")
 	fs.StringVar(&f.key, "api-key", "", "an API key (default $E2B_API_KEY)")
 }
 
-func (f *apiFlags) client() (*apiClient, error) {
-	url, key := f.url, f.key
-	if url == "" {
-		url = os.Getenv("E2B_API_URL")
+// registerSandbox registers the API flags and --sandbox-url.
+func (f *apiFlags) registerSandbox(fs *flag.FlagSet) {
+	f.register(fs)
+	f.sandbox = true
+	fs.StringVar(&f.sandboxURL, "sandbox-url", "", "the sandbox proxy's URL (default $E2B_SANDBOX_URL)")
+}
+
+// client makes the client from the flags, else the environment.
+func (f *apiFlags) client() (*client.Client, error) {
+	cfg := client.Config{APIURL: f.url, APIKey: f.key, SandboxURL: f.sandboxURL}
+	if cfg.APIURL == "" {
+		cfg.APIURL = os.Getenv("E2B_API_URL")
 	}
-	if key == "" {
-		key = os.Getenv("E2B_API_KEY")
+	if cfg.APIKey == "" {
+		cfg.APIKey = os.Getenv("E2B_API_KEY")
+	}
+	if cfg.SandboxURL == "" && f.sandbox {
+		cfg.SandboxURL = os.Getenv("E2B_SANDBOX_URL")
 	}
 	switch {
-	case url == "":
+	case cfg.APIURL == "":
 		return nil, errors.New("no API URL: pass --api-url or set E2B_API_URL (. .lelantos/client.env sets it)")
-	case key == "":
+	case cfg.APIKey == "":
 		return nil, errors.New("no API key: pass --api-key or set E2B_API_KEY (. .lelantos/client.env sets it)")
-	case !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://"):
-		return nil, fmt.Errorf("API URL %q: must start with http:// or https://", url)
 	}
-	return &apiClient{url: strings.TrimRight(url, "/"), key: key, hc: &http.Client{}}, nil
+	return client.New(cfg)
 }
 
-// do sends a request and decodes a 2xx JSON answer into out (when not nil);
-// another status is an error with the server's message.
-func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.url+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-API-Key", c.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Message != "" {
-			return fmt.Errorf("%d: %s", resp.StatusCode, e.Message)
-		}
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(data))
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode the answer to %s %s: %w", method, path, err)
-	}
-	return nil
-}
-
-// buildBody streams the body of POST /templates: fields, then the context
-// directory as base64 of a gzipped tar, written as it is read.
-func buildBody(fields map[string]any, contextDir string) (io.ReadCloser, error) {
-	head, err := json.Marshal(fields)
-	if err != nil {
-		return nil, err
-	}
+// contextArchive streams the context directory as a gzipped tar, written
+// as it is read: the body of POST /templates in its streamed form. Fast
+// compression: the archive is made while it is sent.
+func contextArchive(contextDir string) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
-		w := func() error {
-			if _, err := pw.Write(append(head[:len(head)-1], `,"context":"`...)); err != nil {
-				return err
-			}
-			b64 := base64.NewEncoder(base64.StdEncoding, pw)
-			gz := gzip.NewWriter(b64)
-			if err := writeTar(gz, contextDir); err != nil {
-				return err
-			}
-			if err := errors.Join(gz.Close(), b64.Close()); err != nil {
-				return err
-			}
-			_, err := io.WriteString(pw, `"}`)
-			return err
-		}()
-		pw.CloseWithError(w)
+		gz, err := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		if err == nil {
+			err = writeTar(gz, contextDir)
+			err = errors.Join(err, gz.Close())
+		}
+		pw.CloseWithError(err)
 	}()
-	return pr, nil
+	return pr
 }
 
 // writeTar writes the tree at dir as a tar stream: directories, regular

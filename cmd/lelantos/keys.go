@@ -19,52 +19,35 @@ import (
 func keys(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
 	dir := fs.String("data-dir", "", "the server's data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
+	team := fs.String("team", "", "create: the key's team, by slug, made when missing (default: the team \"default\"); list: only this team's keys")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: lelantos keys [--data-dir DIR] create NAME | list | revoke ID")
+		fmt.Fprintln(fs.Output(), "usage: lelantos keys create NAME [--team TEAM] | list [--team TEAM] | revoke ID  [--data-dir DIR]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseAdminArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	rest := fs.Args()
 	if len(rest) == 0 {
 		fs.Usage()
 		return errors.New("keys: a subcommand is required: create, list or revoke")
 	}
-	d, err := dataDir(*dir)
+	db, err := openAdminStore(ctx, "keys", *dir)
 	if err != nil {
-		return fmt.Errorf("keys: --data-dir: %w", err)
-	}
-	dbPath := filepath.Join(d, "lelantos.db")
-	if _, err := os.Stat(dbPath); err != nil {
-		return fmt.Errorf("keys: no store at %s (start the server once, or pass --data-dir): %w", dbPath, err)
-	}
-	db, err := store.Open(ctx, dbPath)
-	if err != nil {
-		return fmt.Errorf("keys: %w", err)
+		return err
 	}
 	defer db.Close()
 	switch rest[0] {
 	case "create":
 		if len(rest) != 2 || rest[1] == "" {
-			return errors.New("keys create: give the key a NAME: lelantos keys create NAME")
+			return errors.New("keys create: give the key a NAME: lelantos keys create NAME [--team TEAM]")
 		}
-		plain, k, err := controlplane.CreateAPIKey(ctx, db, rest[1])
-		if err != nil {
-			return fmt.Errorf("keys create: %w", err)
-		}
-		fmt.Printf("created key %s (%s); it is shown only once:\n%s\n", k.ID, k.Name, plain)
+		return createKey(ctx, db, rest[1], *team)
 	case "list":
-		ks, err := controlplane.ListAPIKeys(ctx, db)
-		if err != nil {
-			return fmt.Errorf("keys list: %w", err)
+		if len(rest) != 1 {
+			return fmt.Errorf("keys list: unexpected argument %q", rest[1])
 		}
-		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tNAME\tPREFIX\tCREATED\tLAST USED\tREVOKED")
-		for _, k := range ks {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.CreatedAt.Format(time.RFC3339), when(k.LastUsedAt), when(k.RevokedAt))
-		}
-		return w.Flush()
+		return listKeys(ctx, db, *team)
 	case "revoke":
 		if len(rest) != 2 {
 			return errors.New("keys revoke: give the key's ID (see lelantos keys list)")
@@ -77,6 +60,96 @@ func keys(ctx context.Context, args []string) error {
 		return fmt.Errorf("keys: unknown subcommand %q: use create, list or revoke", rest[0])
 	}
 	return nil
+}
+
+// createKey makes a key named name in the team with slug team ("" = the
+// default team), making the team when it does not exist, and prints the key.
+func createKey(ctx context.Context, db *store.DB, name, team string) error {
+	if team == "" {
+		team = store.DefaultTeamSlug
+	}
+	t, created, err := controlplane.EnsureTeam(ctx, db, team)
+	if err != nil {
+		return fmt.Errorf("keys create: --team: %w", err)
+	}
+	if created {
+		fmt.Printf("created team %s (%s) with the server's default quotas\n", t.Slug, t.ID)
+	}
+	plain, k, err := controlplane.CreateTeamAPIKey(ctx, db, t.ID, name)
+	if err != nil {
+		return fmt.Errorf("keys create: %w", err)
+	}
+	fmt.Printf("created key %s (%s) of team %s; it is shown only once:\n%s\n", k.ID, k.Name, t.Slug, plain)
+	return nil
+}
+
+// listKeys prints every key, or the keys of the team with slug team.
+func listKeys(ctx context.Context, db *store.DB, team string) error {
+	teams, err := controlplane.ListTeams(ctx, db)
+	if err != nil {
+		return fmt.Errorf("keys list: %w", err)
+	}
+	slugs := map[string]string{}
+	teamID := ""
+	for _, t := range teams {
+		slugs[t.ID] = t.Slug
+		if t.Slug == team {
+			teamID = t.ID
+		}
+	}
+	if team != "" && teamID == "" {
+		return fmt.Errorf("keys list: --team: team %q not found", team)
+	}
+	ks, err := controlplane.ListAPIKeys(ctx, db)
+	if err != nil {
+		return fmt.Errorf("keys list: %w", err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tTEAM\tNAME\tPREFIX\tCREATED\tLAST USED\tREVOKED")
+	for _, k := range ks {
+		if teamID != "" && k.TeamID != teamID {
+			continue
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, slugs[k.TeamID], k.Name, k.Prefix,
+			k.CreatedAt.Format(time.RFC3339), when(k.LastUsedAt), when(k.RevokedAt))
+	}
+	return w.Flush()
+}
+
+// openAdminStore opens the store of the server whose data directory is
+// flagDir (or its default) for an administrator's command named cmd. The
+// store must exist: a typo in --data-dir must not make a new, empty one.
+func openAdminStore(ctx context.Context, cmd, flagDir string) (*store.DB, error) {
+	d, err := dataDir(flagDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --data-dir: %w", cmd, err)
+	}
+	dbPath := filepath.Join(d, "lelantos.db")
+	if _, err := os.Stat(dbPath); err != nil {
+		return nil, fmt.Errorf("%s: no store at %s (start the server once, or pass --data-dir): %w", cmd, dbPath, err)
+	}
+	db, err := store.Open(ctx, dbPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return db, nil
+}
+
+// parseAdminArgs parses fs's flags wherever they are among args (as in
+// "keys create NAME --team T") and returns the other arguments in order.
+func parseAdminArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
 }
 
 func when(t *time.Time) string {

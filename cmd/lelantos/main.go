@@ -2,7 +2,9 @@
 //
 //	lelantos serve            run the control plane, the proxy and the local node
 //	lelantos keys ...         create, list and revoke API keys
+//	lelantos teams ...        list and create teams, set their quotas
 //	lelantos template ...     build, list and delete templates through the API
+//	lelantos sandbox ...      create, list, exec in, copy to and from, and kill sandboxes
 //	lelantos version          print the version
 package main
 
@@ -22,8 +24,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "lelantos:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
 
@@ -31,9 +32,12 @@ const usage = `usage: lelantos <command> [flags]
 
 commands:
   serve     run the API, the sandbox proxy and this machine's node
-  keys      manage API keys: keys create NAME | keys list | keys revoke ID
+  keys      manage API keys: keys create NAME [--team TEAM] | keys list | keys revoke ID
+  teams     manage teams and their quotas: teams list | teams create TEAM | teams set TEAM --max-sandboxes N ...
   template  build, list and delete templates through the API:
             template build -n NAME [-f Dockerfile] [flags] CONTEXT | template ls | template rm NAME
+  sandbox   (alias sb) work with sandboxes through the API: sandbox create | ls | info ID |
+            exec ID -- CMD | shell ID | cp SRC DST | logs ID | metrics ID | pause ID | resume ID | kill ID
   version   print the version
 
 Run "lelantos <command> -h" for a command's flags.`
@@ -47,8 +51,12 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "keys":
 		return keys(ctx, args[1:])
+	case "teams", "team":
+		return teamsCmd(ctx, args[1:])
 	case "template", "templates":
 		return templateCmd(ctx, args[1:])
+	case "sandbox", "sandboxes", "sb":
+		return sandboxCmd(ctx, args[1:])
 	case "version", "--version", "-version":
 		fmt.Println("lelantos", version)
 		return nil

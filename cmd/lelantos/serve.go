@@ -31,6 +31,14 @@ type serveFlags struct {
 	// clientModules is a node_modules directory holding the e2b client, written
 	// into client.env as NODE_PATH ("" writes none).
 	clientModules string
+	// runtimeClasses are the runtime classes built and offered (--runtime-classes).
+	runtimeClasses []string
+	// teamQuotas are the quotas of teams that set none (--team-max-*).
+	teamQuotas store.Quotas
+	// pausedRetention is how long a sandbox may stay paused (0: forever).
+	pausedRetention time.Duration
+	// limits are what the node's sandboxes may take of it (capacity, logs, DNS).
+	limits nodeLimits
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -47,12 +55,33 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.envd, "envd", defaultEnvd(), "path of the envd binary run inside sandboxes")
 	fs.StringVar(&f.subnet, "subnet", "10.231.0.0/16", "addresses for sandboxes, a /30 each")
 	fs.StringVar(&f.clientModules, "client-modules", "", "a node_modules directory with the e2b client, written into client.env as NODE_PATH so that node finds it from any directory (make run passes the one it installs)")
+	classes := fs.String("runtime-classes", "gvisor", runtimeClassesUsage)
+	fs.IntVar(&f.teamQuotas.MaxSandboxes, "team-max-sandboxes", 0, "running sandboxes a team may have at once, for teams without their own quota (lelantos teams set); 0 = unlimited")
+	fs.IntVar(&f.teamQuotas.MaxVCPU, "team-max-vcpu", 0, "vCPUs a team's running sandboxes may have together, for teams without their own quota; 0 = unlimited")
+	fs.IntVar(&f.teamQuotas.MaxMemoryMB, "team-max-memory-mb", 0, "memory (MB) a team's running sandboxes may have together, for teams without their own quota; 0 = unlimited")
+	fs.IntVar(&f.teamQuotas.MaxBuilds, "team-max-builds", 0, "template builds a team may run at once, for teams without their own quota; 0 = unlimited")
+	fs.DurationVar(&f.pausedRetention, "paused-retention", controlplane.DefaultPausedRetention, "how long a sandbox may stay paused before it is killed and its checkpoint removed (e.g. 168h); 0 keeps paused sandboxes until they are killed")
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
+	f.limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := f.limits.check(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if f.warmPool < 0 || f.warmPool > 100 {
 		return fmt.Errorf("serve: --warm-pool %d must be 0..100", f.warmPool)
+	}
+	rc, err := parseRuntimeClasses(*classes)
+	if err != nil {
+		return fmt.Errorf("serve: --runtime-classes: %w", err)
+	}
+	f.runtimeClasses = rc
+	if q := f.teamQuotas; q.MaxSandboxes < 0 || q.MaxVCPU < 0 || q.MaxMemoryMB < 0 || q.MaxBuilds < 0 {
+		return errors.New("serve: --team-max-* must not be negative (0 means unlimited)")
+	}
+	if f.pausedRetention < 0 {
+		return errors.New("serve: --paused-retention must not be negative (0 keeps paused sandboxes)")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
@@ -149,8 +178,8 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err := registerBase(ctx, db, f.baseRootfs); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	node, err := startNode(ctx, nodeConfig{WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet,
-		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs})
+	node, err := startNode(ctx, nodeConfig{Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet,
+		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -158,7 +187,8 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 
 	var px *proxy.Proxy
 	svc, err := controlplane.New(controlplane.Config{Domain: reportedDomain(f), Logger: log,
-		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates},
+		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates,
+		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention)},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() }})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -190,7 +220,8 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	errs := make(chan error, 4)
 	go func() { errs <- svc.Run(ctx) }()
 	apiSrv := &http.Server{
-		Handler:           api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec(), Templates: svc}),
+		Handler: api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec(), Templates: svc,
+			Accounts: controlplane.NewAccounts(db)}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	go func() { errs <- apiSrv.Serve(apiLn) }()
@@ -221,7 +252,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	return nil
 }
 
-// adminKey creates the admin key at the first start, saves it in DataDir/admin-key
+// adminKey creates the admin key (of the team "default") at the first start, saves it in DataDir/admin-key
 // (0600) and returns it; later starts read it from there.
 func adminKey(ctx context.Context, db *store.DB, dir string) (string, error) {
 	path := filepath.Join(dir, "admin-key")
@@ -249,10 +280,11 @@ const (
 	baseDiskMB   = 2048
 )
 
-// registerBase records the base template, pointing at this machine's tree.
+// registerBase records the base template, pointing at this machine's tree: a
+// public template of the default team, which every team may use.
 func registerBase(ctx context.Context, db *store.DB, rootfs string) error {
 	t, err := db.GetTemplate(ctx, "base")
-	if err == nil && t.RootfsPath == rootfs && t.Status == store.TemplateReady {
+	if err == nil && t.RootfsPath == rootfs && t.Status == store.TemplateReady && t.Public {
 		return nil
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -291,4 +323,13 @@ func printReady(f serveFlags, apiAddr, sbAddr, key, envPath, caPath string) {
 		fmt.Printf("  API key:      %s\n", key)
 	}
 	fmt.Printf("\nConfigure the e2b clients with:\n  set -a; . %s; set +a\n\n", envPath)
+}
+
+// pausedRetention turns --paused-retention into the control plane's setting,
+// where 0 means the default.
+func pausedRetention(d time.Duration) time.Duration {
+	if d == 0 {
+		return controlplane.PausedForever
+	}
+	return d
 }

@@ -6,12 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"lelantos.dev/lelantos/internal/client"
 )
 
 const templateUsage = `usage:
@@ -131,27 +136,27 @@ func templateBuild(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("template build: %w", err)
 	}
-	fields := map[string]any{"name": *name, "dockerfile": string(text), "buildArgs": bargs}
+	q := url.Values{"name": {*name}, "dockerfile": {string(text)}}
 	for k, v := range map[string]int{"cpuCount": *cpu, "memoryMB": *memory, "diskSizeMB": *disk} {
 		if v > 0 {
-			fields[k] = v
+			q.Set(k, strconv.Itoa(v))
 		}
 	}
 	for k, v := range map[string]string{"startCmd": *startCmd, "readyCmd": *readyCmd} {
 		if v != "" {
-			fields[k] = v
+			q.Set(k, v)
 		}
 	}
-	body, err := buildBody(fields, contextDir)
-	if err != nil {
-		return fmt.Errorf("template build: %w", err)
+	for _, k := range slices.Sorted(maps.Keys(bargs)) {
+		q.Add("buildArg", k+"="+bargs[k])
 	}
+	body := contextArchive(contextDir)
 	defer body.Close()
 	var started struct {
 		TemplateID string `json:"templateID"`
 		BuildID    string `json:"buildID"`
 	}
-	if err := c.do(ctx, "POST", "/templates", body, &started); err != nil {
+	if err := c.Send(ctx, "POST", "/templates?"+q.Encode(), "application/gzip", body, &started); err != nil {
 		return fmt.Errorf("template build: %w", err)
 	}
 	fmt.Fprintf(out, "Building template %s: build %s\n", started.TemplateID, started.BuildID)
@@ -160,7 +165,7 @@ func templateBuild(ctx context.Context, args []string, out io.Writer) error {
 
 // followBuild prints a build's log as it grows until the build ends: nil
 // when it is ready, an error with the reason when it failed.
-func followBuild(ctx context.Context, c *apiClient, name, build string, out io.Writer) error {
+func followBuild(ctx context.Context, c *client.Client, name, build string, out io.Writer) error {
 	const pageSize = 100
 	path := "/templates/" + url.PathEscape(name) + "/builds/" + url.PathEscape(build) + "/status"
 	offset, failures := 0, 0
@@ -175,7 +180,7 @@ func followBuild(ctx context.Context, c *apiClient, name, build string, out io.W
 			} `json:"reason"`
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := c.do(rctx, "GET", fmt.Sprintf("%s?logsOffset=%d&limit=%d", path, offset, pageSize), nil, &st)
+		err := c.Do(rctx, "GET", fmt.Sprintf("%s?logsOffset=%d&limit=%d", path, offset, pageSize), nil, &st)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -240,7 +245,7 @@ func templateList(ctx context.Context, args []string, out io.Writer) error {
 		BuildStatus string    `json:"buildStatus"`
 		UpdatedAt   time.Time `json:"updatedAt"`
 	}
-	if err := c.do(ctx, "GET", "/templates", nil, &list); err != nil {
+	if err := c.Do(ctx, "GET", "/templates", nil, &list); err != nil {
 		return fmt.Errorf("template ls: %w", err)
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -274,7 +279,7 @@ func templateRemove(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var errs []error
 	for _, n := range names {
-		if err := c.do(ctx, "DELETE", "/templates/"+url.PathEscape(n), nil, nil); err != nil {
+		if err := c.Do(ctx, "DELETE", "/templates/"+url.PathEscape(n), nil, nil); err != nil {
 			errs = append(errs, fmt.Errorf("template rm %s: %w", n, err))
 			continue
 		}

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,14 +21,17 @@ import (
 // fakeAPI serves POST /templates and the build status route: the build
 // answers `pages` status pages, then ends with final (and reason).
 type fakeAPI struct {
-	mu      sync.Mutex
-	body    map[string]any
-	key     string
-	logs    []string
-	final   string
-	reason  string
-	offsets []int
-	deleted []string
+	mu sync.Mutex
+	// query, contentType and body are those of the build request.
+	query       url.Values
+	contentType string
+	body        []byte
+	key         string
+	logs        []string
+	final       string
+	reason      string
+	offsets     []int
+	deleted     []string
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -36,12 +40,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.key = r.Header.Get("X-API-Key")
 	switch {
 	case r.Method == "POST" && r.URL.Path == "/templates":
-		if err := json.NewDecoder(r.Body).Decode(&f.body); err != nil {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
 			http.Error(w, err.Error(), 400)
 			return
 		}
+		f.query, f.contentType, f.body = r.URL.Query(), r.Header.Get("Content-Type"), body
 		w.WriteHeader(202)
-		fmt.Fprintf(w, `{"templateID":%q,"buildID":"b-1"}`, f.body["name"])
+		fmt.Fprintf(w, `{"templateID":%q,"buildID":"b-1"}`, f.query.Get("name"))
 	case r.Method == "GET" && r.URL.Path == "/templates/web/builds/b-1/status":
 		off, _ := strconv.Atoi(r.URL.Query().Get("logsOffset"))
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
@@ -119,17 +125,13 @@ func TestTemplateBuildCommand(t *testing.T) {
 			if api.key != "e2b_test" {
 				t.Errorf("API key %q", api.key)
 			}
-			b := api.body
-			if b["name"] != "web" || b["dockerfile"] != "FROM base\nCOPY app /app\n" || b["cpuCount"] != 1.0 || b["memoryMB"] != 256.0 ||
-				b["diskSizeMB"] != nil || b["startCmd"] != "serve" || b["readyCmd"] != "true" ||
-				fmt.Sprint(b["buildArgs"]) != "map[A:1 B:x=y]" {
-				t.Errorf("body %v", b)
+			q := api.query
+			if api.contentType != "application/gzip" || q.Get("name") != "web" || q.Get("dockerfile") != "FROM base\nCOPY app /app\n" ||
+				q.Get("cpuCount") != "1" || q.Get("memoryMB") != "256" || q.Has("diskSizeMB") || q.Get("startCmd") != "serve" ||
+				q.Get("readyCmd") != "true" || fmt.Sprint(q["buildArg"]) != "[A=1 B=x=y]" {
+				t.Errorf("build request %s with %v", api.contentType, q)
 			}
-			raw, err := base64.StdEncoding.DecodeString(fmt.Sprint(b["context"]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			zr, err := gzip.NewReader(bytes.NewReader(raw))
+			zr, err := gzip.NewReader(bytes.NewReader(api.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +202,7 @@ func TestTemplateRemoveCommand(t *testing.T) {
 	defer srv.Close()
 	var out bytes.Buffer
 	err := templateRemove(context.Background(), []string{"--api-url", srv.URL, "--api-key", "k", "web", "base"}, &out)
-	if err == nil || !strings.Contains(err.Error(), "409: template \"base\" is the default template") {
+	if err == nil || !strings.Contains(err.Error(), "template rm base: template \"base\" is the default template") {
 		t.Errorf("err = %v, want the server's message", err)
 	}
 	if len(api.deleted) != 1 || api.deleted[0] != "web" || !strings.Contains(out.String(), "deleted template web") {

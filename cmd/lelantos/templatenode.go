@@ -93,6 +93,8 @@ func kindError(err error, message string) error {
 		kind = controlplane.ErrConflict
 	case errors.Is(err, template.ErrInvalid):
 		kind = controlplane.ErrInvalidArgument
+	case errors.Is(err, template.ErrBusy): // the node's build queue is full: 429
+		kind = controlplane.ErrQuota
 	}
 	if message == "" {
 		message = err.Error()
@@ -117,7 +119,8 @@ func (n *templateNode) TemplateDetails(ctx context.Context, id string) (controlp
 
 // StartBuild implements controlplane.TemplateBuilder: the Dockerfile is parsed
 // first, so that a syntax error is a 400 with its line, and the context is
-// unpacked before the build starts.
+// unpacked before the build starts. The build gets the control plane's build
+// ID and its lookup of FROM templates (the caller's team's and public ones).
 func (n *templateNode) StartBuild(ctx context.Context, req controlplane.TemplateBuildRequest) (string, error) {
 	if _, err := template.Parse(req.Dockerfile); err != nil {
 		return "", kindError(err, "dockerfile: "+err.Error())
@@ -134,9 +137,9 @@ func (n *templateNode) StartBuild(ctx context.Context, req controlplane.Template
 		}
 	}
 	id, err := n.builder.Start(template.BuildRequest{
-		Name: req.Name, Dockerfile: req.Dockerfile, ContextDir: dir, BuildArgs: req.BuildArgs,
+		Name: req.Name, BuildID: req.BuildID, Dockerfile: req.Dockerfile, ContextDir: dir, BuildArgs: req.BuildArgs,
 		CPUCount: req.CPUCount, MemoryMB: req.MemoryMB, DiskSizeMB: req.DiskSizeMB,
-		StartCmd: req.StartCmd, ReadyCmd: req.ReadyCmd,
+		StartCmd: req.StartCmd, ReadyCmd: req.ReadyCmd, FromTemplate: req.FromTemplate,
 	})
 	if err != nil {
 		_ = os.RemoveAll(dir)

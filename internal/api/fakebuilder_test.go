@@ -46,7 +46,10 @@ func (f *fakeBuilder) StartBuild(_ context.Context, req controlplane.TemplateBui
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
-	id := fmt.Sprintf("00000000-0000-4000-8000-%012d", f.n)
+	id := req.BuildID
+	if id == "" {
+		id = fmt.Sprintf("00000000-0000-4000-8000-%012d", f.n)
+	}
 	req.Context = nil
 	f.requests[id], f.contexts[id] = req, data
 	f.builds[id] = &controlplane.TemplateBuild{BuildID: id, TemplateID: req.Name, Status: controlplane.BuildBuilding,

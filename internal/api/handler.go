@@ -1,6 +1,7 @@
 // Package api is the control plane's HTTP API, shaped like E2B's so that
 // the official E2B clients work with it unmodified: routes in, calls to the
-// control plane's Service out. It authenticates requests by API key, decodes
+// control plane's Service out. It authenticates requests by API key (the key
+// tells the caller's team, and every call is scoped to that team), decodes
 // and validates bodies and query parameters (a bad one is a 400 naming the
 // field), and answers every error as {"code": <status>, "message": "..."}.
 // The contract is api/openapi.yaml, served at GET /openapi.yaml.
@@ -19,28 +20,31 @@ import (
 )
 
 // Service is what the handlers need from the control plane;
-// *controlplane.Service implements it.
+// *controlplane.Service implements it. Every method that touches a sandbox
+// takes the caller's team (the principal's TeamID) and acts on that team's
+// sandboxes only.
 type Service interface {
-	Create(ctx context.Context, req controlplane.CreateRequest) (*store.Sandbox, error)
-	Get(ctx context.Context, id string) (*store.Sandbox, error)
-	List(ctx context.Context, req controlplane.ListRequest) ([]*store.Sandbox, string, error)
-	ListRunning(ctx context.Context, metadata map[string]string) ([]*store.Sandbox, error)
-	Kill(ctx context.Context, id string) error
-	SetTimeout(ctx context.Context, id string, timeout time.Duration) error
-	Refresh(ctx context.Context, id string, d time.Duration) error
-	Pause(ctx context.Context, id string) error
-	Resume(ctx context.Context, id string, req controlplane.ResumeRequest) (*store.Sandbox, error)
-	Connect(ctx context.Context, id string, timeout time.Duration) (*store.Sandbox, bool, error)
-	Logs(ctx context.Context, id string, start time.Time, limit int) ([]controlplane.LogLine, error)
-	Metrics(ctx context.Context, id string, start, end time.Time) ([]store.Metric, error)
+	Create(ctx context.Context, teamID string, req controlplane.CreateRequest) (*store.Sandbox, error)
+	Get(ctx context.Context, teamID, id string) (*store.Sandbox, error)
+	List(ctx context.Context, teamID string, req controlplane.ListRequest) ([]*store.Sandbox, string, error)
+	ListRunning(ctx context.Context, teamID string, metadata map[string]string) ([]*store.Sandbox, error)
+	Kill(ctx context.Context, teamID, id string) error
+	SetTimeout(ctx context.Context, teamID, id string, timeout time.Duration) error
+	Refresh(ctx context.Context, teamID, id string, d time.Duration) error
+	Pause(ctx context.Context, teamID, id string) error
+	Resume(ctx context.Context, teamID, id string, req controlplane.ResumeRequest) (*store.Sandbox, error)
+	Connect(ctx context.Context, teamID, id string, timeout time.Duration) (*store.Sandbox, bool, error)
+	Logs(ctx context.Context, teamID, id string, start time.Time, limit int) ([]controlplane.LogLine, error)
+	Metrics(ctx context.Context, teamID, id string, start, end time.Time) ([]store.Metric, error)
 	Domain() string
 	MaxTimeout() time.Duration
 }
 
-// Authenticator checks the API key of a request; *controlplane.Authenticator
-// implements it. An error wrapping controlplane.ErrUnauthenticated is a 401.
+// Authenticator checks the API key of a request and says who is calling;
+// *controlplane.Authenticator implements it. An error wrapping
+// controlplane.ErrUnauthenticated is a 401.
 type Authenticator interface {
-	Authenticate(ctx context.Context, key string) error
+	Authenticate(ctx context.Context, key string) (controlplane.Principal, error)
 }
 
 // Options tune the handler. The zero value is usable.
@@ -48,14 +52,20 @@ type Options struct {
 	// Logger receives handler errors and recovered panics; slog.Default()
 	// when nil.
 	Logger *slog.Logger
-	// MaxBodyBytes bounds request bodies: 1 MiB when 0.
+	// MaxBodyBytes bounds the request bodies of every route but POST
+	// /templates: 1 MiB when 0.
 	MaxBodyBytes int64
 	// Spec is served at GET /openapi.yaml; nothing is served there when nil.
 	Spec []byte
 	// Templates serves the /templates routes; they do not exist when nil.
 	Templates Templates
-	// MaxBuildBodyBytes bounds the body of POST /templates, which carries
-	// the build context: 512 MiB when 0.
+	// Accounts serves the /teams and /api-keys routes; they do not exist
+	// when nil.
+	Accounts Accounts
+	// MaxBuildBodyBytes bounds the build context streamed as the body of
+	// POST /templates (Content-Type application/x-tar or application/gzip):
+	// 512 MiB when 0. Its JSON form, with the context in base64, is bounded
+	// by 16 MiB (or this, when lower).
 	MaxBuildBodyBytes int64
 }
 
@@ -66,6 +76,7 @@ const defaultMaxBody = 1 << 20
 type handler struct {
 	svc          Service
 	templates    Templates
+	accounts     Accounts
 	auth         Authenticator
 	log          *slog.Logger
 	maxBody      int64
@@ -75,7 +86,7 @@ type handler struct {
 
 // NewHandler returns the API's http.Handler.
 func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
-	h := &handler{svc: svc, templates: opts.Templates, auth: auth, log: opts.Logger, maxBody: opts.MaxBodyBytes,
+	h := &handler{svc: svc, templates: opts.Templates, accounts: opts.Accounts, auth: auth, log: opts.Logger, maxBody: opts.MaxBodyBytes,
 		maxBuildBody: opts.MaxBuildBodyBytes, spec: opts.Spec}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -120,6 +131,13 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 			r.Delete("/templates/{templateID}", h.deleteTemplate)
 			r.Get("/templates/{templateID}/builds/{buildID}/status", h.buildStatus)
 			r.Get("/templates/{templateID}/builds/{buildID}/logs", h.buildLogs)
+		}
+		if h.accounts != nil {
+			r.Get("/teams", h.listTeams)
+			r.Get("/api-keys", h.listKeys)
+			r.Post("/api-keys", h.createKey)
+			r.Patch("/api-keys/{apiKeyID}", h.renameKey)
+			r.Delete("/api-keys/{apiKeyID}", h.deleteKey)
 		}
 	})
 	return r

@@ -45,7 +45,7 @@ func (h *handler) timeout(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	if err := h.svc.SetTimeout(r.Context(), sandboxID(r), d); err != nil {
+	if err := h.svc.SetTimeout(r.Context(), teamOf(r), sandboxID(r), d); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -64,7 +64,7 @@ func (h *handler) refresh(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	if err := h.svc.Refresh(r.Context(), sandboxID(r), d); err != nil {
+	if err := h.svc.Refresh(r.Context(), teamOf(r), sandboxID(r), d); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -78,7 +78,7 @@ func (h *handler) pause(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	if err := h.svc.Pause(r.Context(), sandboxID(r)); err != nil {
+	if err := h.svc.Pause(r.Context(), teamOf(r), sandboxID(r)); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -108,7 +108,7 @@ func (h *handler) resume(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	sb, err := h.svc.Resume(r.Context(), sandboxID(r), opts)
+	sb, err := h.svc.Resume(r.Context(), teamOf(r), sandboxID(r), opts)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -124,7 +124,7 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	sb, resumed, err := h.svc.Connect(r.Context(), sandboxID(r), opts.Timeout)
+	sb, resumed, err := h.svc.Connect(r.Context(), teamOf(r), sandboxID(r), opts.Timeout)
 	if err != nil {
 		h.fail(w, r, err)
 		return

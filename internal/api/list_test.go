@@ -275,7 +275,7 @@ func seed10k(b *testing.B, e *env) {
 // newStoredSandbox is a running sandbox record numbered i.
 func newStoredSandbox(i int, started time.Time) *store.Sandbox {
 	return &store.Sandbox{
-		ID: fmt.Sprintf("bench%015d", i), TemplateID: "base", ClientID: controlplane.ClientID,
+		ID: fmt.Sprintf("bench%015d", i), TeamID: store.DefaultTeamID, TemplateID: "base", ClientID: controlplane.ClientID,
 		RuntimeClass: controlplane.RuntimeGVisor, WorkloadType: controlplane.WorkloadType,
 		State: controlplane.StateRunning, CPUCount: 2, MemoryMB: 512, DiskSizeMB: 2048,
 		Metadata:    map[string]string{"shard": fmt.Sprint(i % 10), "owner": "bench"},

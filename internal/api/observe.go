@@ -35,7 +35,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 	if hasStart && startMs > 0 {
 		start = time.UnixMilli(startMs)
 	}
-	lines, err := h.svc.Logs(r.Context(), sandboxID(r), start, int(limit))
+	lines, err := h.svc.Logs(r.Context(), teamOf(r), sandboxID(r), start, int(limit))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -72,7 +72,7 @@ func (h *handler) metrics(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, badf("start: must not be after end"))
 		return
 	}
-	ms, err := h.svc.Metrics(r.Context(), sandboxID(r), bounds[0], bounds[1])
+	ms, err := h.svc.Metrics(r.Context(), teamOf(r), sandboxID(r), bounds[0], bounds[1])
 	if err != nil {
 		h.fail(w, r, err)
 		return

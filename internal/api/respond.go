@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,10 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, controlplane.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, controlplane.ErrQuota):
+		// Without Retry-After: the clients retry a 429 that has one, and a
+		// quota does not free itself on a schedule.
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -84,13 +89,30 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 }
 
 // authenticate lets a request through only with a valid X-API-Key (header
-// names are case-insensitive).
+// names are case-insensitive), with the caller's principal in its context.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.auth.Authenticate(r.Context(), r.Header.Get("X-API-Key")); err != nil {
+		p, err := h.auth.Authenticate(r.Context(), r.Header.Get("X-API-Key"))
+		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// principalKey is the context key of the caller's controlplane.Principal.
+type principalKey struct{}
+
+// PrincipalFrom returns the caller of an authenticated request.
+func PrincipalFrom(ctx context.Context) (controlplane.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(controlplane.Principal)
+	return p, ok
+}
+
+// teamOf is the caller's team ID; "" (which the control plane refuses or
+// matches nothing with) outside authenticated routes.
+func teamOf(r *http.Request) string {
+	p, _ := PrincipalFrom(r.Context())
+	return p.TeamID
 }

@@ -148,7 +148,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	sb, err := h.svc.Create(r.Context(), req)
+	sb, err := h.svc.Create(r.Context(), teamOf(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -195,7 +195,7 @@ func (h *handler) createRequest(b *createBody) (controlplane.CreateRequest, erro
 
 // get answers GET /sandboxes/{id}.
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
-	sb, err := h.svc.Get(r.Context(), sandboxID(r))
+	sb, err := h.svc.Get(r.Context(), teamOf(r), sandboxID(r))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -205,7 +205,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 
 // kill answers DELETE /sandboxes/{id}: 204.
 func (h *handler) kill(w http.ResponseWriter, r *http.Request) {
-	if err := h.svc.Kill(r.Context(), sandboxID(r)); err != nil {
+	if err := h.svc.Kill(r.Context(), teamOf(r), sandboxID(r)); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -219,7 +219,7 @@ func (h *handler) listV1(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	items, err := h.svc.ListRunning(r.Context(), md)
+	items, err := h.svc.ListRunning(r.Context(), teamOf(r), md)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -234,7 +234,7 @@ func (h *handler) listV2(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	items, next, err := h.svc.List(r.Context(), req)
+	items, next, err := h.svc.List(r.Context(), teamOf(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return

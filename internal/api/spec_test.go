@@ -146,11 +146,12 @@ func TestSpecConformance(t *testing.T) {
 	e.allow5xx.Store(true)
 	for code, status := range map[connect.Code]int{
 		connect.CodeInvalidArgument: 400, connect.CodeNotFound: 404, connect.CodeFailedPrecondition: 409,
-		connect.CodeResourceExhausted: 503, connect.CodeUnavailable: 503, connect.CodeInternal: 500,
+		connect.CodeAlreadyExists: 409, connect.CodeAborted: 409, connect.CodeResourceExhausted: 503,
+		connect.CodeUnavailable: 503, connect.CodeDeadlineExceeded: 503, connect.CodeInternal: 500,
 	} {
-		e.node.Fail(controlplanetest.OpCreate, connect.NewError(code, errors.New("engine says no")))
+		e.node.Fail(controlplanetest.OpCreate, connect.NewError(code, errors.New("node full: engine says no")))
 		r := want(e.do("POST", "/sandboxes", `{}`), status)
-		if msg := r.errorMessage(t); !strings.Contains(msg, "create sandbox") || !strings.Contains(msg, "engine says no") {
+		if msg := r.errorMessage(t); !strings.Contains(msg, "create sandbox") || !strings.Contains(msg, "node full: engine says no") {
 			t.Errorf("%v: message %q", code, msg)
 		}
 	}
@@ -159,6 +160,9 @@ func TestSpecConformance(t *testing.T) {
 
 	// Templates: list, build, status and logs, get, delete.
 	exerciseTemplates(t, e, want)
+
+	// Teams and API keys.
+	exerciseAccounts(t, e, want)
 
 	// Every operation of the document was called with a 2xx answer.
 	var missing []string

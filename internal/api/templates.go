@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
-	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -16,19 +14,15 @@ import (
 )
 
 // Templates is what the template routes need from the control plane;
-// *controlplane.Service implements it.
+// *controlplane.Service implements it. Every method takes the caller's team.
 type Templates interface {
-	ListTemplates(ctx context.Context) ([]*controlplane.TemplateInfo, error)
-	GetTemplate(ctx context.Context, name string) (*controlplane.TemplateInfo, error)
-	DeleteTemplate(ctx context.Context, name string) error
-	BuildTemplate(ctx context.Context, req controlplane.TemplateBuildRequest) (string, error)
-	TemplateBuildStatus(ctx context.Context, templateID, buildID string) (*controlplane.TemplateBuild, error)
-	TemplateBuildLogs(ctx context.Context, templateID, buildID string, offset, limit int) ([]controlplane.TemplateLogEntry, error)
+	ListTemplates(ctx context.Context, teamID string) ([]*controlplane.TemplateInfo, error)
+	GetTemplate(ctx context.Context, teamID, name string) (*controlplane.TemplateInfo, error)
+	DeleteTemplate(ctx context.Context, teamID, name string) error
+	BuildTemplate(ctx context.Context, teamID string, req controlplane.TemplateBuildRequest) (templateID, buildID string, err error)
+	TemplateBuildStatus(ctx context.Context, teamID, templateID, buildID string) (*controlplane.TemplateBuild, error)
+	TemplateBuildLogs(ctx context.Context, teamID, templateID, buildID string, offset, limit int) ([]controlplane.TemplateLogEntry, error)
 }
-
-// defaultMaxBuildBody is the body limit of POST /templates when
-// Options.MaxBuildBodyBytes is 0: the build context travels in it.
-const defaultMaxBuildBody = 512 << 20
 
 // maxBuildLogLimit is the most log entries one build status or logs request
 // returns (E2B's limit).
@@ -40,7 +34,7 @@ func buildID(r *http.Request) string    { return chi.URLParam(r, "buildID") }
 
 // listTemplates answers GET /templates.
 func (h *handler) listTemplates(w http.ResponseWriter, r *http.Request) {
-	infos, err := h.templates.ListTemplates(r.Context())
+	infos, err := h.templates.ListTemplates(r.Context(), teamOf(r))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -54,7 +48,7 @@ func (h *handler) listTemplates(w http.ResponseWriter, r *http.Request) {
 
 // getTemplate answers GET /templates/{templateID}: the template and its builds.
 func (h *handler) getTemplate(w http.ResponseWriter, r *http.Request) {
-	info, err := h.templates.GetTemplate(r.Context(), templateID(r))
+	info, err := h.templates.GetTemplate(r.Context(), teamOf(r), templateID(r))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -64,90 +58,11 @@ func (h *handler) getTemplate(w http.ResponseWriter, r *http.Request) {
 
 // deleteTemplate answers DELETE /templates/{templateID}: 204.
 func (h *handler) deleteTemplate(w http.ResponseWriter, r *http.Request) {
-	if err := h.templates.DeleteTemplate(r.Context(), templateID(r)); err != nil {
+	if err := h.templates.DeleteTemplate(r.Context(), teamOf(r), templateID(r)); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	noContent(w)
-}
-
-// buildBody is the body of POST /templates.
-type buildBody struct {
-	Name       *string `json:"name"`
-	Dockerfile *string `json:"dockerfile"`
-	// Context is base64 of a tar or tar.gz of the build context.
-	Context    *string `json:"context"`
-	StartCmd   *string `json:"startCmd"`
-	ReadyCmd   *string `json:"readyCmd"`
-	CPUCount   *int64  `json:"cpuCount"`
-	MemoryMB   *int64  `json:"memoryMB"`
-	DiskSizeMB *int64  `json:"diskSizeMB"`
-	BuildArgs  rawMap  `json:"buildArgs"`
-}
-
-// buildTemplate answers POST /templates: the build starts, 202 with its ID.
-func (h *handler) buildTemplate(w http.ResponseWriter, r *http.Request) {
-	var body buildBody
-	if err := h.decodeBodyLimit(w, r, &body, h.maxBuildBody); err != nil {
-		writeBad(w, err)
-		return
-	}
-	req, err := buildRequest(&body)
-	if err != nil {
-		writeBad(w, err)
-		return
-	}
-	id, err := h.templates.BuildTemplate(r.Context(), req)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, buildStartedJSON{TemplateID: req.Name, BuildID: id})
-}
-
-// buildRequest checks the form of a build body; the control plane checks
-// the values.
-func buildRequest(b *buildBody) (controlplane.TemplateBuildRequest, error) {
-	var req controlplane.TemplateBuildRequest
-	str := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	req.Name, req.Dockerfile = strings.TrimSpace(str(b.Name)), str(b.Dockerfile)
-	req.StartCmd, req.ReadyCmd = str(b.StartCmd), str(b.ReadyCmd)
-	if b.Name == nil {
-		return req, badf("name: required")
-	}
-	if b.Dockerfile == nil {
-		return req, badf("dockerfile: required")
-	}
-	for _, f := range []struct {
-		name string
-		v    *int64
-		dst  *int
-	}{{"cpuCount", b.CPUCount, &req.CPUCount}, {"memoryMB", b.MemoryMB, &req.MemoryMB}, {"diskSizeMB", b.DiskSizeMB, &req.DiskSizeMB}} {
-		if f.v == nil {
-			continue
-		}
-		if *f.v < math.MinInt32 || *f.v > math.MaxInt32 {
-			return req, badf("%s: out of range, got %d", f.name, *f.v)
-		}
-		*f.dst = int(*f.v)
-	}
-	var err error
-	if req.BuildArgs, err = b.BuildArgs.strings("buildArgs"); err != nil {
-		return req, err
-	}
-	if c := str(b.Context); c != "" {
-		// Check the encoding whole before the builder reads any of it.
-		if _, err := io.Copy(io.Discard, base64.NewDecoder(base64.StdEncoding, strings.NewReader(c))); err != nil {
-			return req, badf("context: not base64 (of a tar or tar.gz archive): %v", err)
-		}
-		req.Context = base64.NewDecoder(base64.StdEncoding, strings.NewReader(c))
-	}
-	return req, nil
 }
 
 // buildStatus answers GET /templates/{templateID}/builds/{buildID}/status
@@ -168,7 +83,7 @@ func (h *handler) buildStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Status first: once it says finished, the log read next is complete.
-	b, err := h.templates.TemplateBuildStatus(r.Context(), templateID(r), buildID(r))
+	b, err := h.templates.TemplateBuildStatus(r.Context(), teamOf(r), templateID(r), buildID(r))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -176,9 +91,9 @@ func (h *handler) buildStatus(w http.ResponseWriter, r *http.Request) {
 	var entries []controlplane.TemplateLogEntry
 	if limit > 0 {
 		if level == "" {
-			entries, err = h.templates.TemplateBuildLogs(r.Context(), templateID(r), buildID(r), int(offset), limit)
+			entries, err = h.templates.TemplateBuildLogs(r.Context(), teamOf(r), templateID(r), buildID(r), int(offset), limit)
 		} else {
-			entries, err = h.templates.TemplateBuildLogs(r.Context(), templateID(r), buildID(r), 0, 0)
+			entries, err = h.templates.TemplateBuildLogs(r.Context(), teamOf(r), templateID(r), buildID(r), 0, 0)
 			entries = atLevel(entries, level)
 			entries = entries[min(int(offset), len(entries)):]
 			entries = entries[:min(limit, len(entries))]
@@ -218,7 +133,7 @@ func (h *handler) buildLogs(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, badf("direction: must be forward or backward, got %q", d))
 		return
 	}
-	entries, err := h.templates.TemplateBuildLogs(r.Context(), templateID(r), buildID(r), 0, 0)
+	entries, err := h.templates.TemplateBuildLogs(r.Context(), teamOf(r), templateID(r), buildID(r), 0, 0)
 	if err != nil {
 		h.fail(w, r, err)
 		return

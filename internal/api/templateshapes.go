@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"time"
 
 	"lelantos.dev/lelantos/internal/controlplane"
@@ -94,17 +95,21 @@ type buildLogsJSON struct {
 	Logs []buildLogEntryJSON `json:"logs"`
 }
 
-// names are a template's names: its ID, then its aliases.
+// names are a template's names in its team: its name (the ID for
+// templates of the default team), then its aliases.
 func names(t *store.Template) []string {
-	return append([]string{t.ID}, t.Aliases...)
+	return append([]string{cmp.Or(t.Name, t.ID)}, t.Aliases...)
 }
 
-// aliases is never nil, so that it encodes as [].
+// aliases are the names a template is known by besides its ID: its team's
+// name for it when that differs from the ID, then its aliases. Never nil,
+// so that it encodes as [].
 func aliases(t *store.Template) []string {
-	if t.Aliases == nil {
-		return []string{}
+	out := []string{}
+	if t.Name != "" && t.Name != t.ID {
+		out = append(out, t.Name)
 	}
-	return t.Aliases
+	return append(out, t.Aliases...)
 }
 
 // toTemplate builds the Template shape.

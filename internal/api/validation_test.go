@@ -13,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"lelantos.dev/lelantos/internal/controlplane"
+	"lelantos.dev/lelantos/internal/store"
 )
 
 // TestSpecRejectsDrift shows that the conformance check can fail: answers
@@ -225,4 +226,6 @@ type panicService struct{ Service }
 // allowAll accepts every request.
 type allowAll struct{}
 
-func (allowAll) Authenticate(context.Context, string) error { return nil }
+func (allowAll) Authenticate(context.Context, string) (controlplane.Principal, error) {
+	return controlplane.Principal{TeamID: store.DefaultTeamID}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,9 +70,10 @@ func validateEnvVars(env map[string]string) error {
 	return nil
 }
 
-// resolveTemplate finds a template by ID or alias, and the alias to report.
-func (s *Service) resolveTemplate(ctx context.Context, name string) (*store.Template, string, error) {
-	tpl, err := s.store.GetTemplate(ctx, name)
+// resolveTemplate finds the template name means for team teamID (its own
+// name, alias or ID, else a public template's), and the alias to report.
+func (s *Service) resolveTemplate(ctx context.Context, teamID, name string) (*store.Template, string, error) {
+	tpl, err := s.store.FindTemplate(ctx, teamID, name)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
 		return nil, "", invalidf("templateID: template %q not found", name)
 	}
@@ -88,17 +90,22 @@ func (s *Service) resolveTemplate(ctx context.Context, name string) (*store.Temp
 			break
 		}
 	}
+	if alias == "" && tpl.Name != tpl.ID {
+		alias = tpl.Name
+	}
 	if alias == "" && len(tpl.Aliases) > 0 {
 		alias = tpl.Aliases[0]
 	}
 	return tpl, alias, nil
 }
 
-// Create makes a sandbox and waits until it runs. The sandbox is stored as
-// starting first, so a crash in between is repaired by Reconcile; when the
-// node fails it is recorded as dead with the reason and the node's error is
-// returned with its kind.
-func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox, error) {
+// Create makes a sandbox of team teamID and waits until it runs. The
+// template is looked up among the team's own, then the public ones. The
+// sandbox is stored as starting first, in the transaction that checks the
+// team's quotas (over one is ErrQuota), so a crash in between is repaired by
+// Reconcile; when the node fails it is recorded as dead with the reason and
+// the node's error is returned with its kind.
+func (s *Service) Create(ctx context.Context, teamID string, req CreateRequest) (*store.Sandbox, error) {
 	timeout, err := s.timeoutOr("timeout", req.Timeout)
 	if err != nil {
 		return nil, err
@@ -111,6 +118,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox
 	default:
 		return nil, invalidf("runtimeClass: unknown runtime class %q (want %q or %q)", runtime, RuntimeGVisor, RuntimeRunc)
 	}
+	if s.cfg.RuntimeClasses != nil && !slices.Contains(s.cfg.RuntimeClasses, runtime) {
+		return nil, invalidf("runtimeClass %q is not enabled on this server (lelantos serve --runtime-classes)", runtime)
+	}
 	if err := validateEnvVars(req.EnvVars); err != nil {
 		return nil, err
 	}
@@ -118,7 +128,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox
 	if name == "" {
 		name = DefaultTemplate
 	}
-	tpl, alias, err := s.resolveTemplate(ctx, name)
+	tpl, alias, err := s.resolveTemplate(ctx, teamID, name)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +140,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox
 	now := s.now()
 	sb := &store.Sandbox{
 		ID:                  newSandboxID(),
+		TeamID:              teamID,
 		TemplateID:          tpl.ID,
 		Alias:               alias,
 		ClientID:            ClientID,
@@ -165,8 +176,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*store.Sandbox
 		return nil, err
 	}
 	defer unlock()
-	if err := s.store.InsertSandbox(ctx, sb); err != nil {
-		return nil, internal("create sandbox: store", err)
+	if err := s.store.InsertSandboxWithin(ctx, sb, s.cfg.TeamQuotas); err != nil {
+		return nil, storeError("create sandbox: store", err)
 	}
 	s.event(ctx, sb.ID, "sandbox created from template %s (%s), runtime %s, %d CPU, %d MB memory, %d MB disk",
 		tpl.ID, name, runtime, sb.CPUCount, sb.MemoryMB, sb.DiskSizeMB)

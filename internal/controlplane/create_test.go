@@ -82,7 +82,7 @@ func TestCreate(t *testing.T) {
 			if st, ok := h.node.State(sb.ID); !ok || st != agentv1.SandboxState_SANDBOX_STATE_RUNNING {
 				t.Errorf("node state %v %v, want running", st, ok)
 			}
-			lines, err := h.svc.Logs(context.Background(), sb.ID, time.Time{}, 100)
+			lines, err := h.svc.Logs(context.Background(), defTeam, sb.ID, time.Time{}, 100)
 			if err != nil || len(lines) < 2 || !strings.Contains(lines[0].Line, "created") {
 				t.Errorf("logs %v %v, want creation events", lines, err)
 			}
@@ -124,7 +124,7 @@ func TestCreateInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			_, err := h.svc.Create(context.Background(), tt.req)
+			_, err := h.svc.Create(context.Background(), defTeam, tt.req)
 			if !errors.Is(err, ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tt.wantField) {
 				t.Fatalf("err = %v, want invalid argument starting with %q", err, tt.wantField)
 			}
@@ -143,19 +143,23 @@ func TestCreateNodeFailure(t *testing.T) {
 		{connect.CodeInvalidArgument, ErrInvalidArgument},
 		{connect.CodeNotFound, ErrNotFound},
 		{connect.CodeFailedPrecondition, ErrConflict},
+		{connect.CodeAlreadyExists, ErrConflict},
+		{connect.CodeAborted, ErrConflict},
 		{connect.CodeResourceExhausted, ErrUnavailable},
 		{connect.CodeUnavailable, ErrUnavailable},
+		{connect.CodeDeadlineExceeded, ErrUnavailable},
 		{connect.CodeInternal, nil},
+		{connect.CodeUnknown, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {
 			h := newHarness(t)
 			h.node.Fail(controlplanetest.OpCreate, connect.NewError(tt.code, errors.New("boom")))
-			_, err := h.svc.Create(context.Background(), CreateRequest{})
+			_, err := h.svc.Create(context.Background(), defTeam, CreateRequest{})
 			if err == nil || !strings.Contains(err.Error(), "create sandbox") || !strings.Contains(err.Error(), "boom") {
 				t.Fatalf("err = %v, want one naming the operation and the node's message", err)
 			}
-			for _, kind := range []error{ErrInvalidArgument, ErrNotFound, ErrConflict, ErrUnavailable} {
+			for _, kind := range []error{ErrInvalidArgument, ErrNotFound, ErrConflict, ErrUnavailable, ErrQuota} {
 				if errors.Is(err, kind) != (kind == tt.wantKind) {
 					t.Errorf("errors.Is(err, %v) = %v", kind, errors.Is(err, kind))
 				}
@@ -164,16 +168,49 @@ func TestCreateNodeFailure(t *testing.T) {
 			if len(all) != 1 || all[0].State != StateDead || !strings.Contains(all[0].EndReason, "boom") {
 				t.Fatalf("stored %+v, want one dead sandbox with the reason", all)
 			}
-			if _, err := h.svc.Get(context.Background(), all[0].ID); !errors.Is(err, ErrNotFound) {
+			if _, err := h.svc.Get(context.Background(), defTeam, all[0].ID); !errors.Is(err, ErrNotFound) {
 				t.Errorf("get dead sandbox: %v, want not found", err)
 			}
-			if items, _, _ := h.svc.List(context.Background(), ListRequest{}); len(items) != 0 {
+			if items, _, _ := h.svc.List(context.Background(), defTeam, ListRequest{}); len(items) != 0 {
 				t.Errorf("dead sandbox listed: %v", items)
 			}
-			if lines, err := h.svc.Logs(context.Background(), all[0].ID, time.Time{}, 10); err != nil ||
+			if lines, err := h.svc.Logs(context.Background(), defTeam, all[0].ID, time.Time{}, 10); err != nil ||
 				!strings.Contains(lines[len(lines)-1].Line, "died") {
 				t.Errorf("logs of dead sandbox: %v %v", lines, err)
 			}
 		})
+	}
+}
+
+// TestNodeFullIsUnavailable: a node out of capacity refuses creates,
+// resumes and connects with its own message, as ErrUnavailable (a 503),
+// never an internal error; the sandbox keeps its state.
+func TestNodeFullIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	full := connect.NewError(connect.CodeResourceExhausted, errors.New("node full: 7.5 GiB of 8 GiB memory committed, sandbox asks 1 GiB"))
+	h := newHarness(t)
+	paused := h.create(t, CreateRequest{})
+	if err := h.svc.Pause(ctx, defTeam, paused.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.node.Fail(controlplanetest.OpCreate, full)
+	h.node.Fail(controlplanetest.OpResume, full)
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"create", func() error { _, err := h.svc.Create(ctx, defTeam, CreateRequest{}); return err }},
+		{"resume", func() error { _, err := h.svc.Resume(ctx, defTeam, paused.ID, ResumeRequest{}); return err }},
+		{"connect", func() error { _, _, err := h.svc.Connect(ctx, defTeam, paused.ID, 0); return err }},
+	}
+	for _, c := range calls {
+		err := c.call()
+		var ce *Error
+		if !errors.Is(err, ErrUnavailable) || !errors.As(err, &ce) || !strings.Contains(ce.Message, "node full: 7.5 GiB") {
+			t.Errorf("%s on a full node: %v, want ErrUnavailable with the node's message", c.name, err)
+		}
+	}
+	if got := h.stored(t, paused.ID); got.State != StatePaused {
+		t.Errorf("paused sandbox after refused resumes: %s", got.State)
 	}
 }

@@ -5,23 +5,31 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
 // Kinds of failure a caller can branch on with errors.Is. The HTTP layer maps
-// them to 400, 401, 404, 409 and 503; any other error is an internal one.
+// them to 400, 401, 404, 409, 429 and 503; any other error is an internal
+// one.
 var (
 	// ErrInvalidArgument: the request is malformed or names something that
 	// does not exist (an unknown template); the message names the field.
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrUnauthenticated: an API key is missing, unknown or revoked.
 	ErrUnauthenticated = errors.New("unauthenticated")
-	// ErrNotFound: the sandbox (or key) is unknown, killed or dead.
+	// ErrNotFound: the sandbox (or key, build, template) is unknown, killed,
+	// dead, or another team's: callers cannot tell those apart.
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the request does not fit the sandbox's state (pausing a
 	// paused sandbox, resuming a running one, a runtime that cannot pause).
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable: the node is out of capacity or unreachable; retry later.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrQuota: the caller's team is at one of its quotas (concurrent
+	// sandboxes, their vCPUs or memory, concurrent builds); the message names
+	// the quota and its value.
+	ErrQuota = errors.New("quota exceeded")
 )
 
 // Error is a failure with a message meant for API clients. Kind is one of the
@@ -74,10 +82,35 @@ func internal(op string, err error) error {
 	return &Error{Message: op, Cause: err}
 }
 
+// quotaNouns describe each quota in messages.
+var quotaNouns = map[string]string{
+	store.QuotaSandboxes: "concurrent sandboxes",
+	store.QuotaVCPU:      "vCPUs of running sandboxes",
+	store.QuotaMemoryMB:  "MB of memory of running sandboxes",
+	store.QuotaBuilds:    "concurrent template builds",
+}
+
+// storeError turns a store failure of op into the client's error: a quota
+// refusal is ErrQuota with a message naming the quota and its value,
+// anything else internal.
+func storeError(op string, err error) error {
+	var qe *store.QuotaError
+	if !errors.As(err, &qe) {
+		return internal(op, err)
+	}
+	msg := fmt.Sprintf("team %q is at its limit of %d %s (%s)", qe.TeamSlug, qe.Limit, quotaNouns[qe.Quota], qe.Quota)
+	if qe.Quota == store.QuotaVCPU || qe.Quota == store.QuotaMemoryMB {
+		msg += fmt.Sprintf(": %d in use, %d more asked", qe.Used, qe.Asked)
+	}
+	return &Error{Kind: ErrQuota, Message: msg}
+}
+
 // nodeError maps a failed agent RPC to an error kind: InvalidArgument is the
-// client's fault, NotFound an unknown sandbox, FailedPrecondition a state or
-// runtime conflict, ResourceExhausted and Unavailable mean "try later";
-// anything else is internal. The message names the operation and sandbox.
+// client's fault, NotFound an unknown sandbox, FailedPrecondition,
+// AlreadyExists and Aborted a state or runtime conflict; ResourceExhausted
+// (the node is full), Unavailable (unreachable) and DeadlineExceeded (no
+// answer within NodeTimeout) mean "try later"; anything else is internal.
+// The message names the operation and sandbox, and carries the node's.
 func nodeError(op, id string, err error) error {
 	var kind error
 	switch connect.CodeOf(err) {
@@ -85,15 +118,18 @@ func nodeError(op, id string, err error) error {
 		kind = ErrInvalidArgument
 	case connect.CodeNotFound:
 		kind = ErrNotFound
-	case connect.CodeFailedPrecondition, connect.CodeAlreadyExists:
+	case connect.CodeFailedPrecondition, connect.CodeAlreadyExists, connect.CodeAborted:
 		kind = ErrConflict
-	case connect.CodeResourceExhausted, connect.CodeUnavailable:
+	case connect.CodeResourceExhausted, connect.CodeUnavailable, connect.CodeDeadlineExceeded:
 		kind = ErrUnavailable
 	}
 	msg := err.Error()
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		msg = ce.Message()
+	}
+	if connect.CodeOf(err) == connect.CodeDeadlineExceeded {
+		msg = "no answer in time (" + msg + ")"
 	}
 	return &Error{Kind: kind, Message: fmt.Sprintf("%s %s: node: %s", op, id, msg)}
 }

@@ -23,6 +23,10 @@ var (
 	_ KeyStore       = (*store.DB)(nil)
 )
 
+// defTeam is the team of the harness's sandboxes and templates: the default
+// team, as for everything made before teams.
+const defTeam = store.DefaultTeamID
+
 // fakeClock is a settable clock for tests.
 type fakeClock struct {
 	mu sync.Mutex
@@ -48,22 +52,31 @@ type harness struct {
 	node  *controlplanetest.Node
 	clock *fakeClock
 	path  string
+	// tune, when set, changes the Service's configuration.
+	tune func(*Config)
 }
 
-// newHarness opens a fresh store with templates "base" (no sizes), "big"
+// newHarness opens a fresh store with templates "base" (public, no sizes), "big"
 // (alias "large", 4 CPU, 1024 MB, 4096 MB, envd 0.6.9) and "wip" (building).
 func newHarness(t testing.TB) *harness {
+	t.Helper()
+	return newTunedHarness(t, nil)
+}
+
+// newTunedHarness is newHarness with tune applied to the configuration.
+func newTunedHarness(t testing.TB, tune func(*Config)) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "lelantos.db")
 	h := &harness{
 		node:  controlplanetest.NewNode(),
 		clock: &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
 		path:  path,
+		tune:  tune,
 	}
 	h.open(t)
 	ctx := context.Background()
 	for _, tpl := range []*store.Template{
-		{ID: "base", RootfsPath: "/var/lib/lelantos/base", Status: store.TemplateReady},
+		{ID: "base", RootfsPath: "/var/lib/lelantos/base", Status: store.TemplateReady, Public: true},
 		{ID: "big", RootfsPath: "/var/lib/lelantos/big", Status: store.TemplateReady, CPUCount: 4,
 			MemoryMB: 1024, DiskSizeMB: 4096, EnvdVersion: "0.6.9", Aliases: []string{"large"}, StartCmd: "serve"},
 		{ID: "wip", Status: store.TemplateBuilding},
@@ -84,11 +97,15 @@ func (h *harness) open(t testing.TB) {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc, err := New(Config{
+	cfg := Config{
 		Domain: "sb.example.test",
 		Clock:  h.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, db, h.node)
+	}
+	if h.tune != nil {
+		h.tune(&cfg)
+	}
+	svc, err := New(cfg, db, h.node)
 	if err != nil {
 		t.Fatalf("new service: %v", err)
 	}
@@ -98,7 +115,7 @@ func (h *harness) open(t testing.TB) {
 // create makes a sandbox or fails the test.
 func (h *harness) create(t testing.TB, req CreateRequest) *store.Sandbox {
 	t.Helper()
-	sb, err := h.svc.Create(context.Background(), req)
+	sb, err := h.svc.Create(context.Background(), defTeam, req)
 	if err != nil {
 		t.Fatalf("create %+v: %v", req, err)
 	}

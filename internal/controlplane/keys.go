@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"lelantos.dev/lelantos/internal/store"
 )
 
@@ -25,17 +27,29 @@ const (
 	// displayPrefixLen is how much of a key is kept in the clear to tell
 	// keys apart in listings ("e2b_" and 6 digits).
 	displayPrefixLen = len(APIKeyPrefix) + 6
+	// displaySuffixLen is how many of its last digits are kept, for E2B's
+	// key mask.
+	displaySuffixLen = 4
 	// touchEvery throttles the recording of a key's last use.
 	touchEvery = time.Minute
 )
 
-// KeyStore is the persistence of API keys; *store.DB implements it.
+// KeyStore is the persistence of teams and API keys; *store.DB implements
+// it.
 type KeyStore interface {
 	InsertAPIKey(ctx context.Context, k *store.APIKey) error
 	APIKeyByHash(ctx context.Context, hash string) (*store.APIKey, error)
+	GetAPIKey(ctx context.Context, id string) (*store.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]*store.APIKey, error)
+	ListTeamAPIKeys(ctx context.Context, teamID string) ([]*store.APIKey, error)
+	RenameAPIKey(ctx context.Context, id, name string) error
 	RevokeAPIKey(ctx context.Context, id string) error
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+	InsertTeam(ctx context.Context, t *store.Team) error
+	GetTeam(ctx context.Context, id string) (*store.Team, error)
+	TeamBySlug(ctx context.Context, slug string) (*store.Team, error)
+	ListTeams(ctx context.Context) ([]*store.Team, error)
+	UpdateTeam(ctx context.Context, t *store.Team) error
 }
 
 // HashAPIKey is the stored form of a key: its SHA-256 in lower-case hex.
@@ -59,31 +73,44 @@ func wellFormedKey(key string) bool {
 	return true
 }
 
-// CreateAPIKey issues a key named name and returns its plaintext, which is
-// shown once and never stored.
+// CreateAPIKey issues a key of the default team named name; see
+// CreateTeamAPIKey.
 func CreateAPIKey(ctx context.Context, keys KeyStore, name string) (string, *store.APIKey, error) {
+	return CreateTeamAPIKey(ctx, keys, store.DefaultTeamID, name)
+}
+
+// CreateTeamAPIKey issues a key of team teamID named name and returns its
+// plaintext, which is shown once and never stored. Its ID is a UUID.
+func CreateTeamAPIKey(ctx context.Context, keys KeyStore, teamID, name string) (string, *store.APIKey, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return "", nil, invalidf("name: must not be empty")
 	}
 	plaintext := APIKeyPrefix + randomHex(apiKeyHexLen/2)
 	k := &store.APIKey{
-		ID:        "key_" + randomHex(8),
+		ID:        uuid.NewString(),
+		TeamID:    teamID,
 		Name:      name,
 		Hash:      HashAPIKey(plaintext),
 		Prefix:    plaintext[:displayPrefixLen],
+		Suffix:    plaintext[len(plaintext)-displaySuffixLen:],
 		CreatedAt: time.Now().UTC(),
 	}
-	if err := keys.InsertAPIKey(ctx, k); err != nil {
+	err := keys.InsertAPIKey(ctx, k)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, newError(ErrNotFound, "team %q not found", teamID)
+	}
+	if err != nil {
 		return "", nil, internal("create API key "+name, err)
 	}
 	return plaintext, k, nil
 }
 
-// EnsureAdminKey creates the "admin" key when the store has never had any
-// key, returning its plaintext and created=true exactly once: the caller
-// shows it or saves it (mode 0600). Once any key exists, even a revoked one,
-// it creates nothing, so that revoking every key is not undone by a restart.
+// EnsureAdminKey creates the "admin" key, in the default team, when the
+// store has never had any key, returning its plaintext and created=true
+// exactly once: the caller shows it or saves it (mode 0600). Once any key
+// exists, even a revoked one, it creates nothing, so that revoking every key
+// is not undone by a restart.
 func EnsureAdminKey(ctx context.Context, keys KeyStore) (plaintext string, created bool, err error) {
 	existing, err := keys.ListAPIKeys(ctx)
 	if err != nil {
@@ -99,7 +126,8 @@ func EnsureAdminKey(ctx context.Context, keys KeyStore) (plaintext string, creat
 	return plaintext, true, nil
 }
 
-// ListAPIKeys returns every key, revoked ones included (never plaintexts).
+// ListAPIKeys returns every key of every team, revoked ones included (never
+// plaintexts).
 func ListAPIKeys(ctx context.Context, keys KeyStore) ([]*store.APIKey, error) {
 	all, err := keys.ListAPIKeys(ctx)
 	if err != nil {
@@ -118,6 +146,14 @@ func RevokeAPIKey(ctx context.Context, keys KeyStore, id string) error {
 		return internal("revoke API key "+id, err)
 	}
 	return nil
+}
+
+// Principal is who makes a request: the API key presented and the team it
+// acts for.
+type Principal struct {
+	KeyID    string
+	TeamID   string
+	TeamSlug string
 }
 
 // Authenticator checks API keys presented with requests. It looks keys up
@@ -139,27 +175,31 @@ func NewAuthenticator(keys KeyStore, clock func() time.Time) *Authenticator {
 	return &Authenticator{keys: keys, now: clock, touched: make(map[string]time.Time)}
 }
 
-// Authenticate returns nil for an active key; a missing, malformed, unknown
-// or revoked key is ErrUnauthenticated.
-func (a *Authenticator) Authenticate(ctx context.Context, key string) error {
+// Authenticate returns the principal of an active key; a missing,
+// malformed, unknown or revoked key is ErrUnauthenticated.
+func (a *Authenticator) Authenticate(ctx context.Context, key string) (Principal, error) {
 	if key == "" {
-		return newError(ErrUnauthenticated, "missing API key: send it in header X-API-Key")
+		return Principal{}, newError(ErrUnauthenticated, "missing API key: send it in header X-API-Key")
 	}
 	if !wellFormedKey(key) {
-		return newError(ErrUnauthenticated, "invalid API key")
+		return Principal{}, newError(ErrUnauthenticated, "invalid API key")
 	}
 	k, err := a.keys.APIKeyByHash(ctx, HashAPIKey(key))
 	if errors.Is(err, store.ErrNotFound) {
-		return newError(ErrUnauthenticated, "invalid API key")
+		return Principal{}, newError(ErrUnauthenticated, "invalid API key")
 	}
 	if err != nil {
-		return internal("check API key", err)
+		return Principal{}, internal("check API key", err)
 	}
 	if k.RevokedAt != nil {
-		return newError(ErrUnauthenticated, "API key has been revoked")
+		return Principal{}, newError(ErrUnauthenticated, "API key has been revoked")
+	}
+	team, err := a.keys.GetTeam(ctx, k.TeamID)
+	if err != nil {
+		return Principal{}, internal("read the team of API key "+k.ID, err)
 	}
 	a.touch(ctx, k.ID)
-	return nil
+	return Principal{KeyID: k.ID, TeamID: team.ID, TeamSlug: team.Slug}, nil
 }
 
 // touch records that key id was used, at most once per touchEvery.

@@ -9,7 +9,10 @@ import (
 	"time"
 )
 
-var keyPattern = regexp.MustCompile(`^e2b_[0-9a-f]{40}$`)
+var (
+	keyPattern  = regexp.MustCompile(`^e2b_[0-9a-f]{40}$`)
+	uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+)
 
 func TestAPIKeys(t *testing.T) {
 	ctx := context.Background()
@@ -24,7 +27,8 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatalf("second EnsureAdminKey: %q %v %v, want nothing created", again, created, err)
 	}
 	ci, k, err := CreateAPIKey(ctx, h.db, "ci")
-	if err != nil || !keyPattern.MatchString(ci) || k.Name != "ci" || k.Hash != HashAPIKey(ci) || k.Prefix != ci[:10] {
+	if err != nil || !keyPattern.MatchString(ci) || k.Name != "ci" || k.Hash != HashAPIKey(ci) || k.Prefix != ci[:10] ||
+		k.Suffix != ci[len(ci)-4:] || k.TeamID != defTeam || !uuidPattern.MatchString(k.ID) {
 		t.Fatalf("CreateAPIKey: %q %+v %v", ci, k, err)
 	}
 	if _, _, err := CreateAPIKey(ctx, h.db, "  "); !errors.Is(err, ErrInvalidArgument) {
@@ -59,9 +63,9 @@ func TestAPIKeys(t *testing.T) {
 		{"revoked", ci, false},
 	}
 	for _, tt := range tests {
-		err := auth.Authenticate(ctx, tt.key)
-		if tt.ok && err != nil {
-			t.Errorf("%s: %v", tt.name, err)
+		p, err := auth.Authenticate(ctx, tt.key)
+		if tt.ok && (err != nil || p.TeamID != defTeam || p.TeamSlug != "default" || p.KeyID == "") {
+			t.Errorf("%s: %+v %v", tt.name, p, err)
 		}
 		if !tt.ok && !errors.Is(err, ErrUnauthenticated) {
 			t.Errorf("%s: %v, want unauthenticated", tt.name, err)
@@ -71,12 +75,12 @@ func TestAPIKeys(t *testing.T) {
 	touches := &countingKeys{KeyStore: h.db}
 	auth = NewAuthenticator(touches, h.clock.Now)
 	for range 5 {
-		if err := auth.Authenticate(ctx, admin); err != nil {
+		if _, err := auth.Authenticate(ctx, admin); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h.clock.Advance(2 * time.Minute)
-	if err := auth.Authenticate(ctx, admin); err != nil {
+	if _, err := auth.Authenticate(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
 	if n := touches.n.Load(); n != 2 {

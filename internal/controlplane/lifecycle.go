@@ -14,9 +14,10 @@ import (
 // MaxRefresh is the longest a single refresh may extend a sandbox.
 const MaxRefresh = time.Hour
 
-// Kill ends sandbox id and forgets it once the node confirms. An unknown (or
-// dead) sandbox is ErrNotFound; a dead one's leftovers are cleaned up anyway.
-func (s *Service) Kill(ctx context.Context, id string) error {
+// Kill ends sandbox id of team teamID and forgets it once the node
+// confirms. An unknown (or dead, or another team's) sandbox is ErrNotFound;
+// a dead one's leftovers are cleaned up anyway.
+func (s *Service) Kill(ctx context.Context, teamID, id string) error {
 	if !validSandboxID(id) {
 		return notFound(id)
 	}
@@ -26,7 +27,7 @@ func (s *Service) Kill(ctx context.Context, id string) error {
 	}
 	defer unlock()
 	sb, err := s.store.GetSandbox(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && sb.TeamID != teamID) {
 		return notFound(id)
 	}
 	if err != nil {
@@ -44,11 +45,8 @@ func (s *Service) Kill(ctx context.Context, id string) error {
 // killLocked removes sb from the node (absent there is fine) and then from
 // the store. The caller holds sb's lock.
 func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string) error {
-	nctx, cancel := s.nodeCtx(ctx)
-	defer cancel()
-	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: sb.ID}))
-	if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
-		return nodeError("kill sandbox", sb.ID, err)
+	if err := s.nodeKill(ctx, sb.ID); err != nil {
+		return err
 	}
 	if err := s.store.DeleteSandbox(context.WithoutCancel(ctx), sb.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return internal("delete sandbox", err)
@@ -57,16 +55,27 @@ func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string)
 	return nil
 }
 
-// Pause stops sandbox id keeping its memory and files. A paused sandbox is
-// ErrConflict; a runtime that cannot pause is ErrConflict with the node's
-// reason, and the sandbox keeps running.
-func (s *Service) Pause(ctx context.Context, id string) error {
+// nodeKill removes sandbox id from the node; absent there is fine.
+func (s *Service) nodeKill(ctx context.Context, id string) error {
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: id}))
+	if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
+		return nodeError("kill sandbox", id, err)
+	}
+	return nil
+}
+
+// Pause stops sandbox id of team teamID keeping its memory and files. A
+// paused sandbox is ErrConflict; a runtime that cannot pause is ErrConflict
+// with the node's reason, and the sandbox keeps running.
+func (s *Service) Pause(ctx context.Context, teamID, id string) error {
 	unlock, err := s.lock(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	sb, err := s.getLive(ctx, id)
+	sb, err := s.getOwned(ctx, teamID, id)
 	if err != nil {
 		return err
 	}
@@ -88,8 +97,7 @@ func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string
 	if err != nil {
 		return s.nodeFailed(ctx, sb, StateRunning, "pause sandbox", err)
 	}
-	sb.State = StatePaused
-	sb.Address = ""
+	s.setPaused(sb)
 	if err := s.save(ctx, sb); err != nil {
 		return err
 	}
@@ -97,13 +105,30 @@ func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string
 	return nil
 }
 
+// setPaused records that the node paused sb. A paused sandbox's EndAt is
+// when it was paused (or a later end time a client set): PausedRetention
+// counts from it.
+func (s *Service) setPaused(sb *store.Sandbox) {
+	sb.State = StatePaused
+	sb.Address = ""
+	if now := s.now(); sb.EndAt.After(now) {
+		sb.EndAt = now
+	}
+}
+
 // nodeFailed handles a failed pause or resume: a sandbox the node does not
-// know is dead (and reported as not found); otherwise sb goes back to state
-// prev and the node's error is returned.
+// know is dead (and reported as not found); a call the node did not answer
+// in time leaves sb in its transitional state, since the node may still
+// finish it, for the repair to settle with the node; otherwise sb goes back
+// to state prev. The node's error is returned.
 func (s *Service) nodeFailed(ctx context.Context, sb *store.Sandbox, prev, op string, err error) error {
-	if connect.CodeOf(err) == connect.CodeNotFound {
+	switch connect.CodeOf(err) {
+	case connect.CodeNotFound:
 		s.markDead(ctx, sb, "lost by node during "+op+": "+connectMessage(err))
 		return notFound(sb.ID)
+	case connect.CodeDeadlineExceeded:
+		s.event(ctx, sb.ID, "%s: no answer from the node within %s; its state will be checked with the node", op, s.cfg.NodeTimeout)
+		return nodeError(op, sb.ID, err)
 	}
 	sb.State = prev
 	if serr := s.save(ctx, sb); serr != nil {
@@ -121,8 +146,9 @@ type ResumeRequest struct {
 	AutoPause *bool
 }
 
-// Resume brings paused sandbox id back; a running one is ErrConflict.
-func (s *Service) Resume(ctx context.Context, id string, req ResumeRequest) (*store.Sandbox, error) {
+// Resume brings paused sandbox id of team teamID back; a running one is
+// ErrConflict, one the team's quotas have no room for ErrQuota.
+func (s *Service) Resume(ctx context.Context, teamID, id string, req ResumeRequest) (*store.Sandbox, error) {
 	timeout, err := s.timeoutOr("timeout", req.Timeout)
 	if err != nil {
 		return nil, err
@@ -132,7 +158,7 @@ func (s *Service) Resume(ctx context.Context, id string, req ResumeRequest) (*st
 		return nil, err
 	}
 	defer unlock()
-	sb, err := s.getLive(ctx, id)
+	sb, err := s.getOwned(ctx, teamID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -148,12 +174,15 @@ func (s *Service) Resume(ctx context.Context, id string, req ResumeRequest) (*st
 	return sb, nil
 }
 
-// resumeLocked resumes paused sb with a fresh end time; the caller holds its
-// lock.
+// resumeLocked resumes paused sb with a fresh end time, if its team's
+// quotas have room for it (else ErrQuota, and it stays paused); the caller
+// holds its lock.
 func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout time.Duration) error {
+	prev := sb.State
 	sb.State = StateResuming
-	if err := s.save(ctx, sb); err != nil {
-		return err
+	if err := s.store.UpdateSandboxWithin(context.WithoutCancel(ctx), sb, s.cfg.TeamQuotas); err != nil {
+		sb.State = prev
+		return storeError("update sandbox", err)
 	}
 	var tpl *store.Template
 	if t, err := s.store.GetTemplate(ctx, sb.TemplateID); err == nil {
@@ -182,10 +211,10 @@ func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout t
 	return nil
 }
 
-// Connect makes sure sandbox id runs for at least timeout more (0 means
-// DefaultTimeout): a running sandbox's end time is only ever extended, a
-// paused one is resumed. resumed tells which happened.
-func (s *Service) Connect(ctx context.Context, id string, timeout time.Duration) (sb *store.Sandbox, resumed bool, err error) {
+// Connect makes sure sandbox id of team teamID runs for at least timeout
+// more (0 means DefaultTimeout): a running sandbox's end time is only ever
+// extended, a paused one is resumed. resumed tells which happened.
+func (s *Service) Connect(ctx context.Context, teamID, id string, timeout time.Duration) (sb *store.Sandbox, resumed bool, err error) {
 	timeout, err = s.timeoutOr("timeout", timeout)
 	if err != nil {
 		return nil, false, err
@@ -195,7 +224,7 @@ func (s *Service) Connect(ctx context.Context, id string, timeout time.Duration)
 		return nil, false, err
 	}
 	defer unlock()
-	sb, err = s.getLive(ctx, id)
+	sb, err = s.getOwned(ctx, teamID, id)
 	if err != nil {
 		return nil, false, err
 	}
@@ -221,9 +250,9 @@ func (s *Service) extendLocked(ctx context.Context, sb *store.Sandbox, d time.Du
 	return s.save(ctx, sb)
 }
 
-// SetTimeout sets sandbox id's end time to now+timeout, shortening it if so
-// asked (0 ends it at the next reaper pass).
-func (s *Service) SetTimeout(ctx context.Context, id string, timeout time.Duration) error {
+// SetTimeout sets the end time of sandbox id of team teamID to now+timeout,
+// shortening it if so asked (0 ends it at the next reaper pass).
+func (s *Service) SetTimeout(ctx context.Context, teamID, id string, timeout time.Duration) error {
 	if timeout < 0 || timeout > s.cfg.MaxTimeout {
 		_, err := s.timeoutOr("timeout", timeout)
 		return err
@@ -233,7 +262,7 @@ func (s *Service) SetTimeout(ctx context.Context, id string, timeout time.Durati
 		return err
 	}
 	defer unlock()
-	sb, err := s.getLive(ctx, id)
+	sb, err := s.getOwned(ctx, teamID, id)
 	if err != nil {
 		return err
 	}
@@ -241,9 +270,9 @@ func (s *Service) SetTimeout(ctx context.Context, id string, timeout time.Durati
 	return s.save(ctx, sb)
 }
 
-// Refresh extends sandbox id to live at least d more (0 means
-// DefaultTimeout, at most MaxRefresh); it never shortens.
-func (s *Service) Refresh(ctx context.Context, id string, d time.Duration) error {
+// Refresh extends sandbox id of team teamID to live at least d more (0
+// means DefaultTimeout, at most MaxRefresh); it never shortens.
+func (s *Service) Refresh(ctx context.Context, teamID, id string, d time.Duration) error {
 	if d < 0 || d > MaxRefresh {
 		return invalidf("duration: must be between 0 and %d seconds", int64(MaxRefresh/time.Second))
 	}
@@ -255,7 +284,7 @@ func (s *Service) Refresh(ctx context.Context, id string, d time.Duration) error
 		return err
 	}
 	defer unlock()
-	sb, err := s.getLive(ctx, id)
+	sb, err := s.getOwned(ctx, teamID, id)
 	if err != nil {
 		return err
 	}

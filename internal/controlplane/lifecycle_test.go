@@ -22,15 +22,21 @@ func TestEndTimeRules(t *testing.T) {
 		op      func(s *Service, id string) error
 		wantEnd time.Duration
 	}{
-		{"timeout sets a later end", 0, func(s *Service, id string) error { return s.SetTimeout(ctx, id, time.Hour) }, time.Hour},
-		{"timeout shortens", 0, func(s *Service, id string) error { return s.SetTimeout(ctx, id, 60*time.Second) }, 60 * time.Second},
-		{"timeout counts from now", 100 * time.Second, func(s *Service, id string) error { return s.SetTimeout(ctx, id, 60*time.Second) }, 160 * time.Second},
-		{"timeout zero ends now", 10 * time.Second, func(s *Service, id string) error { return s.SetTimeout(ctx, id, 0) }, 10 * time.Second},
-		{"refresh extends", 500 * time.Second, func(s *Service, id string) error { return s.Refresh(ctx, id, 300*time.Second) }, 800 * time.Second},
-		{"refresh never shortens", 0, func(s *Service, id string) error { return s.Refresh(ctx, id, 60*time.Second) }, 600 * time.Second},
-		{"refresh default duration", 400 * time.Second, func(s *Service, id string) error { return s.Refresh(ctx, id, 0) }, 700 * time.Second},
-		{"connect extends", 500 * time.Second, func(s *Service, id string) error { _, _, err := s.Connect(ctx, id, 300*time.Second); return err }, 800 * time.Second},
-		{"connect never shortens", 0, func(s *Service, id string) error { _, _, err := s.Connect(ctx, id, 10*time.Second); return err }, 600 * time.Second},
+		{"timeout sets a later end", 0, func(s *Service, id string) error { return s.SetTimeout(ctx, defTeam, id, time.Hour) }, time.Hour},
+		{"timeout shortens", 0, func(s *Service, id string) error { return s.SetTimeout(ctx, defTeam, id, 60*time.Second) }, 60 * time.Second},
+		{"timeout counts from now", 100 * time.Second, func(s *Service, id string) error { return s.SetTimeout(ctx, defTeam, id, 60*time.Second) }, 160 * time.Second},
+		{"timeout zero ends now", 10 * time.Second, func(s *Service, id string) error { return s.SetTimeout(ctx, defTeam, id, 0) }, 10 * time.Second},
+		{"refresh extends", 500 * time.Second, func(s *Service, id string) error { return s.Refresh(ctx, defTeam, id, 300*time.Second) }, 800 * time.Second},
+		{"refresh never shortens", 0, func(s *Service, id string) error { return s.Refresh(ctx, defTeam, id, 60*time.Second) }, 600 * time.Second},
+		{"refresh default duration", 400 * time.Second, func(s *Service, id string) error { return s.Refresh(ctx, defTeam, id, 0) }, 700 * time.Second},
+		{"connect extends", 500 * time.Second, func(s *Service, id string) error {
+			_, _, err := s.Connect(ctx, defTeam, id, 300*time.Second)
+			return err
+		}, 800 * time.Second},
+		{"connect never shortens", 0, func(s *Service, id string) error {
+			_, _, err := s.Connect(ctx, defTeam, id, 10*time.Second)
+			return err
+		}, 600 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,10 +63,10 @@ func TestEndTimeInvalid(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"timeout negative", h.svc.SetTimeout(ctx, sb.ID, -time.Second)},
-		{"timeout above max", h.svc.SetTimeout(ctx, sb.ID, 25*time.Hour)},
-		{"refresh above 3600", h.svc.Refresh(ctx, sb.ID, 3601*time.Second)},
-		{"refresh negative", h.svc.Refresh(ctx, sb.ID, -time.Second)},
+		{"timeout negative", h.svc.SetTimeout(ctx, defTeam, sb.ID, -time.Second)},
+		{"timeout above max", h.svc.SetTimeout(ctx, defTeam, sb.ID, 25*time.Hour)},
+		{"refresh above 3600", h.svc.Refresh(ctx, defTeam, sb.ID, 3601*time.Second)},
+		{"refresh negative", h.svc.Refresh(ctx, defTeam, sb.ID, -time.Second)},
 	}
 	for _, tt := range tests {
 		if !errors.Is(tt.err, ErrInvalidArgument) {
@@ -68,11 +74,11 @@ func TestEndTimeInvalid(t *testing.T) {
 		}
 	}
 	for name, err := range map[string]error{
-		"timeout": h.svc.SetTimeout(ctx, "unknown", time.Minute),
-		"refresh": h.svc.Refresh(ctx, "unknown", time.Minute),
-		"pause":   h.svc.Pause(ctx, "unknown"),
-		"kill":    h.svc.Kill(ctx, "unknown"),
-		"bad id":  h.svc.Kill(ctx, "../etc"),
+		"timeout": h.svc.SetTimeout(ctx, defTeam, "unknown", time.Minute),
+		"refresh": h.svc.Refresh(ctx, defTeam, "unknown", time.Minute),
+		"pause":   h.svc.Pause(ctx, defTeam, "unknown"),
+		"kill":    h.svc.Kill(ctx, defTeam, "unknown"),
+		"bad id":  h.svc.Kill(ctx, defTeam, "../etc"),
 	} {
 		if !errors.Is(err, ErrNotFound) {
 			t.Errorf("%s of unknown sandbox: %v, want not found", name, err)
@@ -98,26 +104,26 @@ func TestPauseResumeConnect(t *testing.T) {
 	}
 	running, paused := agentv1.SandboxState_SANDBOX_STATE_RUNNING, agentv1.SandboxState_SANDBOX_STATE_PAUSED
 
-	expect("pause", h.svc.Pause(ctx, sb.ID), nil, StatePaused, paused)
+	expect("pause", h.svc.Pause(ctx, defTeam, sb.ID), nil, StatePaused, paused)
 	if h.stored(t, sb.ID).Address != "" {
 		t.Errorf("paused sandbox keeps an address")
 	}
-	expect("pause again", h.svc.Pause(ctx, sb.ID), ErrConflict, StatePaused, paused)
-	_, err := h.svc.Resume(ctx, sb.ID, ResumeRequest{Timeout: time.Minute, AutoPause: ptr(true)})
+	expect("pause again", h.svc.Pause(ctx, defTeam, sb.ID), ErrConflict, StatePaused, paused)
+	_, err := h.svc.Resume(ctx, defTeam, sb.ID, ResumeRequest{Timeout: time.Minute, AutoPause: ptr(true)})
 	expect("resume", err, nil, StateRunning, running)
 	if got := h.stored(t, sb.ID); !got.AutoPause || !got.EndAt.Equal(h.clock.Now().Add(time.Minute)) || got.Address == "" {
 		t.Errorf("resumed sandbox %+v: want autoPause, end now+1m, an address", got)
 	}
-	_, err = h.svc.Resume(ctx, sb.ID, ResumeRequest{})
+	_, err = h.svc.Resume(ctx, defTeam, sb.ID, ResumeRequest{})
 	expect("resume again", err, ErrConflict, StateRunning, running)
 
-	_, resumed, err := h.svc.Connect(ctx, sb.ID, time.Minute)
+	_, resumed, err := h.svc.Connect(ctx, defTeam, sb.ID, time.Minute)
 	expect("connect running", err, nil, StateRunning, running)
 	if resumed {
 		t.Errorf("connect to a running sandbox reported a resume")
 	}
-	expect("pause 2", h.svc.Pause(ctx, sb.ID), nil, StatePaused, paused)
-	got, resumed, err := h.svc.Connect(ctx, sb.ID, 2*time.Minute)
+	expect("pause 2", h.svc.Pause(ctx, defTeam, sb.ID), nil, StatePaused, paused)
+	got, resumed, err := h.svc.Connect(ctx, defTeam, sb.ID, 2*time.Minute)
 	expect("connect paused", err, nil, StateRunning, running)
 	if !resumed || !got.EndAt.Equal(h.clock.Now().Add(2*time.Minute)) {
 		t.Errorf("connect to paused: resumed=%v end=%s", resumed, got.EndAt)
@@ -125,19 +131,19 @@ func TestPauseResumeConnect(t *testing.T) {
 
 	// A runtime that cannot pause: conflict, and the sandbox keeps running.
 	h.node.Fail(controlplanetest.OpPause, connect.NewError(connect.CodeFailedPrecondition, errors.New("runtime runc cannot checkpoint")))
-	expect("pause unsupported", h.svc.Pause(ctx, sb.ID), ErrConflict, StateRunning, running)
+	expect("pause unsupported", h.svc.Pause(ctx, defTeam, sb.ID), ErrConflict, StateRunning, running)
 	h.node.Fail(controlplanetest.OpPause, nil)
 
 	// A resume the node cannot do leaves it paused; an unreachable node is 503.
-	expect("pause 3", h.svc.Pause(ctx, sb.ID), nil, StatePaused, paused)
+	expect("pause 3", h.svc.Pause(ctx, defTeam, sb.ID), nil, StatePaused, paused)
 	h.node.Fail(controlplanetest.OpResume, connect.NewError(connect.CodeUnavailable, errors.New("node down")))
-	_, err = h.svc.Resume(ctx, sb.ID, ResumeRequest{})
+	_, err = h.svc.Resume(ctx, defTeam, sb.ID, ResumeRequest{})
 	expect("resume unavailable", err, ErrUnavailable, StatePaused, paused)
 	h.node.Fail(controlplanetest.OpResume, nil)
 
 	// A sandbox the node lost is dead and not found from then on.
 	h.node.Remove(sb.ID)
-	_, err = h.svc.Resume(ctx, sb.ID, ResumeRequest{})
+	_, err = h.svc.Resume(ctx, defTeam, sb.ID, ResumeRequest{})
 	if !errors.Is(err, ErrNotFound) || h.stored(t, sb.ID).State != StateDead {
 		t.Fatalf("resume of a lost sandbox: %v, stored %q; want not found and dead", err, h.stored(t, sb.ID).State)
 	}
@@ -150,7 +156,7 @@ func TestKill(t *testing.T) {
 	b := h.create(t, CreateRequest{})
 
 	h.node.Fail(controlplanetest.OpKill, connect.NewError(connect.CodeUnavailable, errors.New("node down")))
-	if err := h.svc.Kill(ctx, a.ID); !errors.Is(err, ErrUnavailable) {
+	if err := h.svc.Kill(ctx, defTeam, a.ID); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("kill with node down: %v, want unavailable", err)
 	}
 	if h.stored(t, a.ID) == nil {
@@ -158,7 +164,7 @@ func TestKill(t *testing.T) {
 	}
 	h.node.Fail(controlplanetest.OpKill, nil)
 
-	if err := h.svc.Kill(ctx, a.ID); err != nil {
+	if err := h.svc.Kill(ctx, defTeam, a.ID); err != nil {
 		t.Fatalf("kill: %v", err)
 	}
 	if h.stored(t, a.ID) != nil {
@@ -167,15 +173,15 @@ func TestKill(t *testing.T) {
 	if _, ok := h.node.State(a.ID); ok {
 		t.Errorf("killed sandbox still on node")
 	}
-	if err := h.svc.Kill(ctx, a.ID); !errors.Is(err, ErrNotFound) {
+	if err := h.svc.Kill(ctx, defTeam, a.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second kill: %v, want not found", err)
 	}
-	if _, err := h.svc.Get(ctx, a.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := h.svc.Get(ctx, defTeam, a.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("get killed: %v, want not found", err)
 	}
 	// Already gone from the node (it crashed): the kill still succeeds.
 	h.node.Remove(b.ID)
-	if err := h.svc.Kill(ctx, b.ID); err != nil || h.stored(t, b.ID) != nil {
+	if err := h.svc.Kill(ctx, defTeam, b.ID); err != nil || h.stored(t, b.ID) != nil {
 		t.Errorf("kill of a sandbox the node lost: %v", err)
 	}
 	if h.svc.locks.size() != 0 {
@@ -193,7 +199,7 @@ func TestReaper(t *testing.T) {
 	later := h.create(t, CreateRequest{Timeout: time.Hour})
 
 	h.clock.Advance(50 * time.Second)
-	if err := h.svc.Refresh(ctx, extended.ID, 60*time.Second); err != nil {
+	if err := h.svc.Refresh(ctx, defTeam, extended.ID, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	h.svc.reapOnce(ctx)
@@ -244,11 +250,11 @@ func TestRunReapsAndSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, err := svc.Create(context.Background(), CreateRequest{Timeout: time.Second})
+	short, err := svc.Create(context.Background(), defTeam, CreateRequest{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	long, err := svc.Create(context.Background(), CreateRequest{})
+	long, err := svc.Create(context.Background(), defTeam, CreateRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

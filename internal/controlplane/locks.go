@@ -51,6 +51,26 @@ func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
 	}
 }
 
+// tryLock takes key's lock only when nobody holds it or waits for it, and
+// returns the function that releases it; ok is false when the key is busy.
+func (k *keyedMutex) tryLock(key string) (unlock func(), ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.entries[key] != nil {
+		return nil, false
+	}
+	e := &keyEntry{sem: make(chan struct{}, 1), refs: 1}
+	e.sem <- struct{}{}
+	k.entries[key] = e
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-e.sem
+			k.release(key, e)
+		})
+	}, true
+}
+
 // release drops one reference to e and forgets it when nobody uses it.
 func (k *keyedMutex) release(key string, e *keyEntry) {
 	k.mu.Lock()
@@ -59,6 +79,16 @@ func (k *keyedMutex) release(key string, e *keyEntry) {
 	if e.refs == 0 {
 		delete(k.entries, key)
 	}
+}
+
+// refs is the number of holders and waiters of key (for tests).
+func (k *keyedMutex) refs(key string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e := k.entries[key]; e != nil {
+		return e.refs
+	}
+	return 0
 }
 
 // size is the number of keys in use (for tests).

@@ -61,3 +61,46 @@ func TestKeyedMutex(t *testing.T) {
 		t.Errorf("%d keys left", k.size())
 	}
 }
+
+func TestKeyedMutexTryLock(t *testing.T) {
+	k := newKeyedMutex()
+	unlock, ok := k.tryLock("a")
+	if !ok {
+		t.Fatal("tryLock of a free key failed")
+	}
+	if _, ok := k.tryLock("a"); ok {
+		t.Error("tryLock of a held key succeeded")
+	}
+	if u, ok := k.tryLock("b"); !ok {
+		t.Error("tryLock of another key failed")
+	} else {
+		u()
+	}
+	// A waiter blocks on the tryLock holder and then holds the key itself.
+	got := make(chan func())
+	go func() {
+		u, err := k.lock(context.Background(), "a")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- u
+	}()
+	for k.refs("a") < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	unlock()
+	unlock() // a second call is harmless
+	waiter := <-got
+	if _, ok := k.tryLock("a"); ok {
+		t.Error("tryLock succeeded while the waiter holds the key")
+	}
+	waiter()
+	if u, ok := k.tryLock("a"); !ok {
+		t.Error("tryLock after every holder left failed")
+	} else {
+		u()
+	}
+	if k.size() != 0 {
+		t.Errorf("%d keys left", k.size())
+	}
+}

@@ -26,9 +26,10 @@ const (
 // clockSlack is how far a client's idea of "now" may be off ours.
 const clockSlack = time.Second
 
-// Get returns sandbox id; unknown, killed and dead sandboxes are ErrNotFound.
-func (s *Service) Get(ctx context.Context, id string) (*store.Sandbox, error) {
-	return s.getLive(ctx, id)
+// Get returns sandbox id of team teamID; unknown, killed, dead and other
+// teams' sandboxes are ErrNotFound.
+func (s *Service) Get(ctx context.Context, teamID, id string) (*store.Sandbox, error) {
+	return s.getOwned(ctx, teamID, id)
 }
 
 // ListRequest selects sandboxes for List.
@@ -37,7 +38,8 @@ type ListRequest struct {
 	States []string
 	// Metadata pairs must all match.
 	Metadata map[string]string
-	// Template is a template ID or alias; empty means any.
+	// Template is a template the team sees (an ID, name or alias); empty
+	// means any.
 	Template string
 	// StartedAfter, when set, keeps sandboxes started at or after it.
 	StartedAfter time.Time
@@ -73,9 +75,12 @@ func storeStates(states []string) ([]string, error) {
 	return out, nil
 }
 
-// List returns one page of sandboxes and the cursor of the next page ("" on
-// the last page).
-func (s *Service) List(ctx context.Context, req ListRequest) ([]*store.Sandbox, string, error) {
+// List returns one page of team teamID's sandboxes and the cursor of the
+// next page ("" on the last page).
+func (s *Service) List(ctx context.Context, teamID string, req ListRequest) ([]*store.Sandbox, string, error) {
+	if err := needTeam(teamID); err != nil {
+		return nil, "", err
+	}
 	states, err := storeStates(req.States)
 	if err != nil {
 		return nil, "", err
@@ -88,6 +93,7 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]*store.Sandbox, 
 		return nil, "", invalidf("limit: must be between 1 and %d, got %d", MaxListLimit, limit)
 	}
 	f := store.SandboxFilter{
+		TeamID:     teamID,
 		States:     states,
 		Metadata:   req.Metadata,
 		Descending: !req.Ascending,
@@ -100,7 +106,7 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]*store.Sandbox, 
 	}
 	if req.Template != "" {
 		f.TemplateID = req.Template
-		if tpl, err := s.store.GetTemplate(ctx, req.Template); err == nil {
+		if tpl, err := s.store.FindTemplate(ctx, teamID, req.Template); err == nil {
 			f.TemplateID = tpl.ID
 		}
 	}
@@ -114,10 +120,13 @@ func (s *Service) List(ctx context.Context, req ListRequest) ([]*store.Sandbox, 
 	return items, next, nil
 }
 
-// ListRunning returns every running sandbox whose metadata matches, oldest
-// first (the unpaginated listing of older clients).
-func (s *Service) ListRunning(ctx context.Context, metadata map[string]string) ([]*store.Sandbox, error) {
-	return s.listAll(ctx, store.SandboxFilter{States: []string{StateRunning, StateResuming}, Metadata: metadata})
+// ListRunning returns every running sandbox of team teamID whose metadata
+// matches, oldest first (the unpaginated listing of older clients).
+func (s *Service) ListRunning(ctx context.Context, teamID string, metadata map[string]string) ([]*store.Sandbox, error) {
+	if err := needTeam(teamID); err != nil {
+		return nil, err
+	}
+	return s.listAll(ctx, store.SandboxFilter{TeamID: teamID, States: []string{StateRunning, StateResuming}, Metadata: metadata})
 }
 
 // listAll pages through every sandbox f selects.
@@ -143,17 +152,18 @@ type LogLine struct {
 	Line      string
 }
 
-// Logs returns up to limit lines at or after start, oldest first: the
-// node's console lines merged with the control plane's lifecycle events.
-// The logs of a dead sandbox stay readable until its record is dropped.
-func (s *Service) Logs(ctx context.Context, id string, start time.Time, limit int) ([]LogLine, error) {
+// Logs returns up to limit lines of sandbox id of team teamID at or after
+// start, oldest first: the node's console lines merged with the control
+// plane's lifecycle events. The logs of a dead sandbox stay readable until
+// its record is dropped.
+func (s *Service) Logs(ctx context.Context, teamID, id string, start time.Time, limit int) ([]LogLine, error) {
 	if limit < 0 || limit > MaxLogLimit {
 		return nil, invalidf("limit: must be between 0 and %d, got %d", MaxLogLimit, limit)
 	}
 	if !validSandboxID(id) {
 		return nil, notFound(id)
 	}
-	if _, err := s.store.GetSandbox(ctx, id); errors.Is(err, store.ErrNotFound) {
+	if sb, err := s.store.GetSandbox(ctx, id); errors.Is(err, store.ErrNotFound) || (err == nil && sb.TeamID != teamID) {
 		return nil, notFound(id)
 	} else if err != nil {
 		return nil, internal("read sandbox", err)
@@ -194,14 +204,14 @@ func (s *Service) Logs(ctx context.Context, id string, start time.Time, limit in
 	return lines, nil
 }
 
-// Metrics returns the stored samples of sandbox id between start and end
-// (zero means unbounded). A running sandbox without any sample yet is sampled
-// now, so that clients always get at least one entry for it.
-func (s *Service) Metrics(ctx context.Context, id string, start, end time.Time) ([]store.Metric, error) {
+// Metrics returns the stored samples of sandbox id of team teamID between
+// start and end (zero means unbounded). A running sandbox without any sample
+// yet is sampled now, so that clients always get at least one entry for it.
+func (s *Service) Metrics(ctx context.Context, teamID, id string, start, end time.Time) ([]store.Metric, error) {
 	if !start.IsZero() && !end.IsZero() && start.After(end) {
 		return nil, invalidf("start: must not be after end")
 	}
-	sb, err := s.getLive(ctx, id)
+	sb, err := s.getOwned(ctx, teamID, id)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ func TestMetrics(t *testing.T) {
 	sb := h.create(t, CreateRequest{TemplateID: "big"})
 
 	// No sample yet: one is taken on demand.
-	ms, err := h.svc.Metrics(ctx, sb.ID, time.Time{}, time.Time{})
+	ms, err := h.svc.Metrics(ctx, defTeam, sb.ID, time.Time{}, time.Time{})
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("metrics of a fresh sandbox: %v %v, want one on-demand sample", ms, err)
 	}
@@ -26,32 +26,32 @@ func TestMetrics(t *testing.T) {
 	}
 	h.svc.sampleOnce(ctx)
 	h.svc.sampleOnce(ctx)
-	all, err := h.svc.Metrics(ctx, sb.ID, time.Time{}, time.Time{})
+	all, err := h.svc.Metrics(ctx, defTeam, sb.ID, time.Time{}, time.Time{})
 	if err != nil || len(all) != 3 {
 		t.Fatalf("after two sampler passes: %d samples (%v), want 3", len(all), err)
 	}
 	// A window before any sample: nothing stored there, and no on-demand
 	// sample is taken for a window that ended.
 	past := all[0].Timestamp.Add(-time.Hour)
-	got, err := h.svc.Metrics(ctx, sb.ID, past.Add(-time.Hour), past)
+	got, err := h.svc.Metrics(ctx, defTeam, sb.ID, past.Add(-time.Hour), past)
 	if err != nil || len(got) != 0 {
 		t.Errorf("window in the past: %v %v, want none", got, err)
 	}
-	if _, err := h.svc.Metrics(ctx, sb.ID, all[0].Timestamp, past); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := h.svc.Metrics(ctx, defTeam, sb.ID, all[0].Timestamp, past); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("start after end: %v, want invalid argument", err)
 	}
 	// A paused sandbox returns what is stored, without sampling.
-	if err := h.svc.Pause(ctx, sb.ID); err != nil {
+	if err := h.svc.Pause(ctx, defTeam, sb.ID); err != nil {
 		t.Fatal(err)
 	}
 	before := h.node.Calls(controlplanetest.OpMetrics)
-	if got, err := h.svc.Metrics(ctx, sb.ID, time.Time{}, time.Time{}); err != nil || len(got) != 3 {
+	if got, err := h.svc.Metrics(ctx, defTeam, sb.ID, time.Time{}, time.Time{}); err != nil || len(got) != 3 {
 		t.Errorf("paused: %d samples, %v", len(got), err)
 	}
 	if h.node.Calls(controlplanetest.OpMetrics) != before {
 		t.Errorf("paused sandbox was sampled")
 	}
-	if _, err := h.svc.Metrics(ctx, "nosuchsandbox", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
+	if _, err := h.svc.Metrics(ctx, defTeam, "nosuchsandbox", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown: %v, want not found", err)
 	}
 	// Retention drops old samples.
@@ -70,7 +70,7 @@ func TestLogsMergeNodeAndEvents(t *testing.T) {
 	h.node.AddLog(sb.ID, t0.Add(-time.Second), "console: booting")
 	h.node.AddLog(sb.ID, t0.Add(time.Second), "console: hello")
 	h.clock.Advance(2 * time.Second)
-	if err := h.svc.Pause(ctx, sb.ID); err != nil { // event at T+2s
+	if err := h.svc.Pause(ctx, defTeam, sb.ID); err != nil { // event at T+2s
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -86,7 +86,7 @@ func TestLogsMergeNodeAndEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lines, err := h.svc.Logs(ctx, sb.ID, tt.start, tt.limit)
+			lines, err := h.svc.Logs(ctx, defTeam, sb.ID, tt.start, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,10 +103,10 @@ func TestLogsMergeNodeAndEvents(t *testing.T) {
 			}
 		})
 	}
-	if _, err := h.svc.Logs(ctx, sb.ID, time.Time{}, MaxLogLimit+1); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := h.svc.Logs(ctx, defTeam, sb.ID, time.Time{}, MaxLogLimit+1); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("limit too big: %v", err)
 	}
-	if _, err := h.svc.Logs(ctx, "unknown", time.Time{}, 10); !errors.Is(err, ErrNotFound) {
+	if _, err := h.svc.Logs(ctx, defTeam, "unknown", time.Time{}, 10); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown sandbox: %v", err)
 	}
 }
@@ -118,7 +118,7 @@ func TestResolveSandbox(t *testing.T) {
 	private := h.create(t, CreateRequest{AllowPublicTraffic: ptr(false)})
 	paused := h.create(t, CreateRequest{})
 	expired := h.create(t, CreateRequest{Timeout: time.Second})
-	if err := h.svc.Pause(ctx, paused.ID); err != nil {
+	if err := h.svc.Pause(ctx, defTeam, paused.ID); err != nil {
 		t.Fatal(err)
 	}
 	h.clock.Advance(2 * time.Second)
@@ -147,14 +147,14 @@ func TestListFiltersAndPages(t *testing.T) {
 		ids = append(ids, sb.ID)
 		h.clock.Advance(time.Second)
 	}
-	if err := h.svc.Pause(ctx, ids[0]); err != nil {
+	if err := h.svc.Pause(ctx, defTeam, ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	collect := func(req ListRequest) []string {
 		t.Helper()
 		var out []string
 		for page := 0; ; page++ {
-			items, next, err := h.svc.List(ctx, req)
+			items, next, err := h.svc.List(ctx, defTeam, req)
 			if err != nil {
 				t.Fatalf("list %+v: %v", req, err)
 			}
@@ -200,11 +200,11 @@ func TestListFiltersAndPages(t *testing.T) {
 		"bad limit":  {Limit: 101},
 		"bad cursor": {Cursor: "garbage"},
 	} {
-		if _, _, err := h.svc.List(ctx, req); !errors.Is(err, ErrInvalidArgument) {
+		if _, _, err := h.svc.List(ctx, defTeam, req); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("%s: %v, want invalid argument", name, err)
 		}
 	}
-	running, err := h.svc.ListRunning(ctx, map[string]string{"team": "1"})
+	running, err := h.svc.ListRunning(ctx, defTeam, map[string]string{"team": "1"})
 	if err != nil || len(running) != 3 {
 		t.Errorf("ListRunning: %d %v, want 3", len(running), err)
 	}

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -25,22 +26,23 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	for _, st := range resp.Msg.GetSandboxes() {
 		onNode[st.GetSandboxId()] = st
 	}
-	stored, err := s.listAll(ctx, store.SandboxFilter{States: []string{
-		StateStarting, StateRunning, StatePausing, StatePaused, StateResuming, StateKilled, StateDead}})
-	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
-	}
-	known := make(map[string]bool, len(stored))
-	for _, sb := range stored {
-		known[sb.ID] = true
+	err = s.forEach(ctx, store.SandboxFilter{}, func(sb *store.Sandbox) error {
 		if err := s.reconcileOne(ctx, sb.ID, onNode[sb.ID]); err != nil {
 			return fmt.Errorf("reconcile sandbox %s: %w", sb.ID, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
 	}
 	for id := range onNode {
-		if !known[id] {
+		_, err := s.store.GetSandbox(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			s.log.Warn("reconcile: killing sandbox unknown to the store", "sandbox", id)
 			s.bestEffortKill(ctx, id)
+		case err != nil:
+			return fmt.Errorf("reconcile: read sandbox %s: %w", id, err)
 		}
 	}
 	return nil
@@ -62,7 +64,10 @@ func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.Sandb
 	case sb.State == StateDead:
 		return nil // the node's leftovers go when prune drops the record
 	case sb.State == StateKilled:
-		return s.killLocked(ctx, sb, "kill finished after restart")
+		if st == nil {
+			return nil // the record goes when prune drops it
+		}
+		return s.nodeKill(ctx, id) // a kill the restart interrupted
 	case st == nil:
 		s.markDead(ctx, sb, fmt.Sprintf("lost: not on node %s after restart (was %s)", sb.NodeID, sb.State))
 		return nil
@@ -78,8 +83,7 @@ func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.Sandb
 		if sb.State == StatePaused {
 			return nil
 		}
-		sb.State = StatePaused
-		sb.Address = ""
+		s.setPaused(sb)
 	default:
 		reason := st.GetReason()
 		if reason == "" {

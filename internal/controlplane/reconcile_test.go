@@ -23,7 +23,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 	runningOnNode := h.create(t, CreateRequest{})
 	deadOnNode := h.create(t, CreateRequest{})
 	overdue := h.create(t, CreateRequest{Timeout: time.Minute})
-	if err := h.svc.Pause(ctx, lostPaused.ID); err != nil {
+	if err := h.svc.Pause(ctx, defTeam, lostPaused.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Simulate a crash in the middle of pause and resume.
@@ -71,7 +71,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 	if _, ok := h.node.State("orphanorphanorphan00"); ok {
 		t.Errorf("sandbox unknown to the store left on the node")
 	}
-	items, _, err := h.svc.List(ctx, ListRequest{})
+	items, _, err := h.svc.List(ctx, defTeam, ListRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 		if listed[id] {
 			t.Errorf("dead sandbox %s still listed", id)
 		}
-		if _, err := h.svc.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+		if _, err := h.svc.Get(ctx, defTeam, id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("get dead %s: %v, want not found", id, err)
 		}
 	}
@@ -118,20 +118,20 @@ func TestConcurrentMixedCalls(t *testing.T) {
 		sb := h.create(t, CreateRequest{})
 		rng := rand.New(rand.NewPCG(uint64(round), 7))
 		ops := []func() error{
-			func() error { return h.svc.Pause(ctx, sb.ID) },
-			func() error { _, err := h.svc.Resume(ctx, sb.ID, ResumeRequest{}); return err },
-			func() error { _, _, err := h.svc.Connect(ctx, sb.ID, time.Minute); return err },
-			func() error { return h.svc.SetTimeout(ctx, sb.ID, 10*time.Minute) },
-			func() error { return h.svc.Refresh(ctx, sb.ID, time.Minute) },
-			func() error { _, err := h.svc.Get(ctx, sb.ID); return err },
-			func() error { _, err := h.svc.Metrics(ctx, sb.ID, time.Time{}, time.Time{}); return err },
+			func() error { return h.svc.Pause(ctx, defTeam, sb.ID) },
+			func() error { _, err := h.svc.Resume(ctx, defTeam, sb.ID, ResumeRequest{}); return err },
+			func() error { _, _, err := h.svc.Connect(ctx, defTeam, sb.ID, time.Minute); return err },
+			func() error { return h.svc.SetTimeout(ctx, defTeam, sb.ID, 10*time.Minute) },
+			func() error { return h.svc.Refresh(ctx, defTeam, sb.ID, time.Minute) },
+			func() error { _, err := h.svc.Get(ctx, defTeam, sb.ID); return err },
+			func() error { _, err := h.svc.Metrics(ctx, defTeam, sb.ID, time.Time{}, time.Time{}); return err },
 		}
 		var wg sync.WaitGroup
 		errs := make(chan error, 50)
 		for i := range 50 {
 			op := ops[rng.IntN(len(ops))]
 			if round == 2 && i == 25 {
-				op = func() error { return h.svc.Kill(ctx, sb.ID) }
+				op = func() error { return h.svc.Kill(ctx, defTeam, sb.ID) }
 			}
 			wg.Go(func() {
 				if err := op(); err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {

@@ -2,10 +2,15 @@
 // sandbox from a template on a node, its end time (timeout, refresh,
 // connect), pause and resume, kill, the reaper that ends sandboxes whose time
 // is up, the metrics sampler, the reconciliation with the node after a
-// restart, API keys, and the resolver the traffic proxy asks where a sandbox
-// lives. Every change to one sandbox runs under that sandbox's lock, so
-// concurrent calls on one sandbox happen one after another and each sees the
-// result of the previous one.
+// restart, teams, API keys and quotas, and the resolver the traffic proxy
+// asks where a sandbox lives. Every change to one sandbox runs under that
+// sandbox's lock, so concurrent calls on one sandbox happen one after another
+// and each sees the result of the previous one.
+//
+// Tenancy: every sandbox, template and build belongs to a team, and every
+// method called for an API client takes the caller's team ID and acts only on
+// that team's objects (and public templates). Another team's sandbox or build
+// is ErrNotFound with the same message as an unknown ID, so IDs leak nothing.
 package controlplane
 
 import (
@@ -16,8 +21,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"connectrpc.com/connect"
 
 	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
 	"lelantos.dev/lelantos/internal/store"
@@ -36,6 +39,12 @@ const (
 	DefaultEnvdVersion = "0.6.4"
 	// DefaultTemplate is used when a create request names no template.
 	DefaultTemplate = "base"
+	// DefaultPausedRetention is how long a sandbox may stay paused unless
+	// Config.PausedRetention says otherwise.
+	DefaultPausedRetention = 30 * 24 * time.Hour
+	// PausedForever, as Config.PausedRetention, keeps paused sandboxes until
+	// they are killed.
+	PausedForever time.Duration = -1
 	// RuntimeGVisor and RuntimeRunc are the runtime classes a sandbox may
 	// ask for; gVisor is the default.
 	RuntimeGVisor = store.RuntimeGVisor
@@ -54,129 +63,6 @@ const (
 	StateKilled   = store.StateKilled
 	StateDead     = store.StateDead
 )
-
-// Config tunes a Service. Zero fields take the defaults documented on them.
-type Config struct {
-	// Domain is returned to clients as the sandboxes' domain; empty means
-	// none (JSON null), for clients that use E2B_SANDBOX_URL.
-	Domain string
-	// DefaultCPU, DefaultMemoryMB and DefaultDiskSizeMB size a sandbox whose
-	// template does not say: 2 CPUs, 512 MB, 2048 MB.
-	DefaultCPU        int
-	DefaultMemoryMB   int
-	DefaultDiskSizeMB int
-	// DefaultTimeout is a sandbox's lifetime when a request gives none: 300 s.
-	DefaultTimeout time.Duration
-	// MaxTimeout is the longest timeout a request may ask for: 24 h. Longer
-	// ones are refused with 400.
-	MaxTimeout time.Duration
-	// ReaperInterval is how often sandboxes past their end time are killed
-	// or paused: 1 s.
-	ReaperInterval time.Duration
-	// MetricsInterval is how often running sandboxes' metrics are sampled:
-	// 5 s.
-	MetricsInterval time.Duration
-	// MetricsRetention is how long samples are kept: 24 h.
-	MetricsRetention time.Duration
-	// DeadRetention is how long the record (and logs) of a sandbox that died
-	// on its own is kept: 1 h.
-	DeadRetention time.Duration
-	// NodeTimeout bounds one call to the node: 2 min. Node calls that change
-	// a sandbox are not cancelled when the client goes away.
-	NodeTimeout time.Duration
-	// Clock returns the current time; time.Now by default (tests fake it).
-	Clock func() time.Time
-	// Logger receives operational messages; slog.Default() by default.
-	Logger *slog.Logger
-	// Templates gives the node's details of built templates (default user
-	// and workdir, environment, start command, snapshot) for new sandboxes;
-	// nil means none, as for templates registered directly in the store.
-	Templates TemplateSource
-	// Builder builds templates on the node; nil means the template routes
-	// that need it answer ErrUnavailable.
-	Builder TemplateBuilder
-}
-
-// withDefaults returns c with its zero fields filled in.
-func (c Config) withDefaults() Config {
-	setDur := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	setInt := func(n *int, v int) {
-		if *n == 0 {
-			*n = v
-		}
-	}
-	setInt(&c.DefaultCPU, 2)
-	setInt(&c.DefaultMemoryMB, 512)
-	setInt(&c.DefaultDiskSizeMB, 2048)
-	setDur(&c.DefaultTimeout, 300*time.Second)
-	setDur(&c.MaxTimeout, 24*time.Hour)
-	setDur(&c.ReaperInterval, time.Second)
-	setDur(&c.MetricsInterval, 5*time.Second)
-	setDur(&c.MetricsRetention, 24*time.Hour)
-	setDur(&c.DeadRetention, time.Hour)
-	setDur(&c.NodeTimeout, 2*time.Minute)
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
-}
-
-// validate rejects settings that cannot work.
-func (c Config) validate() error {
-	if c.DefaultCPU < 0 || c.DefaultMemoryMB < 0 || c.DefaultDiskSizeMB < 0 {
-		return errors.New("default sandbox size must not be negative")
-	}
-	for name, d := range map[string]time.Duration{
-		"DefaultTimeout": c.DefaultTimeout, "MaxTimeout": c.MaxTimeout,
-		"ReaperInterval": c.ReaperInterval, "MetricsInterval": c.MetricsInterval,
-		"MetricsRetention": c.MetricsRetention, "DeadRetention": c.DeadRetention,
-		"NodeTimeout": c.NodeTimeout,
-	} {
-		if d < 0 {
-			return fmt.Errorf("%s must not be negative", name)
-		}
-	}
-	if c.DefaultTimeout > c.MaxTimeout {
-		return fmt.Errorf("DefaultTimeout %s exceeds MaxTimeout %s", c.DefaultTimeout, c.MaxTimeout)
-	}
-	return nil
-}
-
-// Store is the persistence the Service needs; *store.DB implements it.
-type Store interface {
-	InsertSandbox(ctx context.Context, sb *store.Sandbox) error
-	GetSandbox(ctx context.Context, id string) (*store.Sandbox, error)
-	UpdateSandbox(ctx context.Context, sb *store.Sandbox) error
-	DeleteSandbox(ctx context.Context, id string) error
-	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]*store.Sandbox, string, error)
-	ListDue(ctx context.Context, now time.Time) ([]*store.Sandbox, error)
-	GetTemplate(ctx context.Context, idOrAlias string) (*store.Template, error)
-	ListTemplates(ctx context.Context) ([]*store.Template, error)
-	InsertMetric(ctx context.Context, sandboxID string, m store.Metric) error
-	ListMetrics(ctx context.Context, sandboxID string, start, end time.Time) ([]store.Metric, error)
-	DeleteMetricsBefore(ctx context.Context, before time.Time) (int64, error)
-	AppendEvent(ctx context.Context, sandboxID string, e store.Event) error
-	ListEvents(ctx context.Context, sandboxID string, start time.Time, limit int) ([]store.Event, error)
-}
-
-// Node is the part of the agent RPC client the Service uses; the generated
-// agentv1connect.AgentServiceClient implements it.
-type Node interface {
-	CreateSandbox(context.Context, *connect.Request[agentv1.CreateSandboxRequest]) (*connect.Response[agentv1.CreateSandboxResponse], error)
-	PauseSandbox(context.Context, *connect.Request[agentv1.PauseSandboxRequest]) (*connect.Response[agentv1.PauseSandboxResponse], error)
-	ResumeSandbox(context.Context, *connect.Request[agentv1.ResumeSandboxRequest]) (*connect.Response[agentv1.ResumeSandboxResponse], error)
-	KillSandbox(context.Context, *connect.Request[agentv1.KillSandboxRequest]) (*connect.Response[agentv1.KillSandboxResponse], error)
-	ListSandboxes(context.Context, *connect.Request[agentv1.ListSandboxesRequest]) (*connect.Response[agentv1.ListSandboxesResponse], error)
-	SandboxMetrics(context.Context, *connect.Request[agentv1.SandboxMetricsRequest]) (*connect.Response[agentv1.SandboxMetricsResponse], error)
-	SandboxLogs(context.Context, *connect.Request[agentv1.SandboxLogsRequest]) (*connect.Response[agentv1.SandboxLogsResponse], error)
-}
 
 // Service runs the sandbox lifecycle against a store and a node. It is safe
 // for concurrent use.

@@ -2,10 +2,14 @@ package controlplane
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/google/uuid"
 
 	"lelantos.dev/lelantos/internal/store"
 )
@@ -54,9 +58,10 @@ func templateNotFound(name string) error {
 	return newError(ErrNotFound, "template %q not found", name)
 }
 
-// getTemplate reads a template by ID or alias.
-func (s *Service) getTemplate(ctx context.Context, name string) (*store.Template, error) {
-	t, err := s.store.GetTemplate(ctx, name)
+// visibleTemplate reads the template name means to team teamID: its own
+// (by name, alias or ID) or a public one.
+func (s *Service) visibleTemplate(ctx context.Context, teamID, name string) (*store.Template, error) {
+	t, err := s.store.FindTemplate(ctx, teamID, name)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
 		return nil, templateNotFound(name)
 	}
@@ -66,15 +71,19 @@ func (s *Service) getTemplate(ctx context.Context, name string) (*store.Template
 	return t, nil
 }
 
-// ListTemplates returns every template with its builds, ordered by ID.
-func (s *Service) ListTemplates(ctx context.Context) ([]*TemplateInfo, error) {
-	ts, err := s.store.ListTemplates(ctx)
+// ListTemplates returns the templates team teamID sees, its own and the
+// public ones, with their builds, ordered by ID.
+func (s *Service) ListTemplates(ctx context.Context, teamID string) ([]*TemplateInfo, error) {
+	if err := needTeam(teamID); err != nil {
+		return nil, err
+	}
+	ts, err := s.store.ListTeamTemplates(ctx, teamID)
 	if err != nil {
 		return nil, internal("list templates", err)
 	}
 	out := make([]*TemplateInfo, 0, len(ts))
 	for _, t := range ts {
-		info, err := s.templateInfo(ctx, t)
+		info, err := s.templateInfo(ctx, teamID, t)
 		if err != nil {
 			return nil, err
 		}
@@ -83,18 +92,20 @@ func (s *Service) ListTemplates(ctx context.Context) ([]*TemplateInfo, error) {
 	return out, nil
 }
 
-// GetTemplate returns one template (by ID or alias) with its builds.
-func (s *Service) GetTemplate(ctx context.Context, name string) (*TemplateInfo, error) {
-	t, err := s.getTemplate(ctx, name)
+// GetTemplate returns one template team teamID sees (by ID, name or alias)
+// with its builds.
+func (s *Service) GetTemplate(ctx context.Context, teamID, name string) (*TemplateInfo, error) {
+	t, err := s.visibleTemplate(ctx, teamID, name)
 	if err != nil {
 		return nil, err
 	}
-	return s.templateInfo(ctx, t)
+	return s.templateInfo(ctx, teamID, t)
 }
 
 // templateInfo fills in t's defaults and gathers its builds. A template the
-// builder does not know (base) has its current build made from the record.
-func (s *Service) templateInfo(ctx context.Context, t *store.Template) (*TemplateInfo, error) {
+// builder does not know (base) has its current build made from the record,
+// and so has another team's (public) template: its builds are its team's.
+func (s *Service) templateInfo(ctx context.Context, teamID string, t *store.Template) (*TemplateInfo, error) {
 	t.CPUCount = firstPositive(t.CPUCount, s.cfg.DefaultCPU)
 	t.MemoryMB = firstPositive(t.MemoryMB, s.cfg.DefaultMemoryMB)
 	t.DiskSizeMB = firstPositive(t.DiskSizeMB, s.cfg.DefaultDiskSizeMB)
@@ -102,7 +113,7 @@ func (s *Service) templateInfo(ctx context.Context, t *store.Template) (*Templat
 		t.EnvdVersion = DefaultEnvdVersion
 	}
 	var builds []*TemplateBuild
-	if s.cfg.Builder != nil {
+	if s.cfg.Builder != nil && t.TeamID == teamID {
 		var err error
 		if builds, err = s.cfg.Builder.Builds(ctx, t.ID); err != nil {
 			return nil, internal("list builds of template "+t.ID, err)
@@ -117,16 +128,20 @@ func (s *Service) templateInfo(ctx context.Context, t *store.Template) (*Templat
 	return &TemplateInfo{Template: t, Builds: builds}, nil
 }
 
-// DeleteTemplate removes a template (by ID or alias) and its files. The
-// default template cannot be deleted, nor one that sandboxes (running or
-// paused) were made from or that is being built: ErrConflict.
-func (s *Service) DeleteTemplate(ctx context.Context, name string) error {
-	t, err := s.getTemplate(ctx, name)
+// DeleteTemplate removes a template of team teamID (by ID, name or alias)
+// and its files. The default template cannot be deleted, nor one that
+// sandboxes (running or paused) were made from or that is being built:
+// ErrConflict. Another team's template is not found, even a public one.
+func (s *Service) DeleteTemplate(ctx context.Context, teamID, name string) error {
+	t, err := s.visibleTemplate(ctx, teamID, name)
 	if err != nil {
 		return err
 	}
 	if t.ID == DefaultTemplate {
 		return newError(ErrConflict, "template %q is the default template and cannot be deleted", t.ID)
+	}
+	if t.TeamID != teamID {
+		return templateNotFound(name)
 	}
 	if s.cfg.Builder == nil {
 		return errNoBuilder()
@@ -142,27 +157,74 @@ func (s *Service) DeleteTemplate(ctx context.Context, name string) error {
 	return nil
 }
 
-// BuildTemplate checks a build request and starts the build; it runs in the
-// background (follow it with TemplateBuildStatus). The request's fields are
-// checked here, the Dockerfile and the context by the builder.
-func (s *Service) BuildTemplate(ctx context.Context, req TemplateBuildRequest) (string, error) {
-	if err := validateBuild(req); err != nil {
-		return "", err
+// templateIDFor is the ID of team teamID's template name. In the default
+// team it is the name itself, as before teams existed; in other teams the
+// name (cut to 46 characters) and a digest of the team and the name, so that
+// two teams' templates of one name never share an ID (nor the builder's
+// directories, which are keyed by it).
+func templateIDFor(teamID, name string) string {
+	if teamID == store.DefaultTeamID {
+		return name
 	}
-	if t, err := s.store.GetTemplate(ctx, req.Name); err == nil && t.ID != req.Name {
-		return "", invalidf("name: %q is an alias of template %q", req.Name, t.ID)
+	sum := sha256.Sum256([]byte(teamID + "/" + name))
+	return name[:min(len(name), 46)] + "-" + hex.EncodeToString(sum[:8])
+}
+
+// BuildTemplate checks a build request of team teamID and starts the build;
+// it runs in the background (follow it with TemplateBuildStatus). It
+// returns the template's ID and the build's. The request's fields are
+// checked here, the Dockerfile and the context by the builder. Building a
+// name the team has makes a new version of that template; another team's
+// template of the same name is never touched. A build over the team's
+// max-builds quota is ErrQuota.
+func (s *Service) BuildTemplate(ctx context.Context, teamID string, req TemplateBuildRequest) (templateID, buildID string, err error) {
+	if err := validateBuild(req); err != nil {
+		return "", "", err
+	}
+	templateID = templateIDFor(teamID, req.Name)
+	switch t, err := s.store.FindTemplate(ctx, teamID, req.Name); {
+	case err == nil && t.TeamID == teamID && t.Name != req.Name:
+		return "", "", invalidf("name: %q is an alias of template %q", req.Name, t.Name)
+	case err == nil && t.TeamID == teamID:
+		templateID = t.ID
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return "", "", internal("read template "+req.Name, err)
+	}
+	if other, err := s.store.GetTemplate(ctx, templateID); err == nil && other.TeamID != teamID {
+		// Only a default-team name can equal another team's ID.
+		return "", "", newError(ErrConflict, "name: %q is taken, choose another", req.Name)
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", internal("read template "+req.Name, err)
+		return "", "", internal("read template "+templateID, err)
 	}
 	if s.cfg.Builder == nil {
-		return "", errNoBuilder()
+		return "", "", errNoBuilder()
 	}
-	id, err := s.cfg.Builder.StartBuild(ctx, req)
+	s.syncBuilds(ctx, teamID) // builds that ended free their slots first
+	buildID = uuid.NewString()
+	// The sweep of running builds must not see the record before the
+	// builder knows the build.
+	unlock, err := s.lock(ctx, buildLockKey(buildID))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	s.log.Info("template build started", "template", req.Name, "build", id)
-	return id, nil
+	defer unlock()
+	rec := &store.TemplateBuild{ID: buildID, TeamID: teamID, TemplateID: templateID, Name: req.Name}
+	if err := s.store.InsertTemplateBuild(ctx, rec, s.cfg.TeamQuotas); err != nil {
+		return "", "", storeError("record template build", err)
+	}
+	breq := req
+	breq.Name, breq.BuildID = templateID, buildID
+	breq.FromTemplate = func(ctx context.Context, ref string) (*store.Template, error) {
+		return s.store.FindTemplate(ctx, teamID, ref)
+	}
+	if _, err := s.cfg.Builder.StartBuild(ctx, breq); err != nil {
+		if derr := s.store.DeleteTemplateBuild(context.WithoutCancel(ctx), buildID); derr != nil {
+			s.log.Warn("drop the record of a refused build", "build", buildID, "err", derr)
+		}
+		return "", "", err
+	}
+	s.log.Info("template build started", "template", templateID, "team", teamID, "build", buildID)
+	return templateID, buildID, nil
 }
 
 // validateBuild checks the fields of a build request.
@@ -195,45 +257,6 @@ func validateBuild(req TemplateBuildRequest) error {
 		}
 	}
 	return nil
-}
-
-// TemplateBuildStatus reports a build of a template; templateID may be the
-// template's alias. A build of another template is ErrNotFound.
-func (s *Service) TemplateBuildStatus(ctx context.Context, templateID, buildID string) (*TemplateBuild, error) {
-	if s.cfg.Builder == nil {
-		return nil, errNoBuilder()
-	}
-	notFound := newError(ErrNotFound, "build %q of template %q not found", buildID, templateID)
-	b, err := s.cfg.Builder.Build(ctx, buildID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, notFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	if b.TemplateID != templateID {
-		t, err := s.store.GetTemplate(ctx, templateID)
-		if err != nil || t.ID != b.TemplateID {
-			return nil, notFound
-		}
-	}
-	return b, nil
-}
-
-// TemplateBuildLogs returns up to limit entries of a build's log from the
-// offset-th on (0-based), as E2B's logsOffset counts them.
-func (s *Service) TemplateBuildLogs(ctx context.Context, templateID, buildID string, offset, limit int) ([]TemplateLogEntry, error) {
-	if _, err := s.TemplateBuildStatus(ctx, templateID, buildID); err != nil {
-		return nil, err
-	}
-	if offset < 0 {
-		return nil, invalidf("logsOffset: must not be negative, got %d", offset)
-	}
-	logs, err := s.cfg.Builder.BuildLogs(ctx, buildID, offset, limit)
-	if err != nil {
-		return nil, err
-	}
-	return logs, nil
 }
 
 // byStartedDesc orders builds newest first.

@@ -34,7 +34,7 @@ func TestBuildTemplateInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, fb := templateHarness(t)
-			_, err := h.svc.BuildTemplate(context.Background(), tt.req)
+			_, _, err := h.svc.BuildTemplate(context.Background(), defTeam, tt.req)
 			if !errors.Is(err, ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want invalid argument starting with %q", err, tt.want)
 			}
@@ -48,30 +48,30 @@ func TestBuildTemplateInvalid(t *testing.T) {
 func TestBuildTemplateStatusAndLogs(t *testing.T) {
 	h, fb := templateHarness(t)
 	ctx := context.Background()
-	id, err := h.svc.BuildTemplate(ctx, TemplateBuildRequest{Name: "big", Dockerfile: "FROM base\n", CPUCount: 2})
-	if err != nil {
-		t.Fatal(err)
+	tid, id, err := h.svc.BuildTemplate(ctx, defTeam, TemplateBuildRequest{Name: "big", Dockerfile: "FROM base\n", CPUCount: 2})
+	if err != nil || tid != "big" {
+		t.Fatalf("build: %q %q %v", tid, id, err)
 	}
 	if len(fb.started) != 1 || fb.started[0].CPUCount != 2 {
 		t.Fatalf("builder got %+v", fb.started)
 	}
 	fb.logs[id] = []TemplateLogEntry{{Message: "one"}, {Message: "two"}, {Message: "three"}}
 	for _, name := range []string{"big", "large"} {
-		b, err := h.svc.TemplateBuildStatus(ctx, name, id)
+		b, err := h.svc.TemplateBuildStatus(ctx, defTeam, name, id)
 		if err != nil || b.Status != BuildBuilding || b.TemplateID != "big" {
 			t.Errorf("status via %s: %+v %v", name, b, err)
 		}
 	}
-	logs, err := h.svc.TemplateBuildLogs(ctx, "big", id, 1, 1)
+	logs, err := h.svc.TemplateBuildLogs(ctx, defTeam, "big", id, 1, 1)
 	if err != nil || len(logs) != 1 || logs[0].Message != "two" {
 		t.Errorf("logs from 1, limit 1: %+v %v", logs, err)
 	}
 	for _, tt := range []struct{ template, build string }{{"base", id}, {"nope", id}, {"big", "no-such-build"}} {
-		if _, err := h.svc.TemplateBuildStatus(ctx, tt.template, tt.build); !errors.Is(err, ErrNotFound) {
+		if _, err := h.svc.TemplateBuildStatus(ctx, defTeam, tt.template, tt.build); !errors.Is(err, ErrNotFound) {
 			t.Errorf("status of %s/%s: %v, want not found", tt.template, tt.build, err)
 		}
 	}
-	if _, err := h.svc.TemplateBuildLogs(ctx, "big", id, -1, 0); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := h.svc.TemplateBuildLogs(ctx, defTeam, "big", id, -1, 0); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("negative offset: %v", err)
 	}
 }
@@ -82,7 +82,7 @@ func TestListAndGetTemplates(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	fb.builds["b1"] = &TemplateBuild{BuildID: "b1", TemplateID: "big", Status: BuildReady, StartedAt: old}
 	fb.builds["b2"] = &TemplateBuild{BuildID: "b2", TemplateID: "big", Status: BuildError, StartedAt: time.Now()}
-	list, err := h.svc.ListTemplates(ctx)
+	list, err := h.svc.ListTemplates(ctx, defTeam)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestListAndGetTemplates(t *testing.T) {
 		len(base.Builds) != 1 || base.BuildStatus() != BuildReady {
 		t.Errorf("base: %+v builds %v, want defaults and one ready build", base.Template, base.Builds)
 	}
-	big, err := h.svc.GetTemplate(ctx, "large")
+	big, err := h.svc.GetTemplate(ctx, defTeam, "large")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestListAndGetTemplates(t *testing.T) {
 	if len(big.Builds) != 3 || big.Builds[0].BuildID != "b2" || big.BuildStatus() != BuildError || big.Template.CPUCount != 4 {
 		t.Errorf("big: %+v, builds %v", big.Template, big.Builds)
 	}
-	if _, err := h.svc.GetTemplate(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := h.svc.GetTemplate(ctx, defTeam, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("get unknown: %v", err)
 	}
 }
@@ -111,29 +111,29 @@ func TestListAndGetTemplates(t *testing.T) {
 func TestDeleteTemplate(t *testing.T) {
 	h, fb := templateHarness(t)
 	ctx := context.Background()
-	if err := h.svc.DeleteTemplate(ctx, "base"); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "default template") {
+	if err := h.svc.DeleteTemplate(ctx, defTeam, "base"); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "default template") {
 		t.Errorf("delete base: %v, want conflict", err)
 	}
-	if err := h.svc.DeleteTemplate(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if err := h.svc.DeleteTemplate(ctx, defTeam, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("delete unknown: %v, want not found", err)
 	}
 	sb := h.create(t, CreateRequest{TemplateID: "large"})
-	if err := h.svc.Pause(ctx, sb.ID); err != nil {
+	if err := h.svc.Pause(ctx, defTeam, sb.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.DeleteTemplate(ctx, "large"); !errors.Is(err, ErrConflict) {
+	if err := h.svc.DeleteTemplate(ctx, defTeam, "large"); !errors.Is(err, ErrConflict) {
 		t.Errorf("delete with a paused sandbox: %v, want conflict", err)
 	}
-	if err := h.svc.Kill(ctx, sb.ID); err != nil {
+	if err := h.svc.Kill(ctx, defTeam, sb.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.DeleteTemplate(ctx, "large"); err != nil {
+	if err := h.svc.DeleteTemplate(ctx, defTeam, "large"); err != nil {
 		t.Fatalf("delete after the sandbox was killed: %v", err)
 	}
 	if len(fb.deleted) != 1 || fb.deleted[0] != "big" {
 		t.Errorf("builder deleted %v, want [big] (the ID, not the alias)", fb.deleted)
 	}
-	if _, err := h.svc.GetTemplate(ctx, "big"); !errors.Is(err, ErrNotFound) {
+	if _, err := h.svc.GetTemplate(ctx, defTeam, "big"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("get after delete: %v", err)
 	}
 }
@@ -141,13 +141,13 @@ func TestDeleteTemplate(t *testing.T) {
 func TestTemplatesWithoutBuilder(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	if _, err := h.svc.BuildTemplate(ctx, TemplateBuildRequest{Name: "web", Dockerfile: "FROM base"}); !errors.Is(err, ErrUnavailable) {
+	if _, _, err := h.svc.BuildTemplate(ctx, defTeam, TemplateBuildRequest{Name: "web", Dockerfile: "FROM base"}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("build: %v, want unavailable", err)
 	}
-	if err := h.svc.DeleteTemplate(ctx, "big"); !errors.Is(err, ErrUnavailable) {
+	if err := h.svc.DeleteTemplate(ctx, defTeam, "big"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("delete: %v, want unavailable", err)
 	}
-	if list, err := h.svc.ListTemplates(ctx); err != nil || len(list) != 3 {
+	if list, err := h.svc.ListTemplates(ctx, defTeam); err != nil || len(list) != 3 {
 		t.Errorf("list: %d %v, want the store's 3", len(list), err)
 	}
 }

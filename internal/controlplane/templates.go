@@ -47,9 +47,17 @@ const (
 
 // TemplateBuildRequest is a build of a template from a Dockerfile.
 type TemplateBuildRequest struct {
-	// Name is the template's ID: 1-63 of a-z, 0-9, '-' and '_', starting
-	// with a letter or digit. Building an existing name makes a new version.
+	// Name is the template's name in the caller's team: 1-63 of a-z, 0-9,
+	// '-' and '_', starting with a letter or digit. Building an existing
+	// name makes a new version. The Service hands the builder the
+	// template's ID here instead, which is unique across teams.
 	Name string
+	// BuildID is the build's ID (a UUID), issued by the Service.
+	BuildID string
+	// FromTemplate looks up the template a Dockerfile's FROM names, among
+	// those the caller's team may use (its own and public ones); errors
+	// wrap store.ErrNotFound for any other. Set by the Service.
+	FromTemplate func(ctx context.Context, ref string) (*store.Template, error)
 	// Dockerfile is the Dockerfile's text.
 	Dockerfile string
 	// Context, when not nil, is the build context as a tar stream, plain or
@@ -91,7 +99,8 @@ type TemplateLogEntry struct {
 // ErrConflict (a template in use or being built).
 type TemplateBuilder interface {
 	// StartBuild checks the request, reads the context and starts the build
-	// in the background, returning its ID.
+	// (of template req.Name, with ID req.BuildID) in the background,
+	// returning its ID.
 	StartBuild(ctx context.Context, req TemplateBuildRequest) (buildID string, err error)
 	// Build reports one build.
 	Build(ctx context.Context, buildID string) (*TemplateBuild, error)

@@ -25,6 +25,7 @@ type fakeBuilder struct {
 	builds     map[string]*TemplateBuild
 	logs       map[string][]TemplateLogEntry
 	started    []TemplateBuildRequest
+	startErr   error
 	deleted    []string
 	db         *store.DB
 }
@@ -50,10 +51,31 @@ func (f *fakeBuilder) TemplateDetails(_ context.Context, id string) (TemplateDet
 func (f *fakeBuilder) StartBuild(_ context.Context, req TemplateBuildRequest) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	id := "build-" + req.Name
+	if f.startErr != nil {
+		return "", f.startErr
+	}
+	id := req.BuildID
 	f.started = append(f.started, req)
 	f.builds[id] = &TemplateBuild{BuildID: id, TemplateID: req.Name, Status: BuildBuilding, StartedAt: time.Now()}
 	return id, nil
+}
+
+// finish ends build id with status; a ready build registers its template in
+// the store as the real builder does (knowing nothing of teams).
+func (f *fakeBuilder) finish(t testing.TB, id, status string) {
+	t.Helper()
+	f.mu.Lock()
+	b := f.builds[id]
+	now := time.Now()
+	b.Status, b.FinishedAt = status, &now
+	f.mu.Unlock()
+	if status != BuildReady {
+		return
+	}
+	if err := f.db.PutTemplate(context.Background(), &store.Template{ID: b.TemplateID, BuildID: id,
+		RootfsPath: "/t/" + b.TemplateID, Status: store.TemplateReady}); err != nil {
+		t.Fatalf("register template of build %s: %v", id, err)
+	}
 }
 
 func (f *fakeBuilder) Build(_ context.Context, id string) (*TemplateBuild, error) {
@@ -186,7 +208,7 @@ func TestCreateWithTemplateDetails(t *testing.T) {
 func TestCreateTemplateDetailsFailure(t *testing.T) {
 	h, fb := templateHarness(t)
 	fb.detailsErr = errors.New("disk on fire")
-	_, err := h.svc.Create(context.Background(), CreateRequest{TemplateID: "big"})
+	_, err := h.svc.Create(context.Background(), defTeam, CreateRequest{TemplateID: "big"})
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") || errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("err = %v, want an internal error with the cause", err)
 	}

@@ -12,6 +12,8 @@ import (
 type APIKey struct {
 	// ID is the primary key: required and unique.
 	ID string
+	// TeamID is the team the key acts for: required.
+	TeamID string
 	// Name is a human label.
 	Name string
 	// Hash is the lower-case hex SHA-256 of the key: required and unique;
@@ -19,6 +21,9 @@ type APIKey struct {
 	Hash string
 	// Prefix is the key's first characters, for display only.
 	Prefix string
+	// Suffix is the key's last characters, for display only ("" for keys
+	// made before it was kept).
+	Suffix string
 	// CreatedAt is set to now by InsertAPIKey when zero.
 	CreatedAt time.Time
 	// LastUsedAt is the latest time given to TouchAPIKey; nil = never used.
@@ -29,7 +34,7 @@ type APIKey struct {
 }
 
 // apiKeyColumns is the column list read by scanAPIKey.
-const apiKeyColumns = `id, name, hash, prefix, created_at, last_used_at, revoked_at`
+const apiKeyColumns = `id, team_id, name, hash, prefix, suffix, created_at, last_used_at, revoked_at`
 
 // scanAPIKey reads one row selected with apiKeyColumns.
 func scanAPIKey(r scanner) (*APIKey, error) {
@@ -38,7 +43,7 @@ func scanAPIKey(r scanner) (*APIKey, error) {
 		created       int64
 		used, revoked sql.NullInt64
 	)
-	if err := r.Scan(&k.ID, &k.Name, &k.Hash, &k.Prefix, &created, &used, &revoked); err != nil {
+	if err := r.Scan(&k.ID, &k.TeamID, &k.Name, &k.Hash, &k.Prefix, &k.Suffix, &created, &used, &revoked); err != nil {
 		return nil, err
 	}
 	k.CreatedAt = decTime(created)
@@ -47,10 +52,10 @@ func scanAPIKey(r scanner) (*APIKey, error) {
 }
 
 // InsertAPIKey stores a new key, setting k.CreatedAt to now when zero. A key
-// with the same ID or Hash is ErrExists.
+// with the same ID or Hash is ErrExists; one of an unknown team ErrNotFound.
 func (db *DB) InsertAPIKey(ctx context.Context, k *APIKey) error {
-	if k == nil || k.ID == "" || k.Hash == "" {
-		return fmt.Errorf("insert API key: ID and Hash are required: %w", ErrInvalid)
+	if k == nil || k.ID == "" || k.Hash == "" || k.TeamID == "" {
+		return fmt.Errorf("insert API key: ID, TeamID and Hash are required: %w", ErrInvalid)
 	}
 	createdAt := k.CreatedAt
 	if createdAt.IsZero() {
@@ -70,9 +75,12 @@ func (db *DB) InsertAPIKey(ctx context.Context, k *APIKey) error {
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (`+apiKeyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, k.ID, k.Name, k.Hash, k.Prefix, created, used, revoked)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, k.ID, k.TeamID, k.Name, k.Hash, k.Prefix, k.Suffix, created, used, revoked)
 		if isUniqueViolation(err) {
 			return ErrExists
+		}
+		if isForeignKeyViolation(err) {
+			return fmt.Errorf("team %s: %w", k.TeamID, ErrNotFound)
 		}
 		return err
 	})
@@ -97,11 +105,35 @@ func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*APIKey, error) {
 	return k, nil
 }
 
-// ListAPIKeys returns every key, revoked ones included, oldest first. The
-// result is never nil.
+// GetAPIKey returns the key with this ID, revoked or not, or ErrNotFound.
+func (db *DB) GetAPIKey(ctx context.Context, id string) (*APIKey, error) {
+	k, err := scanAPIKey(db.sql.QueryRowContext(ctx,
+		`SELECT `+apiKeyColumns+` FROM api_keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get API key %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get API key %s: %w", id, err)
+	}
+	return k, nil
+}
+
+// ListAPIKeys returns every key of every team, revoked ones included,
+// oldest first. The result is never nil.
 func (db *DB) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
-	rows, err := db.sql.QueryContext(ctx,
-		`SELECT `+apiKeyColumns+` FROM api_keys ORDER BY created_at, id`)
+	return db.listAPIKeys(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY created_at, id`)
+}
+
+// ListTeamAPIKeys returns the keys of team teamID, revoked ones included,
+// oldest first. The result is never nil.
+func (db *DB) ListTeamAPIKeys(ctx context.Context, teamID string) ([]*APIKey, error) {
+	return db.listAPIKeys(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE team_id = ?
+		ORDER BY created_at, id`, teamID)
+}
+
+// listAPIKeys runs a query selecting apiKeyColumns.
+func (db *DB) listAPIKeys(ctx context.Context, q string, args ...any) ([]*APIKey, error) {
+	rows, err := db.sql.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list API keys: %w", err)
 	}
@@ -130,6 +162,14 @@ func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
 	if err := db.writeOne(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
 		now, id); err != nil {
 		return fmt.Errorf("revoke API key %s: %w", id, err)
+	}
+	return nil
+}
+
+// RenameAPIKey sets the key's name; an unknown ID is ErrNotFound.
+func (db *DB) RenameAPIKey(ctx context.Context, id, name string) error {
+	if err := db.writeOne(ctx, `UPDATE api_keys SET name = ? WHERE id = ?`, name, id); err != nil {
+		return fmt.Errorf("rename API key %s: %w", id, err)
 	}
 	return nil
 }

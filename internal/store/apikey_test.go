@@ -11,8 +11,8 @@ func TestAPIKeys(t *testing.T) {
 	ctx := context.Background()
 	db := openTestDB(t)
 	fixedClock(db, base())
-	k1 := &APIKey{ID: "k1", Name: "first", Hash: "aa11", Prefix: "e2b_aa"}
-	k2 := &APIKey{ID: "k2", Name: "second", Hash: "bb22", Prefix: "e2b_bb", CreatedAt: base().Add(time.Hour)}
+	k1 := &APIKey{ID: "k1", TeamID: DefaultTeamID, Name: "first", Hash: "aa11", Prefix: "e2b_aa", Suffix: "aa11"}
+	k2 := &APIKey{ID: "k2", TeamID: DefaultTeamID, Name: "second", Hash: "bb22", Prefix: "e2b_bb", CreatedAt: base().Add(time.Hour)}
 	for _, k := range []*APIKey{k1, k2} {
 		if err := db.InsertAPIKey(ctx, k); err != nil {
 			t.Fatalf("InsertAPIKey(%s): %v", k.ID, err)
@@ -27,9 +27,13 @@ func TestAPIKeys(t *testing.T) {
 		call func() error
 		want error
 	}{
-		{"duplicate ID", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k1", Hash: "new"}) }, ErrExists},
-		{"duplicate hash", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k3", Hash: "aa11"}) }, ErrExists},
-		{"missing hash", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k3"}) }, ErrInvalid},
+		{"duplicate ID", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k1", TeamID: DefaultTeamID, Hash: "new"}) }, ErrExists},
+		{"duplicate hash", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k3", TeamID: DefaultTeamID, Hash: "aa11"}) }, ErrExists},
+		{"missing hash", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k3", TeamID: DefaultTeamID}) }, ErrInvalid},
+		{"missing team", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k3", Hash: "cc33"}) }, ErrInvalid},
+		{"unknown team", func() error { return db.InsertAPIKey(ctx, &APIKey{ID: "k3", TeamID: "nope", Hash: "cc33"}) }, ErrNotFound},
+		{"rename unknown", func() error { return db.RenameAPIKey(ctx, "nope", "x") }, ErrNotFound},
+		{"get unknown", func() error { _, err := db.GetAPIKey(ctx, "nope"); return err }, ErrNotFound},
 		{"nil key", func() error { return db.InsertAPIKey(ctx, nil) }, ErrInvalid},
 		{"unknown hash", func() error { _, err := db.APIKeyByHash(ctx, "ffff"); return err }, ErrNotFound},
 		{"revoke unknown", func() error { return db.RevokeAPIKey(ctx, "nope") }, ErrNotFound},

@@ -86,7 +86,7 @@ func TestConcurrentCompareAndSwap(t *testing.T) {
 func TestConcurrentMixedCallers(t *testing.T) {
 	ctx := context.Background()
 	db := openTestDB(t)
-	if err := db.InsertAPIKey(ctx, &APIKey{ID: "k", Hash: "h"}); err != nil {
+	if err := db.InsertAPIKey(ctx, &APIKey{ID: "k", TeamID: DefaultTeamID, Hash: "h"}); err != nil {
 		t.Fatal(err)
 	}
 	runConcurrently(t, 50, func(i int) error {
@@ -119,7 +119,7 @@ func TestConcurrentMixedCallers(t *testing.T) {
 				return fmt.Errorf("listed %d items, want own sandbox at version %d", len(items), j+2)
 			}
 		}
-		if _, err := db.ListDue(ctx, time.Now()); err != nil {
+		if _, err := db.ListDue(ctx, DueFilter{State: StateRunning, Before: time.Now(), Limit: 100}); err != nil {
 			return err
 		}
 		if i%2 == 0 {

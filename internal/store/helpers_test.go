@@ -38,6 +38,7 @@ func newSandbox(id string) *Sandbox {
 	allow := true
 	return &Sandbox{
 		ID:                  id,
+		TeamID:              DefaultTeamID,
 		TemplateID:          "base",
 		Alias:               "base-alias",
 		ClientID:            "client-1",

@@ -14,6 +14,9 @@ import (
 // ordered by (StartedAt, ID): oldest first by default, newest first with
 // Descending.
 type SandboxFilter struct {
+	// TeamID, when not "", keeps only this team's sandboxes. The control
+	// plane sets it on every listing made for a caller.
+	TeamID string
 	// States keeps sandboxes in any of these states; empty = all states.
 	States []string
 	// Metadata keeps sandboxes whose metadata holds every one of these pairs
@@ -97,6 +100,15 @@ func listQuery(f SandboxFilter) (string, []any, error) {
 	for i, k := range keys {
 		fmt.Fprintf(&q, ` JOIN sandbox_metadata m%d ON m%d.sandbox_id = s.id AND m%d.key = ? AND m%d.value = ?`, i, i, i, i)
 		args = append(args, k, f.Metadata[k])
+		if i == 0 && f.TeamID != "" {
+			// The driving pair's rows carry the team: its index narrows to it.
+			q.WriteString(` AND m0.team_id = ?`)
+			args = append(args, f.TeamID)
+		}
+	}
+	if f.TeamID != "" {
+		where = append(where, `s.team_id = ?`)
+		args = append(args, f.TeamID)
 	}
 	if len(f.States) > 0 {
 		where = append(where, `s.state IN (?`+strings.Repeat(`, ?`, len(f.States)-1)+`)`)
@@ -167,19 +179,64 @@ func (db *DB) ListSandboxes(ctx context.Context, f SandboxFilter) ([]*Sandbox, s
 	return items, next, nil
 }
 
-// ListDue returns the running sandboxes whose EndAt is at or before now,
-// soonest EndAt first. The result is never nil.
-func (db *DB) ListDue(ctx context.Context, now time.Time) ([]*Sandbox, error) {
-	n, err := encTime(now)
+// DueFilter selects one page of ListDue.
+type DueFilter struct {
+	// State is the state of the sandboxes listed: StateRunning for those
+	// past their end time, StatePaused for those paused since before a
+	// retention bound (the control plane sets EndAt when it pauses).
+	State string
+	// Before keeps sandboxes whose EndAt is at or before it.
+	Before time.Time
+	// AfterEndAt and AfterID, when AfterID is not "", continue after that
+	// sandbox, the last of the previous page.
+	AfterEndAt time.Time
+	AfterID    string
+	// Limit is the page size; 0 = everything, negative is ErrInvalid.
+	Limit int
+}
+
+// ListDue returns one page of the sandboxes in f.State whose EndAt is at or
+// before f.Before, soonest EndAt first (then by ID); a zero EndAt is due at
+// once. Paging by the last item visits every match once even when listed
+// sandboxes are changed or deleted meanwhile. The result is never nil.
+func (db *DB) ListDue(ctx context.Context, f DueFilter) ([]*Sandbox, error) {
+	q, args, err := dueQuery(f)
 	if err != nil {
 		return nil, fmt.Errorf("list due sandboxes: %w", err)
 	}
-	items, err := db.querySandboxes(ctx, `SELECT `+sandboxColumns+` FROM sandboxes s
-		WHERE s.state = ? AND s.end_at <= ? ORDER BY s.end_at, s.id`, StateRunning, n)
+	items, err := db.querySandboxes(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list due sandboxes: %w", err)
 	}
 	return items, nil
+}
+
+// dueQuery builds the SQL and arguments of ListDue, which reads the
+// (state, end_at) index.
+func dueQuery(f DueFilter) (string, []any, error) {
+	if err := checkLimit(f.Limit); err != nil {
+		return "", nil, err
+	}
+	if !ValidState(f.State) {
+		return "", nil, fmt.Errorf("state %q: %w", f.State, ErrInvalid)
+	}
+	before, err := encTime(f.Before)
+	if err != nil {
+		return "", nil, err
+	}
+	q := `SELECT ` + sandboxColumns + ` FROM sandboxes s WHERE s.state = ? AND s.end_at <= ?`
+	args := []any{f.State, before}
+	if f.AfterID != "" {
+		after, err := encTime(f.AfterEndAt)
+		if err != nil {
+			return "", nil, err
+		}
+		// The first term narrows the index range; the second breaks ties.
+		q += ` AND s.end_at >= ? AND (s.end_at > ? OR s.id > ?)`
+		args = append(args, after, after, f.AfterID)
+	}
+	q += ` ORDER BY s.end_at, s.id LIMIT ?`
+	return q, append(args, sqlLimit(f.Limit)), nil
 }
 
 // querySandboxes runs a query selecting sandboxColumns and scans all rows.

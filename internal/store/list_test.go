@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -203,33 +205,82 @@ func TestListDue(t *testing.T) {
 		mk("late", StateRunning, now.Add(-time.Minute)),
 		mk("exact", StateRunning, now),
 		mk("later", StateRunning, now.Add(-2*time.Minute)),
+		mk("tie-b", StateRunning, now.Add(-2*time.Minute)),
 		mk("future", StateRunning, now.Add(time.Nanosecond)),
 		mk("paused", StatePaused, now.Add(-time.Hour)),
 		mk("starting", StateStarting, now.Add(-time.Hour)),
 		mk("killed", StateKilled, now.Add(-time.Hour)),
 	)
 	tests := []struct {
-		name string
-		now  time.Time
-		want []string
+		name  string
+		state string
+		now   time.Time
+		limit int
+		want  []string
 	}{
-		{"now", now, []string{"later", "late", "exact"}},
-		{"a nanosecond later", now.Add(time.Nanosecond), []string{"later", "late", "exact", "future"}},
-		{"long before", base().Add(-time.Hour), []string{}},
+		{"now", StateRunning, now, 0, []string{"later", "tie-b", "late", "exact"}},
+		{"a nanosecond later", StateRunning, now.Add(time.Nanosecond), 0, []string{"later", "tie-b", "late", "exact", "future"}},
+		{"long before", StateRunning, base().Add(-time.Hour), 0, []string{}},
+		{"pages of one", StateRunning, now, 1, []string{"later", "tie-b", "late", "exact"}},
+		{"pages of three", StateRunning, now.Add(time.Nanosecond), 3, []string{"later", "tie-b", "late", "exact", "future"}},
+		{"paused", StatePaused, now, 2, []string{"paused"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			due, err := db.ListDue(ctx, tt.now)
-			if err != nil {
-				t.Fatal(err)
-			}
 			got := []string{}
-			for _, s := range due {
-				got = append(got, s.ID)
+			f := DueFilter{State: tt.state, Before: tt.now, Limit: tt.limit}
+			for pages := 0; ; pages++ {
+				due, err := db.ListDue(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tt.limit > 0 && len(due) > tt.limit {
+					t.Fatalf("page of %d, limit %d", len(due), tt.limit)
+				}
+				for _, s := range due {
+					got = append(got, s.ID)
+				}
+				if tt.limit == 0 || len(due) < tt.limit || pages > 10 {
+					break
+				}
+				last := due[len(due)-1]
+				f.AfterEndAt, f.AfterID = last.EndAt, last.ID
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("ListDue = %v, want %v", got, tt.want)
 			}
 		})
+	}
+	for _, f := range []DueFilter{{State: "gone", Before: now}, {State: StateRunning, Limit: -1}} {
+		if _, err := db.ListDue(ctx, f); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ListDue(%+v) = %v, want ErrInvalid", f, err)
+		}
+	}
+}
+
+// TestListDuePlan: the reaper's query reads the (state, end_at) index, not
+// the whole table.
+func TestListDuePlan(t *testing.T) {
+	db := openTestDB(t)
+	q, args, err := dueQuery(DueFilter{State: StateRunning, Before: base(), AfterEndAt: base(), AfterID: "a", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.sql.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if text := strings.Join(plan, "\n"); !strings.Contains(text, "sandboxes_state_end") {
+		t.Errorf("ListDue does not use the (state, end_at) index:\n%s", text)
 	}
 }

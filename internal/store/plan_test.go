@@ -24,6 +24,12 @@ func TestListQueryPlans(t *testing.T) {
 		{"metadata", SandboxFilter{Metadata: map[string]string{"a": "b"}, Cursor: cursor}, false},
 		{"metadata and state", SandboxFilter{Metadata: map[string]string{"a": "b", "c": "d"}, States: []string{StateRunning}}, false},
 		{"two states", SandboxFilter{States: []string{StateRunning, StatePaused}}, true},
+		{"team", SandboxFilter{TeamID: "t", Descending: true, Cursor: cursor}, false},
+		{"team and state", SandboxFilter{TeamID: "t", States: []string{StateRunning}}, false},
+		{"team and template", SandboxFilter{TeamID: "t", TemplateID: "base"}, false},
+		{"team and metadata", SandboxFilter{TeamID: "t", Metadata: map[string]string{"a": "b"}, Cursor: cursor}, false},
+		{"team, metadata and state", SandboxFilter{TeamID: "t", Metadata: map[string]string{"a": "b", "c": "d"}, States: []string{StateRunning}}, false},
+		{"team and two states", SandboxFilter{TeamID: "t", States: []string{StateRunning, StatePaused}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,8 @@ type Sandbox struct {
 	// (The control plane issues lower-case letters and digits; the store
 	// does not check the alphabet.)
 	ID string
+	// TeamID is the owning team: required, and never changed by updates.
+	TeamID string
 	// TemplateID is the template's ID (name) the sandbox was created from.
 	TemplateID string
 	// Alias is the template alias the client used, or "".
@@ -89,8 +91,9 @@ type Sandbox struct {
 	// StartedAt is when the sandbox (last) started; listing orders by
 	// (StartedAt, ID), so changing it moves the sandbox between pages.
 	StartedAt time.Time
-	// EndAt is when the sandbox times out; ListDue returns running
-	// sandboxes whose EndAt is at or before now (a zero EndAt is due at
+	// EndAt is when the sandbox times out (of a paused one, the control
+	// plane keeps when it was paused); ListDue pages through the sandboxes
+	// of a state whose EndAt is at or before a time (a zero EndAt is due at
 	// once).
 	EndAt time.Time
 	// NodeID is the node agent that holds the sandbox, or "".
@@ -111,7 +114,7 @@ type Sandbox struct {
 }
 
 // sandboxColumns is the column list read by scanSandbox, in its order.
-const sandboxColumns = `s.id, s.template_id, s.alias, s.client_id, s.runtime_class, s.workload_type,
+const sandboxColumns = `s.id, s.team_id, s.template_id, s.alias, s.client_id, s.runtime_class, s.workload_type,
 	s.state, s.cpu_count, s.memory_mb, s.disk_size_mb, s.metadata, s.env_vars, s.envd_version,
 	s.envd_access_token, s.traffic_access_token, s.allow_internet_access, s.network,
 	s.auto_pause, s.auto_resume, s.started_at, s.end_at, s.node_id, s.address, s.end_reason,
@@ -129,7 +132,7 @@ func scanSandbox(r scanner) (*Sandbox, error) {
 		network                        sql.NullString
 		started, end, created, updated int64
 	)
-	if err := r.Scan(&s.ID, &s.TemplateID, &s.Alias, &s.ClientID, &s.RuntimeClass, &s.WorkloadType,
+	if err := r.Scan(&s.ID, &s.TeamID, &s.TemplateID, &s.Alias, &s.ClientID, &s.RuntimeClass, &s.WorkloadType,
 		&s.State, &s.CPUCount, &s.MemoryMB, &s.DiskSizeMB, &metadata, &envVars, &s.EnvdVersion,
 		&s.EnvdAccessToken, &s.TrafficAccessToken, &allowInternet, &network,
 		&s.AutoPause, &s.AutoResume, &started, &end, &s.NodeID, &s.Address, &s.EndReason,
@@ -169,6 +172,9 @@ func encodeSandbox(s *Sandbox, created, updated time.Time) (*sandboxRow, error) 
 	if s.ID == "" {
 		return nil, fmt.Errorf("empty sandbox ID: %w", ErrInvalid)
 	}
+	if s.TeamID == "" {
+		return nil, fmt.Errorf("sandbox %s: empty team ID: %w", s.ID, ErrInvalid)
+	}
 	if !ValidState(s.State) {
 		return nil, fmt.Errorf("sandbox %s: unknown state %q: %w", s.ID, s.State, ErrInvalid)
 	}
@@ -204,8 +210,23 @@ func encodeSandbox(s *Sandbox, created, updated time.Time) (*sandboxRow, error) 
 
 // InsertSandbox stores a new sandbox. On success it sets s.Version to 1,
 // s.CreatedAt to now when it was zero, and s.UpdatedAt to s.CreatedAt. A
-// sandbox with the same ID is ErrExists.
+// sandbox with the same ID is ErrExists, one of an unknown team ErrNotFound.
+// It checks no quota: see InsertSandboxWithin.
 func (db *DB) InsertSandbox(ctx context.Context, s *Sandbox) error {
+	return db.insertSandbox(ctx, s, nil)
+}
+
+// InsertSandboxWithin is InsertSandbox for a new sandbox in a state that
+// holds resources (starting, running, pausing, resuming): in the same
+// transaction it checks that the team's running sandboxes, with this one,
+// stay within the team's quotas (defaults for those the team has not set),
+// and refuses with a *QuotaError (ErrQuota) otherwise.
+func (db *DB) InsertSandboxWithin(ctx context.Context, s *Sandbox, defaults Quotas) error {
+	return db.insertSandbox(ctx, s, &defaults)
+}
+
+// insertSandbox inserts s, checking quotas when defaults is not nil.
+func (db *DB) insertSandbox(ctx context.Context, s *Sandbox, defaults *Quotas) error {
 	created := time.Time{}
 	if s != nil {
 		created = s.CreatedAt
@@ -217,7 +238,14 @@ func (db *DB) InsertSandbox(ctx context.Context, s *Sandbox) error {
 	if err != nil {
 		return fmt.Errorf("insert sandbox: %w", err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error { return insertSandboxTx(ctx, tx, s, r) })
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if defaults != nil && holdsResources(s.State) {
+			if err := admitSandboxTx(ctx, tx, s, *defaults); err != nil {
+				return err
+			}
+		}
+		return insertSandboxTx(ctx, tx, s, r)
+	})
 	if err != nil {
 		return fmt.Errorf("insert sandbox %s: %w", s.ID, err)
 	}
@@ -228,13 +256,13 @@ func (db *DB) InsertSandbox(ctx context.Context, s *Sandbox) error {
 
 // insertSandboxTx inserts s, encoded as r by encodeSandbox, and its metadata.
 func insertSandboxTx(ctx context.Context, tx *sql.Tx, s *Sandbox, r *sandboxRow) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (id, template_id, alias, client_id,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (id, team_id, template_id, alias, client_id,
 		runtime_class, workload_type, state, cpu_count, memory_mb, disk_size_mb, metadata, env_vars,
 		envd_version, envd_access_token, traffic_access_token, allow_internet_access, network,
 		auto_pause, auto_resume, started_at, end_at, node_id, address, end_reason, created_at,
 		updated_at, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-		s.ID, s.TemplateID, s.Alias, s.ClientID, s.RuntimeClass, s.WorkloadType, s.State,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+		s.ID, s.TeamID, s.TemplateID, s.Alias, s.ClientID, s.RuntimeClass, s.WorkloadType, s.State,
 		s.CPUCount, s.MemoryMB, s.DiskSizeMB, r.metadata, r.envVars, s.EnvdVersion,
 		s.EnvdAccessToken, s.TrafficAccessToken, r.allowInternet, r.network, s.AutoPause,
 		s.AutoResume, r.started, r.end, s.NodeID, s.Address, s.EndReason, r.created, r.updated,
@@ -242,24 +270,27 @@ func insertSandboxTx(ctx context.Context, tx *sql.Tx, s *Sandbox, r *sandboxRow)
 		if isUniqueViolation(err) {
 			return ErrExists
 		}
+		if isForeignKeyViolation(err) {
+			return fmt.Errorf("team %s: %w", s.TeamID, ErrNotFound)
+		}
 		return err
 	}
-	return insertMetadata(ctx, tx, s.ID, r.started, s.Metadata)
+	return insertMetadata(ctx, tx, s, r.started)
 }
 
-// insertMetadata writes the metadata side table rows of a sandbox, which
-// carry a copy of its started_at (the list order).
-func insertMetadata(ctx context.Context, tx *sql.Tx, id string, startedAt int64, md map[string]string) error {
-	if len(md) == 0 {
+// insertMetadata writes the metadata side table rows of sandbox s, which
+// carry a copy of its team and its started_at (the list order).
+func insertMetadata(ctx context.Context, tx *sql.Tx, s *Sandbox, startedAt int64) error {
+	if len(s.Metadata) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO sandbox_metadata (sandbox_id, key, value, started_at) VALUES (?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO sandbox_metadata (sandbox_id, key, value, team_id, started_at) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("prepare metadata insert: %w", err)
 	}
 	defer stmt.Close()
-	for k, v := range md {
-		if _, err := stmt.ExecContext(ctx, id, k, v, startedAt); err != nil {
+	for k, v := range s.Metadata {
+		if _, err := stmt.ExecContext(ctx, s.ID, k, v, s.TeamID, startedAt); err != nil {
 			return fmt.Errorf("insert metadata %q: %w", k, err)
 		}
 	}
@@ -277,67 +308,4 @@ func (db *DB) GetSandbox(ctx context.Context, id string) (*Sandbox, error) {
 		return nil, fmt.Errorf("get sandbox %s: %w", id, err)
 	}
 	return s, nil
-}
-
-// UpdateSandbox replaces every field of the stored sandbox s.ID except
-// CreatedAt, provided the stored Version still equals s.Version; then it
-// sets s.Version to the new version and s.UpdatedAt to now. A missing
-// sandbox is ErrNotFound, a stale s.Version is ErrConflict (and nothing is
-// written).
-func (db *DB) UpdateSandbox(ctx context.Context, s *Sandbox) error {
-	updated := db.now().UTC()
-	r, err := encodeSandbox(s, time.Time{}, updated)
-	if err != nil {
-		return fmt.Errorf("update sandbox: %w", err)
-	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sandboxes SET template_id = ?, alias = ?,
-			client_id = ?, runtime_class = ?, workload_type = ?, state = ?, cpu_count = ?,
-			memory_mb = ?, disk_size_mb = ?, metadata = ?, env_vars = ?, envd_version = ?,
-			envd_access_token = ?, traffic_access_token = ?, allow_internet_access = ?, network = ?,
-			auto_pause = ?, auto_resume = ?, started_at = ?, end_at = ?, node_id = ?, address = ?,
-			end_reason = ?, updated_at = ?, version = version + 1
-			WHERE id = ? AND version = ?`,
-			s.TemplateID, s.Alias, s.ClientID, s.RuntimeClass, s.WorkloadType, s.State,
-			s.CPUCount, s.MemoryMB, s.DiskSizeMB, r.metadata, r.envVars, s.EnvdVersion,
-			s.EnvdAccessToken, s.TrafficAccessToken, r.allowInternet, r.network, s.AutoPause,
-			s.AutoResume, r.started, r.end, s.NodeID, s.Address, s.EndReason, r.updated,
-			s.ID, s.Version)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM sandboxes WHERE id = ?`, s.ID).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNotFound
-			}
-			if err != nil {
-				return err
-			}
-			return fmt.Errorf("version %d is stale: %w", s.Version, ErrConflict)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sandbox_metadata WHERE sandbox_id = ?`, s.ID); err != nil {
-			return fmt.Errorf("clear metadata: %w", err)
-		}
-		return insertMetadata(ctx, tx, s.ID, r.started, s.Metadata)
-	})
-	if err != nil {
-		return fmt.Errorf("update sandbox %s: %w", s.ID, err)
-	}
-	s.Version++
-	s.UpdatedAt = decTime(r.updated)
-	return nil
-}
-
-// DeleteSandbox removes the sandbox and, with it, its metadata, metrics and
-// events. A missing sandbox is ErrNotFound.
-func (db *DB) DeleteSandbox(ctx context.Context, id string) error {
-	err := db.writeOne(ctx, `DELETE FROM sandboxes WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("delete sandbox %s: %w", id, err)
-	}
-	return nil
 }

@@ -1,6 +1,9 @@
-// Package store is the control plane's durable state: sandboxes and their
-// metadata, API keys, templates, metrics samples and lifecycle events, kept
-// in one SQLite file (pure Go via modernc.org/sqlite, no cgo).
+// Package store is the control plane's durable state: teams and their
+// quotas, sandboxes and their metadata, API keys, templates and template
+// builds, metrics samples and lifecycle events, kept in one SQLite file (pure
+// Go via modernc.org/sqlite, no cgo). Every key, sandbox, template and build
+// belongs to a team; quota checks run in the transaction that admits a
+// sandbox or a build, so concurrent admissions cannot both take a last slot.
 //
 // Durability: every method that writes commits its transaction before it
 // returns, and the database runs in WAL mode with synchronous=FULL, so a
@@ -57,6 +60,9 @@ var (
 	// ErrSchemaTooNew: the file was migrated by a newer build of Lelantos
 	// than this one; Open refuses it rather than risk misreading it.
 	ErrSchemaTooNew = errors.New("database schema is newer than this build")
+	// ErrQuota: an admission would take a team over one of its quotas; the
+	// error is a *QuotaError.
+	ErrQuota = errors.New("quota exceeded")
 )
 
 // busyTimeout is how long a statement waits for a lock held by another

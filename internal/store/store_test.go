@@ -55,7 +55,7 @@ func TestOpenMigratesAndSurvivesReopen(t *testing.T) {
 
 			sb := newSandbox("sbxreopen")
 			mustInsert(t, db, sb)
-			key := &APIKey{ID: "k1", Name: "ci", Hash: "abc123", Prefix: "e2b_ab"}
+			key := &APIKey{ID: "k1", TeamID: DefaultTeamID, Name: "ci", Hash: "abc123", Prefix: "e2b_ab"}
 			if err := db.InsertAPIKey(ctx, key); err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +91,7 @@ func TestOpenMigratesAndSurvivesReopen(t *testing.T) {
 			if k, err := db.APIKeyByHash(ctx, key.Hash); err != nil || k.ID != key.ID {
 				t.Fatalf("APIKeyByHash after reopen = %+v, %v", k, err)
 			}
-			if tp, err := db.GetTemplate(ctx, "default"); err != nil || tp.ID != "base" {
+			if tp, err := db.FindTemplate(ctx, DefaultTeamID, "default"); err != nil || tp.ID != "base" {
 				t.Fatalf("GetTemplate after reopen = %+v, %v", tp, err)
 			}
 			if ev, err := db.ListEvents(ctx, sb.ID, time.Time{}, 0); err != nil || len(ev) != 1 {

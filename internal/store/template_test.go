@@ -43,7 +43,7 @@ func TestTemplates(t *testing.T) {
 	}
 	for _, tt := range lookups {
 		t.Run("get "+tt.key, func(t *testing.T) {
-			got, err := db.GetTemplate(ctx, tt.key)
+			got, err := db.FindTemplate(ctx, DefaultTeamID, tt.key)
 			wantErr(t, tt.key, err, tt.want)
 			if tt.want != nil {
 				return
@@ -87,8 +87,8 @@ func TestTemplates(t *testing.T) {
 	if !next.CreatedAt.Equal(base()) || !next.UpdatedAt.Equal(base().Add(time.Hour)) {
 		t.Fatalf("times after replace: %v %v", next.CreatedAt, next.UpdatedAt)
 	}
-	wantErr(t, "old alias", func() error { _, err := db.GetTemplate(ctx, "default"); return err }(), ErrNotFound)
-	if got, err := db.GetTemplate(ctx, "latest"); err != nil || !reflect.DeepEqual(got, &next) {
+	wantErr(t, "old alias", func() error { _, err := db.FindTemplate(ctx, DefaultTeamID, "default"); return err }(), ErrNotFound)
+	if got, err := db.FindTemplate(ctx, DefaultTeamID, "latest"); err != nil || !reflect.DeepEqual(got, &next) {
 		t.Fatalf("after replace = %+v, %v; want %+v", got, err, &next)
 	}
 	// The freed alias can go to another template.
@@ -110,7 +110,7 @@ func TestTemplates(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantErr(t, "delete again", db.DeleteTemplate(ctx, "base"), ErrNotFound)
-	wantErr(t, "alias of deleted", func() error { _, err := db.GetTemplate(ctx, "latest"); return err }(), ErrNotFound)
+	wantErr(t, "alias of deleted", func() error { _, err := db.FindTemplate(ctx, DefaultTeamID, "latest"); return err }(), ErrNotFound)
 	if n := countRows(t, db, "template_aliases", "template_id = 'base'"); n != 0 {
 		t.Errorf("%d aliases of the deleted template remain", n)
 	}

@@ -12,8 +12,8 @@ pidfile="$E2E_DATA_DIR/server.pid"
 start() {
   mkdir -p "$E2E_DATA_DIR"
   "$repo/bin/lelantos" serve --data-dir "$E2E_DATA_DIR" --listen "$E2E_API" --sandbox-listen "$E2E_SANDBOX" \
-    --subnet "$E2E_SUBNET" --net-prefix le2e --base-rootfs "$LELANTOS_BASE_ROOTFS" --runsc "$LELANTOS_CACHE_DIR/bin/runsc" \
-    --envd "$repo/bin/envd" >>"$E2E_DATA_DIR/server.log" 2>&1 &
+    --subnet "$E2E_SUBNET" --net-prefix "${E2E_NET_PREFIX:-le2e}" --base-rootfs "$LELANTOS_BASE_ROOTFS" --runsc "$LELANTOS_CACHE_DIR/bin/runsc" \
+    --envd "$repo/bin/envd" --runtime-classes gvisor,runc >>"$E2E_DATA_DIR/server.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 600); do
     if [ -s "$E2E_DATA_DIR/client.env" ]; then return 0; fi
