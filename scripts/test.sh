@@ -2,7 +2,8 @@
 # `make test`: everything, on a fresh Debian 12 machine as root. Installs what the
 # tests need (host packages, the pinned runsc, the base template, the npm e2b
 # clients), then runs the Go tests (real gVisor sandboxes, real SQLite files) and the
-# end-to-end suites with the real e2b client against a server started like `make run`.
+# end-to-end suites with the real e2b client against a server started like `make run`,
+# then the adversarial suite (tests/escape) against another such server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -24,8 +25,13 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+status=0
 log "go test"
-go test -p 2 -count=1 -timeout 25m ./...
+go test -p 2 -count=1 -timeout 30m ./... || status=1
 
 log "end-to-end suites with the npm e2b client"
-bash tests/e2e/run.sh
+bash tests/e2e/run.sh || status=1
+
+log "the adversarial suite: every trust boundary attacked through the API"
+bash tests/escape/run.sh || status=1
+exit "$status"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the adversarial suite against a Lelantos server started as `make run`
+# starts it (tests/e2e/server.sh), with every runtime class enabled, on its own
+# ports, subnet and data directory, with a second team's key for the attacker.
+# Expects bin/ built and LELANTOS_BASE_ROOTFS set (scripts/test.sh does both).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$repo/scripts/lib.sh"
+cd "$here"
+if [ ! -d node_modules/e2b ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing the e2b client for the adversarial suite"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+export E2E_DATA_DIR=$(mktemp -d /tmp/lelantos-escape.XXXXXX)
+export E2E_API=127.0.0.1:${ESCAPE_API_PORT:-3200} E2E_SANDBOX=127.0.0.1:${ESCAPE_SANDBOX_PORT:-3201}
+export E2E_SUBNET=${ESCAPE_SUBNET:-10.235.0.0/16} E2E_NET_PREFIX=lesc
+export ESCAPE_DATA_DIR=$E2E_DATA_DIR ESCAPE_CLASSES=gvisor,runc
+cleanup() {
+  bash "$repo/tests/e2e/server.sh" stop
+  umount -l "$E2E_DATA_DIR/node/runsc/null-netns" 2>/dev/null || true
+  rm -rf "$E2E_DATA_DIR"
+}
+trap cleanup EXIT
+bash "$repo/tests/e2e/server.sh" start
+set -a; . "$E2E_DATA_DIR/client.env"; set +a
+ESCAPE_KEY_B=$("$repo/bin/lelantos" keys create attacker --team attackers --data-dir "$E2E_DATA_DIR" | grep -o 'e2b_[0-9a-f]*' | tail -1)
+export ESCAPE_KEY_B
+log "adversarial suite (runtime classes $ESCAPE_CLASSES)"
+node --test --test-concurrency=1 ./*.test.mjs
