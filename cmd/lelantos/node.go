@@ -33,7 +33,7 @@ type nodeConfig struct {
 	DataDir string
 	Runsc   string
 	Envd    string
-	Subnet      string
+	Subnet  string
 	// NetPrefix starts the node's veth and namespace names; its iptables chains are
 	// named after it too ("LELANTOS" for the default "lel").
 	NetPrefix string

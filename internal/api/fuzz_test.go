@@ -22,7 +22,7 @@ var fuzzRoutes = []struct{ method, path string }{
 // or a panic. Requests themselves may be ones the server tolerates beyond the spec.
 func FuzzRequestDecoding(f *testing.F) {
 	seeds := []struct {
-		route        uint8
+		route       uint8
 		query, body string
 	}{
 		{0, "", `{"templateID":"base","timeout":30,"metadata":{"a":"b"},"envVars":{"K":"V"}}`},
