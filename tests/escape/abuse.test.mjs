@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { api, sandbox, sh, latency } from './lib.mjs'
 
@@ -20,6 +20,17 @@ function du(dir) {
     else if (e.isFile()) n += statSync(p).size
   }
   return n
+}
+
+/** The node's directory of sandbox id: named by its runtime id, found by its record. */
+function sandboxDir(id) {
+  const root = join(DATA, 'node', 'sandboxes')
+  for (const d of readdirSync(root)) {
+    try {
+      if (readFileSync(join(root, d, 'record.json'), 'utf8').includes(`"${id}"`)) return join(root, d)
+    } catch {}
+  }
+  throw new Error(`no directory under ${root} records sandbox ${id}`)
 }
 
 /** Runs attack in attacker (in the background) and checks the neighbour's latency before and during it. */
@@ -41,7 +52,7 @@ test('a log flood is capped on disk and the logs route stays fast', { timeout: 3
   // Root inside writes straight into the daemon's console, which becomes the log.
   await neighbourHolds(neighbour, attacker, 'head -c 300M /dev/zero | tr "\\0" "x" | fold -w 200 > /proc/1/fd/1', 'log flood')
   await new Promise((r) => setTimeout(r, 20_000))
-  const dir = join(DATA, 'node', 'sandboxes', id)
+  const dir = sandboxDir(id)
   const bytes = du(dir) - (() => { try { return du(join(dir, 'rootfs')) } catch { return 0 } })()
   assert.ok(bytes < 64 << 20, `the flooded sandbox's directory holds ${(bytes / 2 ** 20).toFixed(0)} MiB`)
   const start = performance.now()

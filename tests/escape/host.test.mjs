@@ -54,7 +54,7 @@ for (const rc of CLASSES) {
     // Port 53 of every address is the node's DNS forwarder by design (sandboxes with
     // internet access resolve through it); the DNS tests cover it.
     const targets = addrs.flatMap((a) => [[a, port, 'tcp'], [a, 22, 'tcp'],
-      ...[3000, 3001, 3100, 3101, 3200, 3201].map((p) => [a, p, 'tcp']), [a, 80, 'tcp']])
+      ...[3000, 3001, 3100, 3101, 3900, 3901].map((p) => [a, p, 'tcp']), [a, 80, 'tcp']])
     const open = await reachableFrom(sbx, targets)
     // The sandbox's own loopback answers for itself only on ports it listens on.
     const own = open.filter((o) => !o.startsWith('::1 ') && !o.startsWith('127.'))

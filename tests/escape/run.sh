@@ -13,7 +13,7 @@ if [ ! -d node_modules/e2b ] || [ package-lock.json -nt node_modules/.package-lo
   npm ci --no-audit --no-fund --loglevel=error
 fi
 export E2E_DATA_DIR=$(mktemp -d /tmp/lelantos-escape.XXXXXX)
-export E2E_API=127.0.0.1:${ESCAPE_API_PORT:-3200} E2E_SANDBOX=127.0.0.1:${ESCAPE_SANDBOX_PORT:-3201}
+export E2E_API=127.0.0.1:${ESCAPE_API_PORT:-3900} E2E_SANDBOX=127.0.0.1:${ESCAPE_SANDBOX_PORT:-3901}
 export E2E_SUBNET=${ESCAPE_SUBNET:-10.235.0.0/16} E2E_NET_PREFIX=lesc
 export ESCAPE_DATA_DIR=$E2E_DATA_DIR ESCAPE_CLASSES=gvisor,runc
 cleanup() {
