@@ -142,7 +142,7 @@ test('a template from a Dockerfile: packages, files, env, workdir, user and a ru
     // A template in use cannot be deleted.
     const refused = await cli(['template', 'rm', NAME])
     assert.equal(refused.code, 1)
-    assert.match(refused.stderr, /409: .*in use/, refused.stderr)
+    assert.match(refused.stderr, /template rm .*in use: sandboxes still run from it/, refused.stderr)
   } finally {
     await Sandbox.kill(sbx.sandboxId).catch(() => {})
   }
