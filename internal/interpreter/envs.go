@@ -1,0 +1,60 @@
+package interpreter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// ErrUnauthorized: envd refused the caller's access token.
+var ErrUnauthorized = errors.New("the access token was refused")
+
+// EnvdClient asks the sandbox's daemon for the sandbox's environment variables,
+// with the caller's access token: the daemon's answer is also the token check.
+type EnvdClient struct {
+	// URL is the daemon's base URL, e.g. http://127.0.0.1:49983.
+	URL  string
+	HTTP *http.Client
+}
+
+// Envs returns the sandbox's environment variables (GET /envs); ErrUnauthorized
+// when the daemon refuses token.
+func (c *EnvdClient) Envs(ctx context.Context, token string) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/envs", nil)
+	if err != nil {
+		return nil, fmt.Errorf("envd envs: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("X-Access-Token", token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("envd envs: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("envd envs: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, fmt.Errorf("envd envs: %w", ErrUnauthorized)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("envd envs: status %d", resp.StatusCode)
+	}
+	envs := map[string]string{}
+	if err := json.Unmarshal(body, &envs); err != nil {
+		return nil, fmt.Errorf("envd envs: %w", err)
+	}
+	return envs, nil
+}

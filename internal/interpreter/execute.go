@@ -1,0 +1,118 @@
+package interpreter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ExecuteReply is the content of an execute_reply.
+type ExecuteReply struct {
+	Status         string   `json:"status"`
+	ExecutionCount int      `json:"execution_count"`
+	EName          string   `json:"ename"`
+	EValue         string   `json:"evalue"`
+	Traceback      []string `json:"traceback"`
+}
+
+// ErrInterruptFailed: an interrupted execution did not end in time.
+var ErrInterruptFailed = errors.New("the kernel did not stop after an interrupt")
+
+// replyGrace is how long an execution that went idle waits for its reply.
+const replyGrace = 2 * time.Second
+
+// interruptWait is how long an interrupted execution may take to end; past
+// it the kernel is replaced, so that its context is usable again.
+const interruptWait = 5 * time.Second
+
+// Execute runs code in the kernel and hands every iopub message of the
+// execution to onIOPub, in order. It returns when the kernel is idle again after
+// the request, with the reply (nil when none came). When ctx ends first the
+// kernel is interrupted and the execution drained, so that the kernel is free
+// for the next one; the error is then ctx's.
+func (k *Kernel) Execute(ctx context.Context, code string, silent bool, onIOPub func(*Message)) (*ExecuteReply, error) {
+	id, w, err := k.request(chanShell, "execute_request", map[string]any{
+		"code": code, "silent": silent, "store_history": !silent, "user_expressions": map[string]any{},
+		"allow_stdin": false, "stop_on_error": true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("execute: %w", err)
+	}
+	defer k.release(id)
+	var (
+		reply    *ExecuteReply
+		idle     bool
+		grace    <-chan time.Time
+		stuck    <-chan time.Time
+		ctxDone  = ctx.Done()
+		canceled error
+	)
+	for reply == nil || !idle {
+		select {
+		case m := <-w.ch:
+			switch ChannelOf(m) {
+			case string(chanShell):
+				if m.Header.MsgType == "execute_reply" {
+					reply = &ExecuteReply{}
+					if err := json.Unmarshal(m.Content, reply); err != nil {
+						return nil, fmt.Errorf("execute: decode the reply: %w", err)
+					}
+				}
+			case string(chanIOPub):
+				if m.Header.MsgType == "status" {
+					var st struct {
+						State string `json:"execution_state"`
+					}
+					_ = json.Unmarshal(m.Content, &st)
+					if st.State == "idle" {
+						idle = true
+						grace = time.After(replyGrace)
+					}
+					continue
+				}
+				onIOPub(m)
+			}
+		case <-grace:
+			return reply, canceled
+		case <-ctxDone:
+			ctxDone, canceled = nil, ctx.Err()
+			if err := k.Interrupt(); err != nil {
+				k.log.Warn("interrupt", "err", err)
+			}
+			stuck = time.After(interruptWait)
+		case <-stuck:
+			return reply, fmt.Errorf("execute: %w (%w)", ErrInterruptFailed, canceled)
+		case <-k.dead:
+			return reply, fmt.Errorf("execute: %w", ErrKernelDied)
+		}
+	}
+	return reply, canceled
+}
+
+// Run executes code silently and returns an error when it fails, with the
+// error's name and value; stream output is dropped.
+func (k *Kernel) Run(ctx context.Context, code string) error {
+	var failure string
+	reply, err := k.Execute(ctx, code, true, func(m *Message) {
+		if m.Header.MsgType == "error" && failure == "" {
+			var e struct {
+				EName  string `json:"ename"`
+				EValue string `json:"evalue"`
+			}
+			_ = json.Unmarshal(m.Content, &e)
+			failure = e.EName + ": " + e.EValue
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if failure == "" && reply != nil && reply.Status == "error" {
+		failure = reply.EName + ": " + reply.EValue
+	}
+	if failure != "" {
+		return fmt.Errorf("run setup code: %s", failure)
+	}
+	return nil
+}
