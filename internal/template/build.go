@@ -9,59 +9,54 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
-// imageConfig is what instructions change besides files.
-type imageConfig struct {
-	Env        []string          `json:"env,omitempty"` // KEY=VALUE, in order
-	User       string            `json:"user,omitempty"`
-	Workdir    string            `json:"workdir,omitempty"`
-	Cmd        []string          `json:"cmd,omitempty"`
-	Entrypoint []string          `json:"entrypoint,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	Ports      []string          `json:"ports,omitempty"`
-}
-
-func (c *imageConfig) getenv(k string) (string, bool) {
-	for _, kv := range slices.Backward(c.Env) {
-		if name, v, _ := strings.Cut(kv, "="); name == k {
-			return v, true
-		}
-	}
-	return "", false
-}
-
-func (c *imageConfig) setenv(k, v string) {
-	c.Env = slices.DeleteFunc(c.Env, func(kv string) bool { name, _, _ := strings.Cut(kv, "="); return name == k })
-	c.Env = append(c.Env, k+"="+v)
-}
-
-// buildState is a build between two steps.
-type buildState struct {
+// build is one build's progress across its stages.
+type build struct {
 	req    BuildRequest
+	df     *Dockerfile
 	log    *buildLog
 	res    *Result
-	escape byte
-	// key is the cache key of the state: the hash chain of every instruction so far.
+	lex    *shell.Lex
+	global map[string]string // the ARGs before FROM, build arguments applied
+	used   map[string]bool   // build arguments some ARG consumed
+	stages []*buildState     // by index; nil until built
+	n, of  int               // the step being run, of how many
+	// files holds the unpacked uploads of the build's COPY steps, by hash.
+	files map[string]string
+	// cleanup removes the work directories the build made.
+	cleanup []func()
+}
+
+// buildState is one stage between two steps.
+type buildState struct {
+	b     *build
+	stage *Stage
+	// key is the cache key of the state: the hash chain of every step so far.
 	key    string
 	rootfs string
 	cfg    imageConfig
-	// global are the ARGs declared before FROM; args those declared after it.
-	global, args map[string]string
-	usedArgs     map[string]bool
-	// staged is true once FROM has run.
-	staged bool
+	// args are the ARGs declared in the stage.
+	args map[string]string
+	// ownCmd is set when this Dockerfile, not a base image, set the CMD or
+	// ENTRYPOINT; only then do they start the template.
+	ownCmd bool
+	// force rebuilds the steps from a forced one on.
+	force bool
+	// shortcuts for the build's fields
+	req BuildRequest
+	log *buildLog
+	res *Result
 }
 
-// lexer expands with ENV first, then ARGs in scope.
-func (s *buildState) lexer() wordLexer {
-	return wordLexer{escape: s.escape, vars: func(k string) (string, bool) {
-		if v, ok := s.cfg.getenv(k); ok {
-			return v, true
-		}
-		v, ok := s.args[k]
-		return v, ok
-	}}
+// expander substitutes the stage's variables, as BuildKit does.
+func (s *buildState) expander() expander {
+	return func(w string) (string, error) {
+		r, _, err := s.b.lex.ProcessWord(w, stageEnv{s})
+		return r, err
+	}
 }
 
 // chainKey is the cache key after text follows the state keyed parent.
@@ -71,102 +66,153 @@ func chainKey(parent, text string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// build runs the Dockerfile and commits the result as a new version.
+// StepError is a build that failed at one step. Step names it as E2B's
+// build reason does: "base" (the FROM), a step ("3": the 1-based step of
+// the step form, the line of a Dockerfile), or "finalize" (the start
+// command, the snapshot and the commit).
+type StepError struct {
+	Step string
+	Err  error
+}
+
+// Error implements error.
+func (e *StepError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the step's error.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// definition is the request's template: its Dockerfile or its step form.
+func (r *BuildRequest) definition() (*Dockerfile, error) {
+	if r.Spec != nil {
+		return r.Spec.Dockerfile()
+	}
+	return Parse(r.Dockerfile)
+}
+
+// build runs the template definition and commits the result as a new version.
 func (b *Builder) build(ctx context.Context, req BuildRequest, log *buildLog) (*Result, error) {
-	df, err := Parse(req.Dockerfile)
+	df, err := req.definition()
 	if err != nil {
 		return nil, err
 	}
-	st := &buildState{
-		req: req, log: log, escape: df.Escape,
-		res:    &Result{BuildID: req.BuildID, Steps: len(df.Instructions)},
-		global: map[string]string{}, args: map[string]string{}, usedArgs: map[string]bool{},
-	}
-	for i, in := range df.Instructions {
-		log.infof("Step %d/%d : %s", i+1, len(df.Instructions), in.Original())
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	bd := &build{req: req, df: df, log: log, lex: shell.NewLex(df.Escape), used: map[string]bool{},
+		stages: make([]*buildState, len(df.Stages)), files: map[string]string{}}
+	defer func() {
+		for _, c := range slices.Backward(bd.cleanup) {
+			c()
 		}
-		if err := b.step(ctx, st, in); err != nil {
-			return nil, fmt.Errorf("step %d/%d (line %d, %s): %w", i+1, len(df.Instructions), in.Line, in.Cmd, err)
+	}()
+	bd.res = &Result{BuildID: req.BuildID}
+	if err := bd.metaArgs(); err != nil {
+		return nil, err
+	}
+	needed, err := bd.neededStages()
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range df.Stages {
+		if needed[i] {
+			bd.of += 1 + len(s.Steps)
+		}
+	}
+	bd.res.Steps = bd.of
+	for i := range df.Stages {
+		if !needed[i] {
+			continue
+		}
+		if err := b.runStage(ctx, bd, i); err != nil {
+			return nil, err
 		}
 	}
 	for _, k := range sortedKeys(req.BuildArgs) {
-		if !st.usedArgs[k] {
+		if !bd.used[k] {
 			log.infof("warning: build argument %s was not consumed by any ARG", k)
 		}
 	}
-	meta, t, err := b.commitVersion(ctx, st)
+	final := bd.stages[len(df.Stages)-1]
+	log.setStep("finalize")
+	meta, t, err := b.commitVersion(ctx, final)
 	if err != nil {
-		return nil, err
+		return nil, &StepError{Step: "finalize", Err: err}
 	}
-	st.res.Template, st.res.Metadata = t, meta
-	return st.res, nil
+	bd.res.Template, bd.res.Metadata = t, meta
+	return bd.res, nil
 }
 
-// step runs one instruction.
-func (b *Builder) step(ctx context.Context, st *buildState, in Instruction) error {
-	lx := st.lexer()
-	switch in.Cmd {
-	case "FROM":
-		return b.from(ctx, st, in)
-	case "ARG":
-		return st.arg(in)
-	case "ENV":
-		kvs, err := lx.keyValues(in.Args, false, true)
-		if err != nil {
+// step runs one step.
+func (b *Builder) step(ctx context.Context, st *buildState, s *Step) error {
+	o := clone(s.op)
+	_, isEnv := o.(*envOp)
+	if st.b.df.expand || isEnv {
+		if err := o.expand(st.expander()); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
+	}
+	if s.force {
+		st.force = true
+	}
+	switch o := o.(type) {
+	case *argOp:
+		return st.arg(o)
+	case *envOp:
 		var text []string
-		for _, kv := range kvs {
+		for _, kv := range o.pairs {
 			st.cfg.setenv(kv.Key, kv.Value)
 			text = append(text, kv.Key+"="+kv.Value)
 		}
 		st.fold("ENV " + strings.Join(text, "\x00"))
-	case "LABEL":
-		kvs, err := lx.keyValues(in.Args, false, false)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
+	case *labelOp:
 		if st.cfg.Labels == nil {
 			st.cfg.Labels = map[string]string{}
 		}
-		for _, kv := range kvs {
+		for _, kv := range o.pairs {
 			st.cfg.Labels[kv.Key] = kv.Value
 		}
-	case "EXPOSE":
-		ports, err := lx.words(in.Args)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
+	case *exposeOp:
+		for _, p := range o.ports {
+			ports, err := st.b.lex.ProcessWords(p, stageEnv{st})
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
+			st.cfg.Ports = append(st.cfg.Ports, ports...)
 		}
-		st.cfg.Ports = append(st.cfg.Ports, ports...)
 		st.log.infof(" ---> recorded; sandbox ports are reachable without EXPOSE")
-	case "CMD", "ENTRYPOINT":
-		list := in.JSON
-		if list == nil {
-			list = []string{"/bin/sh", "-c", in.Args}
+	case *cmdOp:
+		list := slices.Clone(o.args)
+		if o.shell {
+			list = append(slices.Clone(st.cfg.shellOf()), strings.Join(o.args, " "))
 		}
-		if in.Cmd == "CMD" {
-			st.cfg.Cmd = list
-		} else {
+		if o.entrypoint {
 			st.cfg.Entrypoint = list
+			if !st.ownCmd || st.cfg.Cmd == nil {
+				st.cfg.Cmd = nil // an image's CMD does not follow a new ENTRYPOINT
+			}
+		} else {
+			st.cfg.Cmd = list
 		}
-		st.log.infof(" ---> recorded, not run: a template's process starts from StartCmd")
-	case "USER":
-		u, err := lx.word(in.Args)
-		if err != nil || u == "" {
-			return fmt.Errorf("%w: bad user %q: %v", ErrInvalid, in.Args, err)
-		}
-		st.cfg.User = u
-		st.fold("USER " + u)
-	case "WORKDIR":
-		return b.workdir(ctx, st, in)
-	case "RUN":
-		return b.runStep(ctx, st, in)
-	case "COPY", "ADD":
-		return b.copyStep(ctx, st, in)
+		st.ownCmd = true
+		st.log.infof(" ---> recorded: the start command, unless the build gives one")
+	case *healthOp:
+		st.cfg.Healthcheck = slices.Clone(o.test)
+		st.log.infof(" ---> recorded: the ready command, unless the build gives one")
+	case *shellOp:
+		st.cfg.Shell = slices.Clone(o.shell)
+		st.fold("SHELL " + strings.Join(o.shell, "\x00"))
+	case *stopOp:
+		st.cfg.StopSignal = o.signal
+	case *volumeOp:
+		st.cfg.Volumes = append(st.cfg.Volumes, o.paths...)
+		st.log.infof(" ---> recorded; sandboxes keep these paths on their own disk")
+	case *userOp:
+		return b.user(ctx, st, o)
+	case *workdirOp:
+		return b.workdir(ctx, st, o.path)
+	case *runOp:
+		return b.runStep(ctx, st, o)
+	case *copyOp:
+		return b.copyStep(ctx, st, s, o)
 	default:
-		return &SyntaxError{Line: in.Line, Cmd: in.Cmd, Msg: "unknown instruction"}
+		return fmt.Errorf("%w: unknown instruction %s", ErrInvalid, s.Cmd)
 	}
 	return nil
 }
@@ -174,85 +220,34 @@ func (b *Builder) step(ctx context.Context, st *buildState, in Instruction) erro
 // fold makes a step that changes no files part of the cache key.
 func (s *buildState) fold(text string) { s.key = chainKey(s.key, text) }
 
-// arg declares build arguments: before FROM for FROM lines only, after it for the
-// rest of the stage (a bare ARG NAME after FROM takes the value declared before).
-func (s *buildState) arg(in Instruction) error {
-	// ARG defaults may use ARGs declared before them, not ENV.
-	scope := s.args
-	if !s.staged {
-		scope = s.global
-	}
-	lx := wordLexer{escape: s.escape, vars: func(k string) (string, bool) { v, ok := scope[k]; return v, ok }}
-	kvs, err := lx.keyValues(in.Args, true, false)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
+// arg declares build arguments of the stage (a bare ARG NAME takes the value
+// declared before FROM, as in Docker).
+func (s *buildState) arg(o *argOp) error {
 	var text []string
-	for _, kv := range kvs {
-		v, ok := kv.Value, kv.HasValue
-		if g, gok := s.global[kv.Key]; !ok && gok && s.staged {
+	for _, a := range o.args {
+		v, ok := a.Value, a.HasValue
+		if ok && s.b.df.expand {
+			x, err := s.expander()(v)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
+			v = x
+		}
+		if g, gok := s.b.global[a.Key]; !ok && gok {
 			v, ok = g, true
 		}
-		if bv, bok := s.req.BuildArgs[kv.Key]; bok {
+		if bv, bok := s.req.BuildArgs[a.Key]; bok {
 			v, ok = bv, true
-			s.usedArgs[kv.Key] = true
+			s.b.used[a.Key] = true
 		}
 		if !ok {
 			v = ""
 		}
-		scope[kv.Key] = v
-		text = append(text, kv.Key+"="+v)
+		s.args[a.Key] = v
+		text = append(text, a.Key+"="+v)
 	}
-	if s.staged {
-		s.fold("ARG " + strings.Join(text, "\x00"))
-	}
+	s.fold("ARG " + strings.Join(text, "\x00"))
 	return nil
-}
-
-// workdir sets the working directory, creating it (owned by the current USER) when
-// the tree lacks it.
-func (b *Builder) workdir(ctx context.Context, st *buildState, in Instruction) error {
-	w, err := st.lexer().word(in.Args)
-	if err != nil || w == "" {
-		return fmt.Errorf("%w: bad directory %q: %v", ErrInvalid, in.Args, err)
-	}
-	if !path.IsAbs(w) {
-		w = path.Join(st.cwd(), w)
-	}
-	w = path.Clean(w)
-	st.cfg.Workdir = w
-	lower, err := openTree(st.rootfs)
-	if err != nil {
-		return err
-	}
-	defer lower.Close()
-	if isDirIn(lower, w) {
-		st.fold("WORKDIR " + w)
-		return nil
-	}
-	uid, gid := 0, 0
-	if st.cfg.User != "" {
-		u, err := lookupUser(lower, st.cfg.User)
-		if err != nil {
-			return err
-		}
-		uid, gid = u.UID, u.GID
-	}
-	return b.fsStep(ctx, st, fmt.Sprintf("WORKDIR %s (mkdir %d:%d)", w, uid, gid), func(tmp string) (string, error) {
-		treeDir, err := b.childTree(ctx, st.rootfs, tmp)
-		if err != nil {
-			return "", err
-		}
-		tree, err := openTree(treeDir)
-		if err != nil {
-			return "", err
-		}
-		defer tree.Close()
-		if err := tree.MkdirAll(w, 0o755, owner{UID: uid, GID: gid}); err != nil {
-			return "", fmt.Errorf("create %s: %w", w, err)
-		}
-		return treeDir, nil
-	})
 }
 
 // cwd is the working directory of the build's commands.
@@ -263,10 +258,18 @@ func (s *buildState) cwd() string {
 	return s.cfg.Workdir
 }
 
+// abs makes p absolute against the working directory.
+func (s *buildState) abs(p string) string {
+	if !path.IsAbs(p) {
+		p = path.Join(s.cwd(), p)
+	}
+	return path.Clean(p)
+}
+
 // fsStep runs a step that changes files: from the cache when its key is there, else
 // by do, which builds the new tree under tmp; the tree then becomes a cached layer.
 func (b *Builder) fsStep(ctx context.Context, st *buildState, text string, do func(tmp string) (string, error)) error {
-	if st.req.NoCache {
+	if st.req.NoCache || st.force {
 		text += "\x00no-cache " + st.req.BuildID
 	}
 	key := chainKey(st.key, text)

@@ -1,6 +1,12 @@
-// Package template builds sandbox templates from Dockerfiles and keeps them.
+// Package template builds sandbox templates from Dockerfiles, or from E2B's
+// step form (Spec) as the e2b SDK sends it, and keeps them.
 //
-// A build parses the Dockerfile (Parse), then runs it step by step. Every step that
+// A build parses the Dockerfile with BuildKit's parser (Parse), then runs its
+// stages step by step: the last stage is the template, and the stages it
+// copies from or starts from are built first. FROM takes an earlier stage,
+// scratch, base, a template, an image on disk or an image in a registry
+// (pulled host-side, each layer cached under the chain of the layers'
+// digests, so images that share layers share their trees). Every step that
 // changes files leaves a complete directory tree in the layer cache,
 // <data>/templates/layers/<key>/rootfs, where key hashes the parent's key, the
 // instruction after variable expansion and, for COPY and ADD, the copied content; a
@@ -28,6 +34,7 @@
 package template
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,12 +44,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"lelantos.dev/lelantos/internal/engine"
-	"lelantos.dev/lelantos/internal/network"
-	"lelantos.dev/lelantos/internal/runtime"
-	"lelantos.dev/lelantos/internal/saferoot"
-	"lelantos.dev/lelantos/internal/store"
 )
 
 // Errors callers branch on.
@@ -56,8 +57,10 @@ var (
 	ErrInUse = errors.New("template is in use")
 	// ErrStepFailed: a build step ran and failed, e.g. a RUN exited non-zero.
 	ErrStepFailed = errors.New("build step failed")
-	// ErrRegistry: FROM named a registry image; registries are not reachable here.
-	ErrRegistry = errors.New("registry pulls are not reachable from this host")
+	// ErrRegistry: an image could not be pulled from its registry (it does not
+	// exist, the credentials were refused, the registry is unreachable or on
+	// an address pulls may not reach).
+	ErrRegistry = errors.New("image pull failed")
 	// ErrBusy: the node runs MaxBuilds builds and MaxQueuedBuilds more wait; try
 	// again later. The HTTP layer answers it with 429 Too Many Requests, as E2B
 	// does for too many concurrent builds.
@@ -67,94 +70,6 @@ var (
 // EnvdVersion is the daemon protocol version recorded for every built template.
 const EnvdVersion = "0.6.4"
 
-// Store is what the builder needs of the control plane's store.
-type Store interface {
-	GetTemplate(ctx context.Context, idOrAlias string) (*store.Template, error)
-	PutTemplate(ctx context.Context, t *store.Template) error
-	ListTemplates(ctx context.Context) ([]*store.Template, error)
-	DeleteTemplate(ctx context.Context, id string) error
-}
-
-// Engine is what the builder needs of the node's engine, to snapshot start commands.
-type Engine interface {
-	Create(ctx context.Context, s engine.Spec) (engine.Status, error)
-	Snapshot(ctx context.Context, id, dir string) error
-	Kill(ctx context.Context, id string) error
-}
-
-// Network is what the builder needs of the node's network manager, for RUN steps.
-type Network interface {
-	Setup(ctx context.Context, sandboxID string, opts network.Options) (*network.Endpoint, error)
-	Teardown(ctx context.Context, sandboxID string) error
-}
-
-// BuilderOptions configures a Builder.
-type BuilderOptions struct {
-	// DataDir is the node's data directory; the builder keeps everything under
-	// DataDir/templates. It should be on the same file system as the base tree so
-	// that trees can share files as hard links (else they are copied).
-	DataDir string
-	Store   Store
-	// Engine creates the sandboxes whose start command is snapshotted.
-	Engine Engine
-	// Runtime runs RUN steps; it must be able to write into its root
-	// (runtime.Config.WritableRoot), as the gVisor runtime can. Use the engine's
-	// runtime: the engine removes stray build sandboxes when the node restarts.
-	Runtime runtime.Runtime
-	// Network gives RUN steps a network namespace with internet access.
-	Network Network
-	// BaseRootfs returns the tree of the `base` template, for FROM base.
-	BaseRootfs func() (string, error)
-	Logger     *slog.Logger
-	// RunCPUCount and RunMemoryMB size the sandbox of each RUN step; defaults 2 and
-	// 2048.
-	RunCPUCount, RunMemoryMB int
-	// RunTimeout bounds one RUN step; default 30 minutes.
-	RunTimeout time.Duration
-	// RunDiskMB is what one RUN step may write: its changes go to a file system of
-	// that size (a sparse file on the data directory's disk, loop-mounted), so the
-	// command gets ENOSPC past it and the step fails. Default 10240 (10 GiB).
-	RunDiskMB int
-	// ExtractLimits bound what ADD unpacks of one archive and FROM of one image (all
-	// its layers together): bytes, entries, compression ratio. Zero fields take
-	// saferoot's defaults (10 GiB, 2^20 entries, 100 to 1).
-	ExtractLimits saferoot.Limits
-	// MaxBuilds is how many builds run at once on the node; default 2. Up to
-	// MaxQueuedBuilds more wait for a turn (default 8; negative means none); beyond
-	// that Build and Start fail with ErrBusy at once.
-	MaxBuilds, MaxQueuedBuilds int
-	// Nameservers are written into RUN steps' /etc/resolv.conf; nil means the host's.
-	Nameservers []string
-	// ExtraHosts are host names resolved on the host before each RUN step and given
-	// to it in /etc/hosts, for hosts whose resolver sandboxes cannot reach (it is
-	// often on a private address, which sandboxes may never reach). nil means the
-	// host names of the step's APT sources (/etc/apt/sources.list*), so apt-get works.
-	ExtraHosts []string
-	// ImageDirs are host directories from which FROM may read OCI image layouts and
-	// archives by absolute path. Relative paths are always read from the build
-	// context; absolute paths elsewhere are refused, since build requests come from
-	// API users who must not read the host's files.
-	ImageDirs []string
-	// ReadyTimeout bounds the wait for a start command's ready command; default 2
-	// minutes.
-	ReadyTimeout time.Duration
-}
-
-// DefaultReadyWait is how long a start command runs before the snapshot when the
-// build gives no ready command.
-const DefaultReadyWait = 3 * time.Second
-
-// Result is a finished build.
-type Result struct {
-	BuildID  string
-	Template *store.Template
-	Metadata *Metadata
-	// Steps counts the instructions; CacheHits the file-changing steps reused from
-	// the cache; Ran the file-changing steps executed.
-	Steps, CacheHits, Ran int
-	Duration              time.Duration
-}
-
 // Builder builds and keeps templates. It is safe for concurrent use; builds and
 // deletes of one template are serialized.
 type Builder struct {
@@ -163,7 +78,13 @@ type Builder struct {
 
 	mu    sync.Mutex
 	names map[string]chan struct{} // one-slot lock per template name
-	slots *slots                   // builds running and waiting on the node
+	// tagsMu serializes changes of tags with the collections that read them.
+	tagsMu sync.Mutex
+	// leases are the version trees handed out for new sandboxes (Lookup),
+	// by tree, with when: GC keeps them a while, since the sandbox that
+	// will run on one may not be on the node yet.
+	leases map[string]time.Time
+	slots  *slots // builds running and waiting on the node
 	// layers is held shared by builds and exclusively by PruneLayers.
 	layers sync.RWMutex
 
@@ -208,9 +129,18 @@ func NewBuilder(opts BuilderOptions) (*Builder, error) {
 	if opts.MaxQueuedBuilds == 0 {
 		opts.MaxQueuedBuilds = 8
 	}
+	if opts.CacheMaxBytes == 0 {
+		opts.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if opts.LeaseTime <= 0 {
+		opts.LeaseTime = DefaultLeaseTime
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 512 << 20
+	}
 	b := &Builder{opts: opts, dir: filepath.Join(opts.DataDir, "templates"), names: map[string]chan struct{}{},
-		slots: newSlots(opts.MaxBuilds, max(opts.MaxQueuedBuilds, 0))}
-	for _, d := range []string{layersDir, buildsDir, versionsDir, tmpDir} {
+		leases: map[string]time.Time{}, slots: newSlots(opts.MaxBuilds, max(opts.MaxQueuedBuilds, 0))}
+	for _, d := range []string{layersDir, buildsDir, versionsDir, tmpDir, filesDir} {
 		if err := os.MkdirAll(filepath.Join(b.dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("new template builder: %w", err)
 		}
@@ -228,6 +158,7 @@ const (
 	buildsDir   = "builds"
 	versionsDir = "versions"
 	tmpDir      = "tmp"
+	filesDir    = "files"
 )
 
 // Close cancels builds started with Start and waits for them to end.
@@ -240,7 +171,22 @@ func (b *Builder) Close() error {
 // Start begins a build in the background and returns its id at once; follow it with
 // BuildStatus and BuildLogs. The build outlives the caller's request; it ends early
 // only when the Builder is closed.
+//
+// A build reserved with Reserve is started by giving its id: the sizes and
+// tags reserved fill the request's zero fields.
 func (b *Builder) Start(req BuildRequest) (string, error) {
+	reserved := false
+	if req.BuildID != "" {
+		if rec, err := b.BuildStatus(req.BuildID); err == nil && rec.Status == BuildWaiting {
+			reserved = true
+			req.CPUCount = cmp.Or(req.CPUCount, rec.CPUCount)
+			req.MemoryMB = cmp.Or(req.MemoryMB, rec.MemoryMB)
+			req.DiskSizeMB = cmp.Or(req.DiskSizeMB, rec.DiskSizeMB)
+			if req.Tags == nil {
+				req.Tags = rec.Tags
+			}
+		}
+	}
 	if err := b.checkRequest(&req); err != nil {
 		return "", err
 	}
@@ -251,7 +197,12 @@ func (b *Builder) Start(req BuildRequest) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build template %s: %w", req.Name, err)
 	}
-	rec, err := b.createBuild(req.BuildID, req.Name)
+	var rec *buildRecord
+	if reserved {
+		rec, err = b.startReserved(req.BuildID, req.Name)
+	} else {
+		rec, err = b.createBuild(req.BuildID, req.Name, BuildBuilding)
+	}
 	if err != nil {
 		t.release()
 		return "", err
@@ -282,7 +233,7 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, log io.Writer) (*
 		return nil, fmt.Errorf("build template %s: %w", req.Name, err)
 	}
 	defer t.release()
-	rec, err := b.createBuild(req.BuildID, req.Name)
+	rec, err := b.createBuild(req.BuildID, req.Name, BuildBuilding)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"path"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
 	"lelantos.dev/lelantos/internal/saferoot"
 )
 
@@ -28,8 +30,10 @@ func (c *copier) own() owner {
 	return owner{}
 }
 
-func (c *copier) copySource(ctx context.Context, s copySource, dest string, destDir, add bool) error {
-	if add && !s.dir {
+// copySource copies one source to dest; with unpack (ADD), a tar archive is
+// unpacked into dest instead.
+func (c *copier) copySource(ctx context.Context, s copySource, dest string, destDir, unpack bool) error {
+	if unpack && !s.dir {
 		if done, err := c.addArchive(ctx, s, dest); done || err != nil {
 			return err
 		}
@@ -139,4 +143,34 @@ func (c *copier) place(e copyEntry, target string) error {
 		return err
 	}
 	return c.tree.Lchtimes(target, e.info.ModTime(), e.info.ModTime())
+}
+
+// writeInline writes a heredoc source of COPY: at dest, or in it when
+// intoDir, named after the heredoc.
+func (c *copier) writeInline(content instructions.SourceContent, dest string, intoDir bool) error {
+	target := dest
+	if intoDir || isDirIn(c.tree, dest) {
+		target = path.Join(dest, path.Base(content.Path))
+	}
+	if err := c.tree.MkdirAll(path.Dir(target), 0o755, c.own()); err != nil {
+		return err
+	}
+	if fi, err := c.tree.Lstat(target); err == nil && fi.IsDir() {
+		return fmt.Errorf("cannot replace directory %s with a file", target)
+	}
+	if err := c.tree.RemoveAll(target); err != nil {
+		return err
+	}
+	perm := fs.FileMode(0o644)
+	if c.mode != nil {
+		perm = *c.mode
+	}
+	if err := c.tree.WriteFile(target, []byte(content.Data), 0o600); err != nil {
+		return err
+	}
+	o := c.own()
+	if err := c.tree.Lchown(target, o.UID, o.GID); err != nil {
+		return err
+	}
+	return c.tree.Chmod(target, perm)
 }

@@ -41,10 +41,16 @@ func TestBuildFailures(t *testing.T) {
 			wantLog:    []string{"/no/such/program", "returned a non-zero code: 127"},
 		},
 		{
-			name:       "unsupported instruction",
-			dockerfile: "FROM base\nRUN echo never-runs\nHEALTHCHECK CMD true\n",
+			name:       "instruction that cannot apply",
+			dockerfile: "FROM base\nRUN echo never-runs\nONBUILD RUN true\n",
 			wantErr:    template.ErrInvalid,
-			wantLog:    []string{"Dockerfile line 3: HEALTHCHECK: not supported"},
+			wantLog:    []string{"Dockerfile line 3: ONBUILD: cannot apply"},
+		},
+		{
+			name:       "secret mount without a secret",
+			dockerfile: "FROM base\nRUN echo never-runs\nRUN --mount=type=secret,id=npmrc,required cat /run/secrets/npmrc\n",
+			wantErr:    template.ErrInvalid,
+			wantLog:    []string{"Dockerfile line 3: RUN: --mount=type=secret needs a secret"},
 		},
 		{
 			name:       "unknown instruction",
@@ -53,10 +59,10 @@ func TestBuildFailures(t *testing.T) {
 			wantLog:    []string{"Dockerfile line 4: FETCH: unknown instruction"},
 		},
 		{
-			name:       "registry image",
-			dockerfile: "FROM python:3.12-slim\n",
+			name:       "image of a registry on a private address",
+			dockerfile: "FROM 10.255.255.1:5000/python:3.12-slim\n",
 			wantErr:    template.ErrRegistry,
-			wantLog:    []string{"registry pulls are not reachable", "oci-archive"},
+			wantLog:    []string{"no template has that name", "registry on a private address: 10.255.255.1"},
 		},
 		{
 			name:       "missing context file",

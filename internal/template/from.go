@@ -18,30 +18,44 @@ import (
 	"lelantos.dev/lelantos/internal/template/image"
 )
 
+// goarch is the architecture builds run on and images are pulled for.
+const goarch = goruntime.GOARCH
+
 // Prefixes naming an image on disk explicitly, as skopeo writes them.
 var imagePrefixes = []string{"oci:", "oci-archive:", "docker-archive:"}
 
-// from runs FROM. The image is, in order: "scratch" (an empty tree), "base" (the base
-// template's tree), a path (an OCI image layout directory, or an OCI or docker save
-// archive; relative paths are inside the build context, absolute ones must be under
-// BuilderOptions.ImageDirs), or the name of a ready template. Anything else would be
-// a registry image, which this host cannot pull.
-func (b *Builder) from(ctx context.Context, st *buildState, in Instruction) error {
-	st.staged = true
-	lx := wordLexer{escape: st.escape, vars: func(k string) (string, bool) { v, ok := st.global[k]; return v, ok }}
-	words, err := lx.words(in.Args)
+// from starts stage i. Its base is, in order: an earlier stage of the
+// Dockerfile, "scratch" (an empty tree), "base" (the base template's tree), a
+// path (an OCI image layout directory, or an OCI or docker save archive;
+// relative paths are inside the build context, absolute ones must be under
+// BuilderOptions.ImageDirs), the name of a ready template, else an image in
+// a registry. The step form's fromTemplate names templates only, its
+// fromImage images only.
+func (b *Builder) from(ctx context.Context, st *buildState, i int) error {
+	s := st.stage
+	ref, err := st.b.fromName(s)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return err
 	}
-	if len(words) != 1 && !(len(words) == 3 && strings.EqualFold(words[1], "AS")) {
-		return fmt.Errorf("%w: want FROM <image> [AS <name>]", ErrInvalid)
+	if s.Platform != "" {
+		p, _, err := st.b.lex.ProcessWord(s.Platform, mapEnv(st.b.global))
+		if err != nil {
+			return fmt.Errorf("%w: --platform: %v", ErrInvalid, err)
+		}
+		if p != "linux/"+goarch && p != "linux/"+goarch+"/v8" {
+			return fmt.Errorf("%w: platform %s cannot run on this linux/%s host", ErrInvalid, p, goarch)
+		}
 	}
-	if p := in.Flags["platform"]; p != "" && p != "linux/"+goruntime.GOARCH {
-		return fmt.Errorf("%w: platform %s cannot run on this linux/%s host", ErrInvalid, p, goruntime.GOARCH)
+	if j := st.b.stageRef(ref, i, false); j >= 0 && !s.fromImage && !s.fromTemplate {
+		src := st.b.stages[j]
+		st.key, st.rootfs, st.cfg, st.ownCmd = chainKey(src.key, "FROM stage"), src.rootfs, src.cfg.clone(), src.ownCmd
+		st.log.infof(" ---> stage %s", ref)
+		return nil
 	}
-	ref := words[0]
 	switch {
-	case ref == "scratch":
+	case s.fromImage:
+		return b.fromRegistry(ctx, st, ref, s.registry)
+	case ref == "scratch" && !s.fromTemplate:
 		st.key = chainKey("", "FROM scratch")
 		return b.fsStep(ctx, st, "empty", func(tmp string) (string, error) { return b.childTree(ctx, "", tmp) })
 	case ref == "base":
@@ -57,7 +71,7 @@ func (b *Builder) from(ctx context.Context, st *buildState, in Instruction) erro
 		st.cfg.Env = []string{"PATH=" + defaultPath}
 		st.log.infof(" ---> base template %s", root)
 		return nil
-	case isPathRef(ref):
+	case isPathRef(ref) && !s.fromTemplate:
 		src, name, err := b.imageSource(st.req.ContextDir, ref)
 		if err != nil {
 			return err
@@ -71,7 +85,13 @@ func (b *Builder) from(ctx context.Context, st *buildState, in Instruction) erro
 	}
 	t, err := lookup(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: FROM %s: no template has that name, and %w: build from base, scratch, another template, or an OCI image layout or archive in the build context (e.g. made with skopeo copy docker://%s oci-archive:image.tar)", ErrInvalid, ref, ErrRegistry, ref)
+		if s.fromTemplate {
+			return fmt.Errorf("%w: fromTemplate %s: no template has that name", ErrInvalid, ref)
+		}
+		if err := b.fromRegistry(ctx, st, ref, nil); err != nil {
+			return fmt.Errorf("FROM %s: no template has that name, and as an image: %w", ref, err)
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("FROM %s: %w", ref, err)
@@ -209,7 +229,8 @@ func (b *Builder) fromImage(ctx context.Context, st *buildState, src *saferoot.R
 		st.log.infof("warning: skipped %d device files of the image", stats.Devices)
 	}
 	c := img.Config
-	cfg := imageConfig{Env: c.Env, User: c.User, Workdir: c.WorkingDir, Cmd: c.Cmd, Entrypoint: c.Entrypoint, Labels: c.Labels, Ports: c.ExposedPorts}
+	cfg := imageConfig{Env: c.Env, User: c.User, Workdir: c.WorkingDir, Cmd: c.Cmd, Entrypoint: c.Entrypoint, Labels: c.Labels,
+		Ports: c.ExposedPorts, Shell: c.Shell, StopSignal: c.StopSignal, Volumes: c.Volumes, Healthcheck: c.Healthcheck}
 	l, err := b.commitLayer(tmp, key, "", "FROM image "+img.Digest, treeDir, &cfg)
 	if err != nil {
 		return err
@@ -226,15 +247,22 @@ func (b *Builder) useCachedImage(st *buildState, key string) bool {
 		return false
 	}
 	st.log.infof(" ---> using cache (image layer %s)", key[:12])
-	st.key, st.rootfs, st.cfg = key, l.Rootfs, *l.Config
+	st.key, st.rootfs, st.cfg = key, l.Rootfs, l.Config.clone()
 	st.res.CacheHits++
 	return true
 }
 
 // config rebuilds the image configuration a template was built with.
 func (m *Metadata) config() imageConfig {
-	c := imageConfig{User: m.DefaultUser, Workdir: m.DefaultWorkdir, Cmd: m.Cmd, Entrypoint: m.Entrypoint,
-		Labels: m.Labels, Ports: slices.Clone(m.ExposedPorts)}
+	c := imageConfig{User: m.DefaultUser, Workdir: m.DefaultWorkdir, Cmd: slices.Clone(m.Cmd), Entrypoint: slices.Clone(m.Entrypoint),
+		Ports: slices.Clone(m.ExposedPorts), Shell: slices.Clone(m.Shell), StopSignal: m.StopSignal, Volumes: slices.Clone(m.Volumes),
+		Healthcheck: slices.Clone(m.Healthcheck)}
+	if m.Labels != nil {
+		c.Labels = map[string]string{}
+		for k, v := range m.Labels {
+			c.Labels[k] = v
+		}
+	}
 	for _, k := range sortedKeys(m.Env) {
 		c.Env = append(c.Env, k+"="+m.Env[k])
 	}

@@ -3,39 +3,38 @@ package template
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
 // GC removes template versions nothing needs: those that are not their template's
-// current build and whose tree no sandbox uses (treeInUse, given a version's rootfs
-// path, says whether any sandbox on the node runs from it; nil means none does), and
-// the versions of deleted templates. Templates with a build running are skipped. It
-// returns the version directories it removed.
+// current build, that no tag names, whose tree no sandbox uses (treeInUse, given a
+// version's rootfs path, says whether any sandbox on the node runs from it; nil
+// means none does) and that no create was handed within LeaseTime (Lookup), and
+// the versions of deleted templates on the same terms. Templates with a build
+// running are skipped. It returns the version directories it removed.
 func (b *Builder) GC(ctx context.Context, treeInUse func(rootfs string) (bool, error)) ([]string, error) {
-	ts, err := b.opts.Store.ListTemplates(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("collect template versions: %w", err)
-	}
-	current := map[string]string{}
-	for _, t := range ts {
-		current[t.ID] = t.BuildID
-	}
 	names, err := os.ReadDir(filepath.Join(b.dir, versionsDir))
 	if err != nil {
 		return nil, fmt.Errorf("collect template versions: %w", err)
 	}
 	var removed []string
 	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
 		unlock, ok := b.tryLockName(n.Name())
 		if !ok {
 			continue // being built: its newest version is not in the store yet
 		}
-		r, err := b.gcTemplate(n.Name(), current[n.Name()], treeInUse)
+		r, err := b.gcTemplate(ctx, n.Name(), treeInUse)
 		unlock()
 		removed = append(removed, r...)
 		if err != nil {
@@ -45,15 +44,29 @@ func (b *Builder) GC(ctx context.Context, treeInUse func(rootfs string) (bool, e
 	return removed, nil
 }
 
-func (b *Builder) gcTemplate(name, current string, treeInUse func(string) (bool, error)) ([]string, error) {
+func (b *Builder) gcTemplate(ctx context.Context, name string, treeInUse func(string) (bool, error)) ([]string, error) {
 	dir := filepath.Join(b.dir, versionsDir, name)
 	builds, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
+	// The current build and the tags are read under tagsMu, which moving
+	// either takes.
+	b.tagsMu.Lock()
+	defer b.tagsMu.Unlock()
+	current := ""
+	if t, err := b.opts.Store.GetTemplate(ctx, name); err == nil {
+		current = t.BuildID
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	keep, err := b.taggedBuilds(name)
+	if err != nil {
+		return nil, err
+	}
 	var removed []string
 	for _, e := range builds {
-		if e.Name() == current {
+		if e.Name() == current || keep[e.Name()] {
 			continue
 		}
 		v := filepath.Join(dir, e.Name())
@@ -66,13 +79,40 @@ func (b *Builder) gcTemplate(name, current string, treeInUse func(string) (bool,
 				continue
 			}
 		}
-		if err := os.RemoveAll(v); err != nil {
+		trash, err := b.retire(v)
+		if err != nil {
+			return removed, err
+		}
+		if trash == "" {
+			continue // leased
+		}
+		if err := os.RemoveAll(trash); err != nil {
 			return removed, err
 		}
 		removed = append(removed, v)
 	}
 	_ = os.Remove(dir) // only if empty
 	return removed, nil
+}
+
+// retire moves version v out of the way unless its tree is leased (checked
+// and done under b.mu, as Lookup leases), returning where it went ("" when
+// leased); the caller removes it.
+func (b *Builder) retire(v string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.leased(filepath.Join(v, "rootfs")) {
+		return "", nil
+	}
+	trash, err := os.MkdirTemp(filepath.Join(b.dir, tmpDir), "gc-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(v, filepath.Join(trash, "version")); err != nil {
+		_ = os.Remove(trash)
+		return "", err
+	}
+	return trash, nil
 }
 
 // PruneLayers removes cached layers not used for olderThan, waiting for running

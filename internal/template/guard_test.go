@@ -22,12 +22,15 @@ var hostCalls = map[string]bool{
 // in (records, work files, the host's own files), by file and first argument.
 // Anything in a tree of untrusted content goes through internal/saferoot.
 var allowedHostCalls = map[string][]string{
-	"disk.go":    {"image", `"/dev/loop-control"`, `fmt.Sprintf("/dev/loop%d", n)`},
-	"dns.go":     {`"/etc/resolv.conf"`},
-	"gc.go":      {"filepath.Join(dir, layerFile)", `"/proc/self/mountinfo"`},
-	"layers.go":  {"filepath.Join(dir, layerFile)", `filepath.Join(dir, "rootfs")`, "tmp", "p"},
-	"records.go": {"filepath.Join(b.buildDir(buildID), buildLogs)", "filepath.Join(r.dir, buildLogs)"},
-	"run.go":     {"cfg.ConsolePath"},
+	"disk.go":     {"image", `"/dev/loop-control"`, `fmt.Sprintf("/dev/loop%d", n)`},
+	"dns.go":      {`"/etc/resolv.conf"`},
+	"files.go":    {"p"},
+	"prune.go":    {"filepath.Join(dir, layerFile)"},
+	"gc.go":       {"filepath.Join(dir, layerFile)", `"/proc/self/mountinfo"`},
+	"layers.go":   {"filepath.Join(dir, layerFile)", `filepath.Join(dir, "rootfs")`, "tmp", "p"},
+	"records.go":  {"filepath.Join(b.buildDir(buildID), buildLogs)"},
+	"buildlog.go": {"filepath.Join(r.dir, buildLogs)"},
+	"execute.go":  {"cfg.ConsolePath"},
 }
 
 // TestNoHostCallsOnTrees: the package's sources open no path of an untrusted tree

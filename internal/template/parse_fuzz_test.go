@@ -19,6 +19,9 @@ func FuzzParse(f *testing.F) {
 		"FROM base\nADD --chown=1:1 a.tar /x/\nENV\nUSER\n",
 		"FROM base\\\n",
 		"\x00FROM\x00",
+		"FROM base AS b\nRUN <<EOF\necho hi\nEOF\nFROM scratch\nCOPY --from=b <<X /y\nz\nX\n",
+		"FROM base\nRUN --mount=type=cache,target=/c --network=none true\nHEALTHCHECK CMD true\nONBUILD RUN x\n",
+		"FROM base\nSHELL [\"/bin/bash\", \"-c\"]\nCMD echo $X\nENTRYPOINT [\"a\"]\nVOLUME /v\nSTOPSIGNAL 9\n",
 	} {
 		f.Add(s)
 	}

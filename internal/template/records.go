@@ -2,18 +2,15 @@ package template
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -22,24 +19,39 @@ type BuildStatus string
 
 // The states of a build, as E2B's API names them.
 const (
+	// BuildWaiting is a build reserved (Reserve) and not started yet.
+	BuildWaiting  BuildStatus = "waiting"
 	BuildBuilding BuildStatus = "building"
 	BuildReady    BuildStatus = "ready"
 	BuildError    BuildStatus = "error"
 )
+
+// WaitingTimeout is how long a reserved build may wait to be started: past
+// it, it is failed, so that a client that never starts it frees its place.
+const WaitingTimeout = time.Hour
 
 // BuildRecord is what is known of one build, kept in its directory as build.json.
 type BuildRecord struct {
 	BuildID    string      `json:"buildID"`
 	TemplateID string      `json:"templateID"`
 	Status     BuildStatus `json:"status"`
-	// Reason says why a build failed.
+	// Reason says why a build failed; ReasonStep at which step, as
+	// StepError names it.
 	Reason     string     `json:"reason,omitempty"`
+	ReasonStep string     `json:"reasonStep,omitempty"`
 	StartedAt  time.Time  `json:"startedAt"`
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 	// Steps, CacheHits and Ran are as in Result, once the build is ready.
 	Steps     int `json:"steps,omitempty"`
 	CacheHits int `json:"cacheHits,omitempty"`
 	Ran       int `json:"ran,omitempty"`
+	// CPUCount, MemoryMB and DiskSizeMB size the build's sandboxes, and Tags
+	// are the tags it gets; set by Reserve (for Start to use), and for every
+	// build once it is ready.
+	CPUCount   int      `json:"cpuCount,omitempty"`
+	MemoryMB   int      `json:"memoryMB,omitempty"`
+	DiskSizeMB int      `json:"diskSizeMB,omitempty"`
+	Tags       []string `json:"tags,omitempty"`
 }
 
 // LogEntry is one line of a build's log.
@@ -47,6 +59,8 @@ type LogEntry struct {
 	Time    time.Time `json:"timestamp"`
 	Level   string    `json:"level"` // "info" or "error"
 	Message string    `json:"message"`
+	// Step is the step the line belongs to, named as StepError names it.
+	Step string `json:"step,omitempty"`
 }
 
 const (
@@ -74,8 +88,9 @@ type buildRecord struct {
 
 func (b *Builder) buildDir(id string) string { return filepath.Join(b.dir, buildsDir, id) }
 
-// createBuild records a new build as building.
-func (b *Builder) createBuild(id, name string) (*buildRecord, error) {
+// createBuild records a new build as status (building, or waiting for
+// Reserve).
+func (b *Builder) createBuild(id, name string, status BuildStatus) (*buildRecord, error) {
 	dir := b.buildDir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -83,8 +98,31 @@ func (b *Builder) createBuild(id, name string) (*buildRecord, error) {
 		}
 		return nil, fmt.Errorf("build template %s: %w", name, err)
 	}
-	r := &buildRecord{dir: dir, rec: BuildRecord{BuildID: id, TemplateID: name, Status: BuildBuilding, StartedAt: time.Now().UTC()}}
+	r := &buildRecord{dir: dir, rec: BuildRecord{BuildID: id, TemplateID: name, Status: status, StartedAt: time.Now().UTC()}}
 	if err := writeJSON(filepath.Join(dir, buildFile), &r.rec); err != nil {
+		return nil, fmt.Errorf("build template %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// startReserved turns the waiting build id of template name into a running
+// one and returns its record; ErrInvalid when it is not waiting.
+func (b *Builder) startReserved(id, name string) (*buildRecord, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec, err := b.BuildStatus(id)
+	if err != nil {
+		return nil, fmt.Errorf("build template %s: %w", name, err)
+	}
+	if rec.TemplateID != name {
+		return nil, fmt.Errorf("build template %s: build %s: %w", name, id, ErrNotFound)
+	}
+	if rec.Status != BuildWaiting {
+		return nil, fmt.Errorf("build template %s: %w: build %s is not waiting to start (it is %s)", name, ErrInvalid, id, rec.Status)
+	}
+	rec.Status, rec.StartedAt = BuildBuilding, time.Now().UTC()
+	r := &buildRecord{dir: b.buildDir(id), rec: *rec}
+	if err := writeJSON(filepath.Join(r.dir, buildFile), &r.rec); err != nil {
 		return nil, fmt.Errorf("build template %s: %w", name, err)
 	}
 	return r, nil
@@ -97,9 +135,16 @@ func (r *buildRecord) finish(log *buildLog, res *Result, err error) {
 	if err != nil {
 		log.errorf("build failed: %v", err)
 		r.rec.Status, r.rec.Reason = BuildError, err.Error()
+		var se *StepError
+		if errors.As(err, &se) {
+			r.rec.ReasonStep = se.Step
+		}
 	} else {
 		r.rec.Status = BuildReady
 		r.rec.Steps, r.rec.CacheHits, r.rec.Ran = res.Steps, res.CacheHits, res.Ran
+		if m := res.Metadata; m != nil {
+			r.rec.CPUCount, r.rec.MemoryMB, r.rec.DiskSizeMB = m.CPUCount, m.MemoryMB, m.DiskSizeMB
+		}
 	}
 	log.close()
 	_ = writeJSON(filepath.Join(r.dir, buildFile), &r.rec)
@@ -116,6 +161,11 @@ func (b *Builder) BuildStatus(buildID string) (*BuildRecord, error) {
 			return nil, fmt.Errorf("build %s: %w", buildID, ErrNotFound)
 		}
 		return nil, fmt.Errorf("build %s: %w", buildID, err)
+	}
+	if rec.Status == BuildWaiting && time.Since(rec.StartedAt) > WaitingTimeout {
+		now := time.Now().UTC()
+		rec.Status, rec.FinishedAt = BuildError, &now
+		rec.Reason = fmt.Sprintf("the build was never started: it waited %s", WaitingTimeout)
 	}
 	return &rec, nil
 }
@@ -168,81 +218,4 @@ func (b *Builder) BuildLogs(buildID string, offset, limit int) ([]LogEntry, erro
 		}
 	}
 	return out, sc.Err()
-}
-
-// buildLog writes a build's log: to the caller's writer as text, as produced, and to
-// the build's log file as timestamped lines. Write takes raw command output.
-type buildLog struct {
-	mu      sync.Mutex
-	w       io.Writer
-	f       *os.File
-	partial []byte
-}
-
-func (r *buildRecord) logger(w io.Writer) *buildLog {
-	if w == nil {
-		w = io.Discard
-	}
-	f, _ := os.OpenFile(filepath.Join(r.dir, buildLogs), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	return &buildLog{w: w, f: f}
-}
-
-// Write takes command output: it goes on as it comes, and into the file line by line.
-func (l *buildLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = l.w.Write(p) // a gone client does not fail the build
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.entry("info", string(bytes.TrimRight(l.partial[:i], "\r")))
-		l.partial = l.partial[i+1:]
-	}
-	for len(l.partial) > maxLogEntry {
-		l.entry("info", string(l.partial[:maxLogEntry]))
-		l.partial = l.partial[maxLogEntry:]
-	}
-	return len(p), nil
-}
-
-func (l *buildLog) infof(format string, args ...any)  { l.line("info", fmt.Sprintf(format, args...)) }
-func (l *buildLog) errorf(format string, args ...any) { l.line("error", fmt.Sprintf(format, args...)) }
-
-// line writes one line of the builder's own.
-func (l *buildLog) line(level, msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.flushPartial()
-	_, _ = io.WriteString(l.w, msg+"\n")
-	l.entry(level, msg)
-}
-
-func (l *buildLog) flushPartial() {
-	if len(l.partial) > 0 {
-		_, _ = l.w.Write([]byte("\n"))
-		l.entry("info", string(l.partial))
-		l.partial = nil
-	}
-}
-
-func (l *buildLog) entry(level, msg string) {
-	if l.f == nil {
-		return
-	}
-	data, _ := json.Marshal(LogEntry{Time: time.Now().UTC(), Level: level, Message: msg})
-	_, _ = l.f.Write(append(data, '\n'))
-}
-
-// close flushes the last partial line; later lines are dropped from the file.
-func (l *buildLog) close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.flushPartial()
-	if l.f != nil {
-		_ = l.f.Close()
-		l.f = nil
-	}
 }

@@ -2,19 +2,15 @@ package template
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/saferoot"
 )
@@ -26,29 +22,106 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // writes to them inside do not persist.
 var runMounts = []string{"/etc/hosts", "/etc/resolv.conf"}
 
+// heredocDir is where a RUN step's heredoc script is put for the step: in
+// the step's upper directory only, removed before its changes are kept.
+const heredocDir = "/.lelantos-heredoc"
+
 // runStep runs a RUN instruction in a gVisor sandbox over the current tree.
-func (b *Builder) runStep(ctx context.Context, st *buildState, in Instruction) error {
+func (b *Builder) runStep(ctx context.Context, st *buildState, o *runOp) error {
 	if b.opts.Runtime == nil || b.opts.Network == nil {
 		return fmt.Errorf("%w: RUN needs a runtime and a network manager", ErrInvalid)
 	}
-	text := "RUN sh " + in.Args
-	if in.JSON != nil {
-		j, _ := json.Marshal(in.JSON)
-		text = "RUN exec " + string(j)
-		if len(in.JSON) == 0 {
+	var (
+		args   []string
+		script *scriptFile
+		text   string
+	)
+	if o.shell {
+		cmdline, heredoc := o.heredocBody()
+		if heredoc != nil {
+			script = &scriptFile{path: path.Join(heredocDir, path.Base("/"+heredoc.Name)), data: heredoc.Data}
+			args = []string{script.path}
+			text = "RUN script " + strconv.Quote(heredoc.Data)
+		} else {
+			args = append(slices.Clone(st.cfg.shellOf()), cmdline)
+			j, _ := json.Marshal(args)
+			text = "RUN sh " + string(j)
+		}
+	} else {
+		if len(o.args) == 0 {
 			return fmt.Errorf("%w: RUN [] has no command", ErrInvalid)
 		}
+		args = o.args
+		j, _ := json.Marshal(args)
+		text = "RUN exec " + string(j)
 	}
-	return b.fsStep(ctx, st, text, func(tmp string) (string, error) { return b.run(ctx, st, in, tmp) })
+	user := st.cfg.User
+	if o.user != "" {
+		user = o.user
+	}
+	var scratch []string
+	for _, t := range o.scratch {
+		scratch = append(scratch, st.abs(t))
+	}
+	text += fmt.Sprintf("\x00user=%s net=%t mounts=%s", user, !o.noNet, o.mounts)
+	r := runSpec{args: args, user: user, noNet: o.noNet, scratch: scratch, script: script, shown: shortCmd(strings.Join(o.args, " "))}
+	return b.fsStep(ctx, st, text, func(tmp string) (string, error) { return b.run(ctx, st, r, tmp) })
 }
 
-// run executes the command of in and returns the resulting tree, made under tmp.
+// mirrorDirs makes directory p and its parents in the step's upper
+// directory, each a copy of the lower one's metadata where it has one (so
+// that the step sees the tree's own), as Docker makes a mount's target.
+func mirrorDirs(lower, upper *saferoot.Root, p string) error {
+	parts := strings.Split(strings.Trim(path.Clean(p), "/"), "/")
+	cur := "/"
+	for _, part := range parts {
+		if part == "" {
+			continue
+		}
+		cur = path.Join(cur, part)
+		if fi, err := upper.Lstat(cur); err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", cur)
+			}
+			continue
+		}
+		fi, lerr := lower.Lstat(cur)
+		if lerr == nil && !fi.IsDir() {
+			// A directory here would replace the tree's link or file.
+			return fmt.Errorf("%s is not a directory in the tree", cur)
+		}
+		if err := upper.Mkdir(cur, 0o755); err != nil {
+			return err
+		}
+		if lerr == nil {
+			if err := copyMeta(lower, upper, cur); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// scriptFile is a heredoc script a RUN step runs.
+type scriptFile struct{ path, data string }
+
+// runSpec is one RUN's command as it runs.
+type runSpec struct {
+	args    []string
+	user    string
+	noNet   bool
+	scratch []string // paths whose writes are not kept
+	script  *scriptFile
+	shown   string // the command, for errors
+}
+
+// run executes the command and returns the resulting tree, made under tmp.
 //
 // The command runs in a gVisor sandbox whose root is an overlay of the current tree
 // and an upper directory on a file system of its own (a stepDisk of RunDiskMB), so
 // it can write no more than that on the host. Its exit status comes from the
 // runtime: the sandbox's first process execs the command.
-func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp string) (string, error) {
+func (b *Builder) run(ctx context.Context, st *buildState, r runSpec, tmp string) (string, error) {
 	lower, err := openTree(st.rootfs)
 	if err != nil {
 		return "", err
@@ -57,11 +130,11 @@ func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp s
 	if !isFileIn(lower, "/bin/sh") {
 		return "", fmt.Errorf("%w: RUN needs /bin/sh in the image", ErrInvalid)
 	}
-	acct, err := lookupUser(lower, st.cfg.User)
+	acct, err := lookupUser(lower, r.user)
 	if err != nil {
 		return "", err
 	}
-	args, err := runArgs(lower, in, st.cwd(), acct)
+	args, err := runArgs(lower, r.args, st.cwd(), acct)
 	if err != nil {
 		return "", err
 	}
@@ -96,6 +169,19 @@ func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp s
 	if err := copyMeta(lower, upper, "."); err != nil {
 		return "", fmt.Errorf("run: %w", err)
 	}
+	for _, d := range r.scratch {
+		if err := mirrorDirs(lower, upper, d); err != nil {
+			return "", fmt.Errorf("run: mount target %s: %w", d, err)
+		}
+	}
+	if r.script != nil {
+		if err := upper.MkdirAll(heredocDir, 0o755, owner{}); err != nil {
+			return "", fmt.Errorf("run: %w", err)
+		}
+		if err := upper.WriteFile(r.script.path, []byte(r.script.data), 0o755); err != nil {
+			return "", fmt.Errorf("run: %w", err)
+		}
+	}
 	hosts, resolv, err := b.dnsFiles(ctx, st, lower, box)
 	if err != nil {
 		return "", err
@@ -120,7 +206,7 @@ func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp s
 		Mounts:       []runtime.Mount{{Source: hosts, Destination: runMounts[0]}, {Source: resolv, Destination: runMounts[1]}},
 		ConsolePath:  filepath.Join(box, "console.log"),
 	}
-	exit, err := b.execute(ctx, id, cfg, st.log)
+	exit, err := b.execute(ctx, id, cfg, !r.noNet, st.log)
 	mounted = false
 	if uerr := unmount(merged); uerr != nil && err == nil {
 		err = uerr
@@ -130,13 +216,17 @@ func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp s
 	}
 	switch {
 	case exit.Code != 0 && disk.full():
-		return "", fmt.Errorf("%w: the command %q ran out of disk space: a RUN step may write %d MB on this node", ErrStepFailed, shortCmd(in), b.opts.RunDiskMB)
+		return "", fmt.Errorf("%w: the command %q ran out of disk space: a RUN step may write %d MB on this node", ErrStepFailed, r.shown, b.opts.RunDiskMB)
 	case exit.Code < 0:
-		return "", fmt.Errorf("%w: the command %q ended without an exit status (%s)", ErrStepFailed, shortCmd(in), exit.Reason)
+		return "", fmt.Errorf("%w: the command %q ended without an exit status (%s)", ErrStepFailed, r.shown, exit.Reason)
 	case exit.Code != 0:
-		return "", fmt.Errorf("%w: the command %q returned a non-zero code: %d", ErrStepFailed, shortCmd(in), exit.Code)
+		return "", fmt.Errorf("%w: the command %q returned a non-zero code: %d", ErrStepFailed, r.shown, exit.Code)
 	}
-	for _, m := range runMounts {
+	drop := append(slices.Clone(runMounts), r.scratch...)
+	if r.script != nil {
+		drop = append(drop, heredocDir)
+	}
+	for _, m := range drop {
 		if err := upper.RemoveAll(m); err != nil {
 			return "", fmt.Errorf("run: %w", err)
 		}
@@ -158,133 +248,4 @@ func (b *Builder) run(ctx context.Context, st *buildState, in Instruction, tmp s
 		st.log.infof("warning: left out %d device files or sockets the command made", skipped)
 	}
 	return tree, nil
-}
-
-// execute runs the sandbox to its end with a network that reaches the internet,
-// copying its output into the log as it comes.
-func (b *Builder) execute(ctx context.Context, id string, cfg runtime.Config, log io.Writer) (runtime.Exit, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.RunTimeout)
-	defer cancel()
-	fail := runtime.Exit{Code: -1}
-	ep, err := b.opts.Network.Setup(ctx, id, network.Options{AllowInternet: true})
-	if err != nil {
-		return fail, fmt.Errorf("run: %w", err)
-	}
-	defer func() {
-		if err := b.opts.Network.Teardown(context.WithoutCancel(ctx), id); err != nil {
-			b.opts.Logger.Error("tear down build network", "sandbox", id, "err", err)
-		}
-	}()
-	cfg.NetNSPath = ep.NetNSPath
-	if err := os.WriteFile(cfg.ConsolePath, nil, 0o600); err != nil {
-		return fail, fmt.Errorf("run: %w", err)
-	}
-	console, err := os.Open(cfg.ConsolePath)
-	if err != nil {
-		return fail, fmt.Errorf("run: %w", err)
-	}
-	defer console.Close()
-	rt := b.opts.Runtime
-	if err := rt.Start(ctx, id, cfg); err != nil {
-		_, _ = io.Copy(log, console)
-		return fail, fmt.Errorf("run: %w", err)
-	}
-	defer func() {
-		if err := rt.Kill(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-			b.opts.Logger.Error("remove build sandbox", "sandbox", id, "err", err)
-		}
-	}()
-	type waited struct {
-		exit runtime.Exit
-		err  error
-	}
-	done := make(chan waited, 1)
-	go func() {
-		exit, err := rt.Wait(ctx, id)
-		done <- waited{exit, err}
-	}()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			_, _ = io.Copy(log, console)
-		case w := <-done:
-			_, _ = io.Copy(log, console)
-			switch {
-			case w.err != nil && ctx.Err() != nil:
-				return fail, fmt.Errorf("%w: the command did not finish: %w", ErrStepFailed, ctx.Err())
-			case w.err != nil:
-				return fail, fmt.Errorf("run: %w", w.err)
-			case w.exit.OOMKilled:
-				return fail, fmt.Errorf("%w: the command ran out of memory (%d MB)", ErrStepFailed, cfg.MemoryMB)
-			}
-			return w.exit, nil
-		}
-	}
-}
-
-// runArgs is the sandbox's first process: as root, a shell enters the working
-// directory and execs the command, as the step's user through setpriv when that is
-// not root. The command's exit status is so the sandbox's.
-func runArgs(tree *saferoot.Root, in Instruction, cwd string, a *account) ([]string, error) {
-	cmd := in.JSON
-	if cmd == nil {
-		cmd = []string{"/bin/sh", "-c", in.Args}
-	}
-	args := []string{"/bin/sh", "-c", `cd -- "$1" || exit; shift; exec "$@"`, "sh", cwd}
-	if a.UID != 0 || a.GID != 0 {
-		setpriv := ""
-		for _, p := range []string{"/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv", "/sbin/setpriv"} {
-			if isFileIn(tree, p) {
-				setpriv = p
-				break
-			}
-		}
-		if setpriv == "" {
-			return nil, fmt.Errorf("%w: RUN as user %d needs setpriv (util-linux) in the image", ErrInvalid, a.UID)
-		}
-		groups := "--clear-groups"
-		if len(a.Groups) > 0 {
-			var g []string
-			for _, n := range a.Groups {
-				g = append(g, strconv.Itoa(n))
-			}
-			groups = "--groups=" + strings.Join(g, ",")
-		}
-		args = append(args, setpriv, "--reuid="+strconv.Itoa(a.UID), "--regid="+strconv.Itoa(a.GID), groups, "--")
-	}
-	return append(args, cmd...), nil
-}
-
-// runEnv is the environment of a RUN command: ENV, then ARGs ENV does not shadow,
-// with Docker's defaults for PATH and HOME.
-func (s *buildState) runEnv(a *account) []string {
-	env := append([]string(nil), s.cfg.Env...)
-	for _, k := range sortedKeys(s.args) {
-		if _, ok := s.cfg.getenv(k); !ok {
-			env = append(env, k+"="+s.args[k])
-		}
-	}
-	if _, ok := s.cfg.getenv("PATH"); !ok {
-		env = append(env, "PATH="+defaultPath)
-	}
-	if _, ok := s.cfg.getenv("HOME"); !ok {
-		env = append(env, "HOME="+a.Home)
-	}
-	return env
-}
-
-func shortCmd(in Instruction) string {
-	s := in.Args
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,12 +35,18 @@ type Metadata struct {
 	StartCmd    string `json:"startCmd,omitempty"`
 	ReadyCmd    string `json:"readyCmd,omitempty"`
 	SnapshotDir string `json:"snapshotDir,omitempty"`
-	// Cmd, Entrypoint, Labels and ExposedPorts are recorded from the Dockerfile (or
-	// its image) but not used.
+	// Cmd, Entrypoint, Labels, ExposedPorts, Shell, StopSignal, Volumes and
+	// Healthcheck are recorded from the Dockerfile (or its image); the
+	// Dockerfile's own CMD and ENTRYPOINT, and HEALTHCHECK, made StartCmd and
+	// ReadyCmd when the build gave none.
 	Cmd          []string          `json:"cmd,omitempty"`
 	Entrypoint   []string          `json:"entrypoint,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	ExposedPorts []string          `json:"exposedPorts,omitempty"`
+	Shell        []string          `json:"shell,omitempty"`
+	StopSignal   string            `json:"stopSignal,omitempty"`
+	Volumes      []string          `json:"volumes,omitempty"`
+	Healthcheck  []string          `json:"healthcheck,omitempty"`
 	CPUCount     int               `json:"cpuCount"`
 	MemoryMB     int               `json:"memoryMB"`
 	DiskSizeMB   int               `json:"diskSizeMB"`
@@ -85,10 +92,21 @@ func (b *Builder) commitVersion(ctx context.Context, st *buildState) (meta *Meta
 	if err := keepTmpOnDisk(tree); err != nil {
 		return nil, nil, fmt.Errorf("commit version: %w", err)
 	}
+	startCmd, readyCmd := req.StartCmd, req.ReadyCmd
+	if b.opts.Engine != nil { // a builder without one snapshots nothing
+		startCmd, readyCmd = startAndReady(req, st)
+		if startCmd != "" && req.StartCmd == "" {
+			st.log.infof("Start command from the Dockerfile's ENTRYPOINT and CMD: %s", startCmd)
+		}
+		if readyCmd != "" && req.ReadyCmd == "" {
+			st.log.infof("Ready command from the Dockerfile's HEALTHCHECK: %s", readyCmd)
+		}
+	}
 	meta = &Metadata{
 		Name: req.Name, BuildID: req.BuildID, Rootfs: root, DefaultWorkdir: st.cfg.Workdir,
-		StartCmd: req.StartCmd, ReadyCmd: req.ReadyCmd, Cmd: st.cfg.Cmd, Entrypoint: st.cfg.Entrypoint,
-		Labels: st.cfg.Labels, ExposedPorts: st.cfg.Ports,
+		StartCmd: startCmd, ReadyCmd: readyCmd, Cmd: st.cfg.Cmd, Entrypoint: st.cfg.Entrypoint,
+		Labels: st.cfg.Labels, ExposedPorts: st.cfg.Ports, Shell: st.cfg.Shell, StopSignal: st.cfg.StopSignal,
+		Volumes: st.cfg.Volumes, Healthcheck: st.cfg.Healthcheck,
 		CPUCount: req.CPUCount, MemoryMB: req.MemoryMB, DiskSizeMB: req.DiskSizeMB, CreatedAt: time.Now().UTC(),
 	}
 	if u := st.cfg.User; u != "" {
@@ -111,7 +129,7 @@ func (b *Builder) commitVersion(ctx context.Context, st *buildState) (meta *Meta
 	if err := syncFS(vdir); err != nil {
 		return nil, nil, fmt.Errorf("commit version: %w", err)
 	}
-	if req.StartCmd != "" {
+	if meta.StartCmd != "" {
 		meta.SnapshotDir = filepath.Join(vdir, "snapshot")
 		if err := b.snapshot(ctx, meta, st.log); err != nil {
 			return nil, nil, err
@@ -122,97 +140,73 @@ func (b *Builder) commitVersion(ctx context.Context, st *buildState) (meta *Meta
 	}
 	t = &store.Template{
 		ID: req.Name, BuildID: req.BuildID, RootfsPath: root, CPUCount: req.CPUCount, MemoryMB: req.MemoryMB,
-		DiskSizeMB: req.DiskSizeMB, StartCmd: req.StartCmd, ReadyCmd: req.ReadyCmd, EnvdVersion: EnvdVersion,
+		DiskSizeMB: req.DiskSizeMB, StartCmd: meta.StartCmd, ReadyCmd: meta.ReadyCmd, EnvdVersion: EnvdVersion,
 		Status: store.TemplateReady,
 	}
-	if old, err := b.opts.Store.GetTemplate(ctx, req.Name); err == nil && old.ID == req.Name {
+	old, err := b.opts.Store.GetTemplate(ctx, req.Name)
+	exists := err == nil && old.ID == req.Name && old.Status == store.TemplateReady
+	if err == nil && old.ID == req.Name {
 		t.Public, t.Aliases, t.CreatedAt = old.Public, old.Aliases, old.CreatedAt
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, nil, fmt.Errorf("register template: %w", err)
 	}
-	if err := b.opts.Store.PutTemplate(ctx, t); err != nil {
-		return nil, nil, fmt.Errorf("register template: %w", err)
+	tags := req.Tags
+	if len(tags) == 0 {
+		tags = []string{DefaultTag}
+	}
+	b.tagsMu.Lock()
+	defer b.tagsMu.Unlock()
+	if slices.Contains(tags, DefaultTag) || !exists {
+		if err := b.opts.Store.PutTemplate(ctx, t); err != nil {
+			return nil, nil, fmt.Errorf("register template: %w", err)
+		}
+	} else {
+		st.log.infof("the template's current build stays %s: this build is tagged %s only", old.BuildID, strings.Join(tags, ", "))
+	}
+	if err := b.tagged(req.Name, req.BuildID, tags); err != nil {
+		return nil, nil, fmt.Errorf("tag the build: %w", err)
 	}
 	return meta, t, nil
 }
 
-// Info is a template as the store has it, with the builder's metadata of its current
-// version (nil for a template the builder did not build, such as base).
-type Info struct {
-	Template *store.Template
-	Metadata *Metadata
-}
-
-// Lookup returns what the control plane needs to create a sandbox of the template
-// (by name or alias): its current version's tree, default user and working
-// directory, environment, start command and snapshot. A template the builder did not
-// build gets metadata made from its store record.
-func (b *Builder) Lookup(ctx context.Context, name string) (*Metadata, error) {
-	t, err := b.opts.Store.GetTemplate(ctx, name)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("look up template %s: %w", name, ErrNotFound)
+// startAndReady are the commands a version starts and waits for: the
+// build's, else the Dockerfile's own ENTRYPOINT and CMD and its HEALTHCHECK.
+func startAndReady(req BuildRequest, st *buildState) (start, ready string) {
+	start, ready = req.StartCmd, req.ReadyCmd
+	if start == "" && st.ownCmd {
+		start = shellJoin(append(slices.Clone(st.cfg.Entrypoint), st.cfg.Cmd...))
+	}
+	if start != "" && ready == "" && len(st.cfg.Healthcheck) > 1 {
+		switch st.cfg.Healthcheck[0] {
+		case "CMD-SHELL":
+			ready = st.cfg.Healthcheck[1]
+		case "CMD":
+			ready = shellJoin(st.cfg.Healthcheck[1:])
 		}
-		return nil, fmt.Errorf("look up template %s: %w", name, err)
 	}
-	m, err := b.metadataOf(t)
-	if err != nil {
-		return nil, fmt.Errorf("look up template %s: %w", name, err)
-	}
-	return m, nil
+	return start, ready
 }
 
-// metadataOf reads the metadata of the template's current version.
-func (b *Builder) metadataOf(t *store.Template) (*Metadata, error) {
-	var m Metadata
-	err := readJSON(filepath.Join(b.versionDir(t.ID, t.BuildID), metadataFile), &m)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &Metadata{Name: t.ID, BuildID: t.BuildID, Rootfs: t.RootfsPath, StartCmd: t.StartCmd, ReadyCmd: t.ReadyCmd,
-			CPUCount: t.CPUCount, MemoryMB: t.MemoryMB, DiskSizeMB: t.DiskSizeMB, CreatedAt: t.CreatedAt}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %s build %s: %w", t.ID, t.BuildID, err)
-	}
-	return &m, nil
-}
-
-// Get returns one template by name or alias.
-func (b *Builder) Get(ctx context.Context, name string) (*Info, error) {
-	t, err := b.opts.Store.GetTemplate(ctx, name)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("get template %s: %w", name, ErrNotFound)
+// shellJoin quotes words for bash -c.
+func shellJoin(words []string) string {
+	var out []string
+	for _, w := range words {
+		if w != "" && strings.IndexFunc(w, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+		}) < 0 {
+			out = append(out, w)
+			continue
 		}
-		return nil, fmt.Errorf("get template %s: %w", name, err)
+		out = append(out, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
 	}
-	return b.info(t), nil
+	return strings.Join(out, " ")
 }
 
-// List returns every template, ordered by name.
-func (b *Builder) List(ctx context.Context) ([]*Info, error) {
-	ts, err := b.opts.Store.ListTemplates(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list templates: %w", err)
-	}
-	out := make([]*Info, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, b.info(t))
-	}
-	return out, nil
-}
-
-func (b *Builder) info(t *store.Template) *Info {
-	i := &Info{Template: t}
-	var m Metadata
-	if readJSON(filepath.Join(b.versionDir(t.ID, t.BuildID), metadataFile), &m) == nil {
-		i.Metadata = &m
-	}
-	return i
-}
-
-// Delete removes a template (by name or alias) from the store and all its versions'
-// files, unless inUse reports sandboxes of it or a build of it runs: ErrInUse. Its
-// build records and logs stay.
+// Delete removes a template (by name or alias) from the store and its tags,
+// unless inUse reports sandboxes of it or a build of it runs: ErrInUse. Its
+// versions' files go with GC, which keeps those a sandbox runs on or a
+// create was just handed (Lookup), so that a create racing the delete still
+// finds its tree. Its build records and logs stay.
 func (b *Builder) Delete(ctx context.Context, name string, inUse func(name string) (bool, error)) error {
 	t, err := b.opts.Store.GetTemplate(ctx, name)
 	if err != nil {
@@ -238,7 +232,10 @@ func (b *Builder) Delete(ctx context.Context, name string, inUse func(name strin
 	if err := b.opts.Store.DeleteTemplate(ctx, t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete template %s: %w", name, err)
 	}
-	if err := os.RemoveAll(filepath.Join(b.dir, versionsDir, t.ID)); err != nil {
+	b.tagsMu.Lock()
+	err = b.writeTags(t.ID, nil)
+	b.tagsMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("delete template %s: %w", name, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-// Package image reads container images on disk, OCI image layouts and the
+// Package image reads container images: on disk, OCI image layouts and the
 // directories of unpacked `docker save` archives, and unpacks their layers into a
 // tree. Layouts come from API users, so every file of one is read through
 // internal/saferoot: a layout whose index.json or blobs are symbolic links to host
@@ -46,6 +46,12 @@ type Config struct {
 	Entrypoint   []string
 	Labels       map[string]string
 	ExposedPorts []string // sorted
+	// Shell is the image's SHELL, StopSignal its STOPSIGNAL, Volumes its
+	// VOLUMEs (sorted) and Healthcheck its HEALTHCHECK test.
+	Shell       []string
+	StopSignal  string
+	Volumes     []string
+	Healthcheck []string
 }
 
 // maxJSON bounds index.json, manifests and configurations.
@@ -85,6 +91,12 @@ type configFile struct {
 		Entrypoint   []string            `json:"Entrypoint"`
 		Labels       map[string]string   `json:"Labels"`
 		ExposedPorts map[string]struct{} `json:"ExposedPorts"`
+		Shell        []string            `json:"Shell"`
+		StopSignal   string              `json:"StopSignal"`
+		Volumes      map[string]struct{} `json:"Volumes"`
+		Healthcheck  *struct {
+			Test []string `json:"Test"`
+		} `json:"Healthcheck"`
 	} `json:"config"`
 }
 
@@ -205,11 +217,19 @@ func readDocker(layout *saferoot.Root) (*Image, error) {
 
 func configOf(cf configFile) Config {
 	c := cf.Config
-	out := Config{Env: c.Env, User: c.User, WorkingDir: c.WorkingDir, Cmd: c.Cmd, Entrypoint: c.Entrypoint, Labels: c.Labels}
+	out := Config{Env: c.Env, User: c.User, WorkingDir: c.WorkingDir, Cmd: c.Cmd, Entrypoint: c.Entrypoint, Labels: c.Labels,
+		Shell: c.Shell, StopSignal: c.StopSignal}
 	for p := range c.ExposedPorts {
 		out.ExposedPorts = append(out.ExposedPorts, p)
 	}
 	slices.Sort(out.ExposedPorts)
+	for v := range c.Volumes {
+		out.Volumes = append(out.Volumes, v)
+	}
+	slices.Sort(out.Volumes)
+	if c.Healthcheck != nil {
+		out.Healthcheck = c.Healthcheck.Test
+	}
 	return out
 }
 
