@@ -224,12 +224,22 @@ func TestUpload(t *testing.T) {
 			r.Header.Set("Content-Type", "application/octet-stream")
 			return r
 		}, status: 403},
-		{name: "nobody owns what it writes, parents too", req: func() *http.Request {
-			r := httptest.NewRequest("POST", q("path", p("shared/n/f.txt"), "username", "nobody"), strings.NewReader("x"))
+		{name: "nobody may not make a missing parent in a root directory", req: func() *http.Request {
+			// As a missing /etc/sudoers.d under /etc: E2B's daemon would make it, root-owned-looking.
+			r := httptest.NewRequest("POST", q("path", p("sudoers.d/planted"), "username", "nobody"), strings.NewReader("x"))
 			r.Header.Set("Content-Type", "application/octet-stream")
 			return r
-		}, status: 200, written: []string{p("shared/n/f.txt")}, check: func(t *testing.T) {
-			for _, f := range []string{p("shared/n"), p("shared/n/f.txt")} {
+		}, status: 403, check: func(t *testing.T) {
+			if _, err := os.Lstat(p("sudoers.d")); !os.IsNotExist(err) {
+				t.Fatalf("the refused write left %s: %v", p("sudoers.d"), err)
+			}
+		}},
+		{name: "nobody owns what it writes, parents too", req: func() *http.Request {
+			r := httptest.NewRequest("POST", q("path", p("shared/n/deeper/f.txt"), "username", "nobody"), strings.NewReader("x"))
+			r.Header.Set("Content-Type", "application/octet-stream")
+			return r
+		}, status: 200, written: []string{p("shared/n/deeper/f.txt")}, check: func(t *testing.T) {
+			for _, f := range []string{p("shared/n"), p("shared/n/deeper"), p("shared/n/deeper/f.txt")} {
 				var st syscall.Stat_t
 				if err := syscall.Stat(f, &st); err != nil || st.Uid != 65534 || st.Gid != 65534 {
 					t.Fatalf("%s owned by %d:%d (%v)", f, st.Uid, st.Gid, err)
@@ -250,6 +260,9 @@ func TestUpload(t *testing.T) {
 				}
 				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code != tc.status || e.Message == "" {
 					t.Fatalf("error body %q", w.Body)
+				}
+				if tc.check != nil {
+					tc.check(t)
 				}
 				return
 			}
@@ -272,34 +285,63 @@ func TestUpload(t *testing.T) {
 	}
 }
 
+// TestUploadMetadata: each write makes the file's metadata what its headers
+// say (none clears it, as E2B's daemon does), and metadata that cannot be
+// stored is a 400 that leaves the file as it was.
 func TestUploadMetadata(t *testing.T) {
+	steps := []struct {
+		name    string
+		headers map[string]string
+		status  int
+		want    string // the stored metadata, and the content after the step
+		content string
+	}{
+		{"set two", map[string]string{"Author": "me", "x-Purpose": "test"}, 200, "map[author:me x-purpose:test]", "1"},
+		{"replace", map[string]string{"only": "this"}, 200, "map[only:this]", "2"},
+		{"overwrite without metadata clears it", nil, 200, "map[]", "3"},
+		{"set again", map[string]string{"k": "v"}, 200, "map[k:v]", "4"},
+		{"a value that is not ASCII", map[string]string{"k": "caf\u00e9"}, 400, "map[k:v]", "4"},
+		{"too much", map[string]string{"k": strings.Repeat("v", fsmeta.MaxTotalLen)}, 400, "map[k:v]", "4"},
+	}
 	for _, user := range []string{"root", "nobody"} {
 		t.Run(user, func(t *testing.T) {
 			root := openDir(t)
 			must(t, os.Chmod(root, 0o777))
 			path := filepath.Join(root, "m.txt")
 			s := fakeSettings{user: user}
-			for i, md := range []map[string]string{{"Author": "me", "x-Purpose": "test"}, {"only": "this"}} {
-				r := httptest.NewRequest("POST", "/files?path="+url.QueryEscape(path), strings.NewReader("x"))
+			for i, st := range steps {
+				r := httptest.NewRequest("POST", "/files?path="+url.QueryEscape(path), strings.NewReader(fmt.Sprint(i+1)))
 				r.Header.Set("Content-Type", "application/octet-stream")
-				for k, v := range md {
+				for k, v := range st.headers {
 					r.Header.Set(fsmeta.HeaderPrefix+k, v)
 				}
 				w := s.serve(r)
 				if w.Code == 500 && strings.Contains(w.Body.String(), "not supported") {
 					t.Skipf("the temp filesystem keeps no user xattrs: %s", w.Body)
 				}
-				var got []Written
-				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
-					t.Fatalf("%d %s", w.Code, w.Body)
-				}
-				want := map[string]string{"author": "me", "x-purpose": "test"}
-				if i == 1 {
-					want = map[string]string{"only": "this"}
+				if w.Code != st.status {
+					t.Fatalf("%s: %d %s, want %d", st.name, w.Code, w.Body, st.status)
 				}
 				stored, err := fsmeta.Read(path)
-				if err != nil || fmt.Sprint(stored) != fmt.Sprint(want) || fmt.Sprint(got[0].Metadata) != fmt.Sprint(want) {
-					t.Fatalf("write %d: stored %v reply %v, want %v (%v)", i, stored, got[0].Metadata, want, err)
+				if stored == nil {
+					stored = map[string]string{}
+				}
+				if err != nil || fmt.Sprint(stored) != st.want {
+					t.Fatalf("%s: stored %v (%v), want %s", st.name, stored, err, st.want)
+				}
+				fileIs(t, path, st.content)
+				if st.status != 200 {
+					if !strings.Contains(w.Body.String(), fsmeta.HeaderPrefix) {
+						t.Errorf("%s: the error does not name the header: %s", st.name, w.Body)
+					}
+					continue
+				}
+				var got []Written
+				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || len(got) != 1 {
+					t.Fatalf("%s: reply %s", st.name, w.Body)
+				}
+				if reply := got[0].Metadata; (reply == nil && st.want != "map[]") || (reply != nil && fmt.Sprint(reply) != st.want) {
+					t.Errorf("%s: reply metadata %v, want %s", st.name, reply, st.want)
 				}
 			}
 		})

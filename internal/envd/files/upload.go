@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"lelantos.dev/lelantos/internal/envd/fsmeta"
 	"lelantos.dev/lelantos/internal/envd/identity"
 )
@@ -69,6 +71,10 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	body = bodyReader{body}
 	md := fsmeta.FromHeaders(r.Header)
+	if err := fsmeta.Validate(md); err != nil {
+		WriteError(w, http.StatusBadRequest, err)
+		return
+	}
 	pathParam := r.URL.Query().Get("path")
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
@@ -172,7 +178,14 @@ func partFilename(p *multipart.Part) string {
 // writeOne streams src into the file name resolves to for u and sets its
 // metadata. The parents are made, the file opened (created owned by u, or
 // truncated) and its metadata set with u's credentials; the bytes then flow
-// through the open file.
+// through the open file. The file's metadata becomes md: an overwrite without
+// metadata clears what an earlier write set, as E2B's daemon does.
+//
+// Missing parents are made as E2B's daemon makes them, owned by u, but only
+// where the kernel lets u make them. E2B's daemon, running as root, also makes
+// parents inside directories u may not write (a missing /etc/sudoers.d under
+// /etc), which would let u plant files that look like root's configuration;
+// here such a write is refused (403), deliberately unlike E2B.
 func (h *Handler) writeOne(u identity.User, name string, src io.Reader, md map[string]string) (Written, error) {
 	target, err := u.Abs(name, h.settings.DefaultWorkdir())
 	if err != nil {
@@ -189,11 +202,11 @@ func (h *Handler) writeOne(u identity.User, name string, src io.Reader, md map[s
 		if f, err = openRegular(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 			return err
 		}
-		if len(md) > 0 {
-			if err := fsmeta.ReplaceFile(f, md); err != nil {
-				_ = f.Close()
-				return err
-			}
+		if err := fsmeta.ReplaceFile(f, md); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			// A filesystem that keeps no attributes (ENOTSUP) stores the bytes
+			// without metadata, as E2B's daemon does.
+			_ = f.Close()
+			return err
 		}
 		stored, _ = fsmeta.ReadFile(f)
 		return nil

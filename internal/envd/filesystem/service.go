@@ -197,7 +197,9 @@ func walk(shown, real string, depth int, n *namer, out *[]*pb.EntryInfo) error {
 	return nil
 }
 
-// Remove deletes a file, a symlink or a directory tree.
+// Remove deletes a file, a symlink or a directory tree. A path that does not
+// exist is removed already: that succeeds, as with E2B's daemon (a path the
+// user may not look up is still permission_denied).
 func (s *Service) Remove(_ context.Context, req *connect.Request[pb.RemoveRequest]) (*connect.Response[pb.RemoveResponse], error) {
 	u, path, err := s.resolve(req.Header(), req.Msg.GetPath())
 	if err != nil {
@@ -206,12 +208,7 @@ func (s *Service) Remove(_ context.Context, req *connect.Request[pb.RemoveReques
 	if path == "/" {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("refusing to remove /"))
 	}
-	err = u.Do(func() error {
-		if _, err := os.Lstat(path); err != nil {
-			return err
-		}
-		return os.RemoveAll(path)
-	})
+	err = u.Do(func() error { return os.RemoveAll(path) })
 	if err != nil {
 		return nil, errmap.Connect("remove "+path, err)
 	}

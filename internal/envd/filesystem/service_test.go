@@ -169,7 +169,15 @@ func TestOperationsAndErrors(t *testing.T) {
 			_, err := c.Move(ctx, as("", &pb.MoveRequest{Source: p("x"), Destination: p("x/y/inside")}))
 			return err
 		}, connect.CodeInvalidArgument, nil},
-		{"remove missing", func() error { _, err := c.Remove(ctx, as("", &pb.RemoveRequest{Path: p("nope")})); return err }, connect.CodeNotFound, nil},
+		{"remove missing succeeds", func() error { _, err := c.Remove(ctx, as("", &pb.RemoveRequest{Path: p("nope")})); return err }, 0, nil},
+		{"remove under a missing directory succeeds", func() error {
+			_, err := c.Remove(ctx, as("", &pb.RemoveRequest{Path: p("nope/deeper/x")}))
+			return err
+		}, 0, nil},
+		{"remove under a file is invalid", func() error {
+			_, err := c.Remove(ctx, as("", &pb.RemoveRequest{Path: p("file.txt/x")}))
+			return err
+		}, connect.CodeInvalidArgument, nil},
 		{"remove a tree", func() error { _, err := c.Remove(ctx, as("", &pb.RemoveRequest{Path: p("moved")})); return err }, 0, func(t *testing.T) {
 			if _, err := os.Stat(p("moved")); !os.IsNotExist(err) {
 				t.Fatalf("still there: %v", err)
@@ -185,6 +193,10 @@ func TestOperationsAndErrors(t *testing.T) {
 		}, connect.CodePermissionDenied, nil},
 		{"nobody: makedir in a root dir", func() error {
 			_, err := c.MakeDir(ctx, as("nobody", &pb.MakeDirRequest{Path: p("new-by-nobody")}))
+			return err
+		}, connect.CodePermissionDenied, nil},
+		{"nobody: remove a missing path inside a private dir is refused", func() error {
+			_, err := c.Remove(ctx, as("nobody", &pb.RemoveRequest{Path: p("private/nope")}))
 			return err
 		}, connect.CodePermissionDenied, nil},
 		{"nobody: remove a root file", func() error {

@@ -1,5 +1,7 @@
 // Package fsmeta stores a file's user metadata (the X-Metadata-* headers of an
-// upload, EntryInfo.metadata on the wire) as user.* extended attributes.
+// upload, EntryInfo.metadata on the wire) as extended attributes in E2B's
+// namespace, user.e2b.<key>: other user.* attributes of a file are neither
+// reported nor touched.
 package fsmeta
 
 import (
@@ -8,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,8 +18,59 @@ import (
 // HeaderPrefix starts every metadata header of an upload.
 const HeaderPrefix = "X-Metadata-"
 
-// xattrPrefix is the namespace metadata keys live in.
-const xattrPrefix = "user."
+// xattrPrefix is the namespace metadata keys live in: "user." is the one the
+// kernel lets unprivileged users write, "e2b." keeps the keys apart from what
+// other tools store there (as E2B's daemon does).
+const xattrPrefix = "user.e2b."
+
+// Limits of a file's metadata. The kernel takes attribute names up to 255
+// bytes; ext4 and most filesystems keep all of a file's attributes in one 4 KiB
+// block, so a larger set could not be stored.
+const (
+	// MaxKeyLen is the longest key, in bytes.
+	MaxKeyLen = 255 - len(xattrPrefix)
+	// MaxTotalLen bounds the sum, over all keys, of the stored name and value.
+	MaxTotalLen = 4096
+)
+
+// ErrInvalid marks metadata that cannot be stored (a bad key or value, or too
+// much of it): the client's mistake.
+var ErrInvalid = errors.New("invalid metadata")
+
+// Validate checks md before anything is written: keys non-empty and at most
+// MaxKeyLen bytes, keys and values printable US-ASCII (what the clients send in
+// headers), and all of it within MaxTotalLen. Its errors wrap ErrInvalid and
+// name the offending header.
+func Validate(md map[string]string) error {
+	total := 0
+	for k, v := range md {
+		switch {
+		case k == "":
+			return fmt.Errorf("%w: header %s with an empty key", ErrInvalid, HeaderPrefix)
+		case len(k) > MaxKeyLen:
+			return fmt.Errorf("%w: header %s%.32s...: the key is longer than %d bytes", ErrInvalid, HeaderPrefix, k, MaxKeyLen)
+		case !printable(k):
+			return fmt.Errorf("%w: header %s%q: the key is not printable ASCII", ErrInvalid, HeaderPrefix, k)
+		case !printable(v):
+			return fmt.Errorf("%w: header %s%s: the value is not printable ASCII", ErrInvalid, HeaderPrefix, k)
+		}
+		total += len(xattrPrefix) + len(k) + len(v)
+	}
+	if total > MaxTotalLen {
+		return fmt.Errorf("%w: the %s* headers hold %d bytes of metadata, more than the %d a file keeps", ErrInvalid, HeaderPrefix, total, MaxTotalLen)
+	}
+	return nil
+}
+
+// printable reports whether s is made of bytes 0x20..0x7e only.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
 
 // FromHeaders collects metadata from X-Metadata-<key> headers: keys are
 // lower-cased (HTTP header names are case-insensitive), the first value wins and
@@ -35,15 +89,18 @@ func FromHeaders(h http.Header) map[string]string {
 	return md
 }
 
-// Read returns the user.* attributes of path (not following a final symlink)
-// with the prefix removed, or nil when it has none or the filesystem keeps none.
+// Read returns the user.e2b.* attributes of path (not following a final
+// symlink) with the prefix removed, or nil when it has none or the filesystem
+// keeps none. Attributes whose key or value is not valid UTF-8 (set inside the
+// sandbox by other means) are left out: the wire carries strings.
 func Read(path string) (map[string]string, error) { return read(pathAttrs(path)) }
 
 // ReadFile is Read on an open file.
 func ReadFile(f *os.File) (map[string]string, error) { return read(fileAttrs{f}) }
 
 // Replace makes md the user metadata of path (not following a final symlink):
-// user.* attributes not in md are removed and the given ones set.
+// user.e2b.* attributes not in md are removed and the given ones set, so an
+// empty md clears the metadata.
 func Replace(path string, md map[string]string) error { return replace(pathAttrs(path), md) }
 
 // ReplaceFile is Replace on an open file.
@@ -118,6 +175,9 @@ func read(at attrs) (map[string]string, error) {
 				continue
 			}
 			return nil, fmt.Errorf("read metadata %s of %s: %w", name, at.name(), err)
+		}
+		if !utf8.ValidString(name) || !utf8.Valid(val) {
+			continue
 		}
 		if md == nil {
 			md = map[string]string{}

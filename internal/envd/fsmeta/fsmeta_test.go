@@ -1,11 +1,15 @@
 package fsmeta
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestFromHeaders(t *testing.T) {
@@ -69,5 +73,68 @@ func TestReplaceAndRead(t *testing.T) {
 	}
 	if _, err := Read(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Fatal("reading a missing file succeeded")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		md   map[string]string
+		ok   bool
+	}{
+		{"none", nil, true},
+		{"plain", map[string]string{"author": "me", "purpose": "a test, with spaces & signs!"}, true},
+		{"empty key", map[string]string{"": "x"}, false},
+		{"longest key", map[string]string{strings.Repeat("k", MaxKeyLen): "v"}, true},
+		{"key too long", map[string]string{strings.Repeat("k", MaxKeyLen+1): "v"}, false},
+		{"control byte in a value", map[string]string{"k": "a\nb"}, false},
+		{"non-ASCII value", map[string]string{"k": "caf\u00e9"}, false},
+		{"non-ASCII key", map[string]string{"cl\u00e9": "v"}, false},
+		{"too much in all", map[string]string{"a": strings.Repeat("v", 2100), "b": strings.Repeat("v", 2100)}, false},
+	}
+	for _, tc := range cases {
+		err := Validate(tc.md)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// TestNamespace: metadata lives in user.e2b.*, keys come back without the
+// prefix, and the file's other user.* attributes are neither reported nor
+// removed by a replace.
+func TestNamespace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(path, "user.other", []byte("keep me"), 0); err != nil {
+		t.Skipf("the temp filesystem keeps no user xattrs: %v", err)
+	}
+	if err := Replace(path, map[string]string{"author": "me"}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(path, "user.e2b.author", buf)
+	if err != nil || string(buf[:n]) != "me" {
+		t.Fatalf("user.e2b.author: %q, %v", buf[:n], err)
+	}
+	if md, err := Read(path); err != nil || fmt.Sprint(md) != "map[author:me]" {
+		t.Fatalf("read %v, %v: want only the e2b key, unprefixed", md, err)
+	}
+	if err := unix.Setxattr(path, "user.e2b.bad", []byte{0xff, 0xfe}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if md, err := Read(path); err != nil || fmt.Sprint(md) != "map[author:me]" {
+		t.Fatalf("read %v, %v: a value that is not UTF-8 must be left out", md, err)
+	}
+	if err := Replace(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if md, err := Read(path); err != nil || md != nil {
+		t.Fatalf("after clearing: %v, %v", md, err)
+	}
+	if n, err := unix.Getxattr(path, "user.other", buf); err != nil || string(buf[:n]) != "keep me" {
+		t.Fatalf("user.other after clearing: %q, %v", buf[:n], err)
 	}
 }
