@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -20,7 +19,7 @@ func (m *Manager) endpointLocked(e *entry) *Endpoint {
 	return &Endpoint{
 		SandboxID: r.SandboxID, NetNSPath: filepath.Join(m.cfg.NetNSDir, r.NetNS),
 		Address: r.Address, Gateway: r.Gateway, PrefixLen: r.PrefixLen,
-		HostVeth: r.HostVeth, AllowInternet: r.AllowInternet,
+		HostVeth: r.HostVeth, AllowInternet: r.AllowInternet, Egress: r.Egress,
 	}
 }
 
@@ -67,6 +66,10 @@ func (m *Manager) Teardown(ctx context.Context, sandboxID string) error {
 	if err := m.destroy(&e.rec); err != nil {
 		return fmt.Errorf("teardown network of %s: %w", sandboxID, err)
 	}
+	// With the veth gone nothing can use the rules any more.
+	if err := m.dropEgress(e); err != nil {
+		return fmt.Errorf("teardown network of %s: %w", sandboxID, err)
+	}
 	if err := removeRecord(m.cfg.StateDir, sandboxID); err != nil {
 		return fmt.Errorf("teardown network of %s: remove record: %w", sandboxID, err)
 	}
@@ -74,8 +77,9 @@ func (m *Manager) Teardown(ctx context.Context, sandboxID string) error {
 	return nil
 }
 
-// SetAllowInternet changes a sandbox's egress policy at once: established
-// connections stop too, because egress is filtered per packet.
+// SetAllowInternet changes a sandbox's internet access at once, keeping its
+// egress rules: established connections stop too, because egress is
+// filtered per packet.
 func (m *Manager) SetAllowInternet(ctx context.Context, sandboxID string, allow bool) error {
 	m.mu.Lock()
 	e := m.entries[sandboxID]
@@ -88,51 +92,10 @@ func (m *Manager) SetAllowInternet(ctx context.Context, sandboxID string, allow 
 	if e.gone {
 		return fmt.Errorf("set internet access of %s: %w", sandboxID, ErrNotFound)
 	}
-	if err := m.setAllowLocked(e, allow); err != nil {
+	if err := m.setOptionsLocked(e, Options{AllowInternet: allow, Egress: e.rec.Egress}); err != nil {
 		return fmt.Errorf("set internet access of %s: %w", sandboxID, err)
 	}
 	return nil
-}
-
-// setAllowLocked applies allow to the record and the veth, in the order that
-// never leaves the veth more open than the record says.
-func (m *Manager) setAllowLocked(e *entry, allow bool) error {
-	if e.rec.AllowInternet == allow {
-		return nil
-	}
-	nl, err := openRTNL()
-	if err != nil {
-		return err
-	}
-	defer nl.Close()
-	setDev := func() error {
-		err := nl.setGroup(e.rec.HostVeth, groupFor(allow))
-		if errors.Is(err, errNoDevice) {
-			return nil
-		}
-		return err
-	}
-	if !allow {
-		if err := setDev(); err != nil {
-			return err
-		}
-	}
-	old := e.rec.AllowInternet
-	m.setAllowRecord(e, allow)
-	if err := writeRecord(m.cfg.StateDir, &e.rec); err != nil {
-		m.setAllowRecord(e, old)
-		return fmt.Errorf("record allocation: %w", err)
-	}
-	if allow {
-		return setDev()
-	}
-	return nil
-}
-
-func (m *Manager) setAllowRecord(e *entry, allow bool) {
-	m.mu.Lock()
-	e.rec.AllowInternet = allow
-	m.mu.Unlock()
 }
 
 // Uninstall removes the host-wide iptables chains and jumps, and, unless

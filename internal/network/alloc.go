@@ -28,6 +28,8 @@ type record struct {
 	HostVeth      string     `json:"host_veth"`
 	NetNS         string     `json:"netns"`
 	AllowInternet bool       `json:"allow_internet"`
+	// Egress holds the sandbox's per-destination rules, nil for none.
+	Egress *Egress `json:"egress,omitempty"`
 }
 
 // pool hands out /30 slots of a subnet. It is not safe for concurrent use.

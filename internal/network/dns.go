@@ -20,6 +20,9 @@ type DNSForwarder struct {
 	opts   DNSOptions
 	fw     *firewall
 	subnet netip.Prefix
+	// policy returns the choices of the sandbox at an address, whose egress
+	// rules say which names it may look up.
+	policy func(netip.Addr) (sandboxPolicy, bool)
 	udp    *net.UDPConn
 	tcp    *net.TCPListener
 
@@ -41,7 +44,8 @@ type DNSForwarder struct {
 // StartDNS starts a DNS forwarder for the Manager's sandboxes and redirects
 // to it the DNS queries (UDP and TCP to port 53 of any address) of
 // sandboxes allowed on the internet; the others get no DNS, as they get no
-// egress. It listens on the wildcard address of opts.Port, which the
+// egress. A sandbox whose egress rules deny all traffic gets answers only
+// for the names its domain rules allow (others are REFUSED). It listens on the wildcard address of opts.Port, which the
 // firewall opens to sandboxes only for redirected queries, and answers only
 // queries that come from one of the Manager's sandbox addresses to that
 // sandbox's own gateway (where REDIRECT sends them), so it is never a
@@ -55,7 +59,7 @@ func (m *Manager) StartDNS(ctx context.Context, opts DNSOptions) (*DNSForwarder,
 		return nil, fmt.Errorf("start DNS forwarder: %w", err)
 	}
 	d := &DNSForwarder{
-		opts: opts, fw: m.fw, subnet: m.cfg.Subnet,
+		opts: opts, fw: m.fw, subnet: m.cfg.Subnet, policy: m.policyAt,
 		query:  make(chan struct{}, opts.MaxInFlight),
 		conns:  make(chan struct{}, opts.MaxTCPConns),
 		limits: newSourceLimits(opts),
@@ -153,11 +157,17 @@ func (d *DNSForwarder) Close(ctx context.Context) error {
 // Manager's sandboxes talking to its own gateway, which is where the
 // redirect sends its queries.
 func (d *DNSForwarder) fromSandbox(src, dst netip.Addr) bool {
+	return sandboxToGateway(d.subnet, src, dst)
+}
+
+// sandboxToGateway reports whether src is a sandbox address of subnet and dst
+// that sandbox's gateway, where the firewall's redirects lead.
+func sandboxToGateway(subnet netip.Prefix, src, dst netip.Addr) bool {
 	src, dst = src.Unmap(), dst.Unmap()
-	if !src.Is4() || !d.subnet.Contains(src) {
+	if !src.Is4() || !subnet.Contains(src) {
 		return false
 	}
-	s, base := src.As4(), d.subnet.Addr().As4()
+	s, base := src.As4(), subnet.Addr().As4()
 	off := binary.BigEndian.Uint32(s[:]) - binary.BigEndian.Uint32(base[:])
 	return off%4 == 2 && src.Prev() == dst
 }
@@ -213,4 +223,20 @@ func (d *DNSForwarder) track(c *net.TCPConn, add bool) bool {
 	}
 	d.open[c] = struct{}{}
 	return true
+}
+
+// nameAllowed reports whether the egress rules of the sandbox at src let it
+// look up what query asks for. Sandboxes without rules may ask anything;
+// one whose deny rules cover everything only for names its domain rules
+// allow, in a query of one question the forwarder can read.
+func (d *DNSForwarder) nameAllowed(src netip.Addr, query []byte) bool {
+	pol, ok := d.policy(src)
+	if !ok {
+		return false
+	}
+	if !pol.egress.deniesAll() {
+		return true
+	}
+	name, ok := questionName(query)
+	return ok && pol.egress.resolvable(name)
 }

@@ -14,9 +14,11 @@ import (
 )
 
 // fakeDNS is a stand-in upstream resolver: it answers every A query with
-// one fixed address, after delay, and counts the queries it is working on.
+// one fixed address (or, with a zone, the name's address there and NXDOMAIN
+// for names it lacks), after delay, and counts the queries it is working on.
 type fakeDNS struct {
 	answer   netip.Addr
+	zone     map[string]netip.Addr
 	delay    time.Duration
 	noTCP    bool // serve UDP only, as some hosts' resolvers do
 	truncUDP bool // answer over UDP with TC set and no records
@@ -28,7 +30,7 @@ type fakeDNS struct {
 // serveFakeDNS runs f on UDP and TCP at addr inside the namespace at nsPath
 // ("" for the host) and returns the address (with port 0, the TCP listener
 // takes the port the UDP one got).
-func serveFakeDNS(t *testing.T, nsPath, addr string, f *fakeDNS) net.Addr {
+func serveFakeDNS(t testing.TB, nsPath, addr string, f *fakeDNS) net.Addr {
 	t.Helper()
 	var pc net.PacketConn
 	var ln net.Listener
@@ -120,9 +122,20 @@ func (f *fakeDNS) respond(q []byte) []byte {
 	}
 	resp := append([]byte(nil), q[:end]...)
 	resp[2], resp[3] = 0x81, 0x80 // QR, RD, RA, NOERROR
+	clear(resp[6:12])
+	answer := f.answer
+	if f.zone != nil {
+		name, _ := questionName(q)
+		var ok bool
+		if answer, ok = f.zone[name]; !ok || binary.BigEndian.Uint16(q[end-4:]) != 1 {
+			if !ok {
+				resp[3] = 0x83 // NXDOMAIN
+			}
+			return resp // no A record (e.g. an AAAA query)
+		}
+	}
 	binary.BigEndian.PutUint16(resp[6:], 1)
-	clear(resp[8:12])
-	a := f.answer.As4()
+	a := answer.As4()
 	resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
 	return append(resp, a[:]...)
 }
@@ -171,10 +184,15 @@ func newDNSClient(t *testing.T, nsPath, proto, server string, timeout time.Durat
 // ask sends one query and returns the address of its answer, or the
 // response code when the answer is an error.
 func (c *dnsClient) ask(timeout time.Duration) (netip.Addr, int, error) {
+	return c.askFor("deb.example.test", timeout)
+}
+
+// askFor is ask for name.
+func (c *dnsClient) askFor(name string, timeout time.Duration) (netip.Addr, int, error) {
 	var b [2]byte
 	rand.Read(b[:])
 	id := binary.BigEndian.Uint16(b[:])
-	q := buildQuery(id, "deb.example.test")
+	q := buildQuery(id, name)
 	c.conn.SetDeadline(time.Now().Add(timeout))
 	var resp []byte
 	if c.proto == "tcp" {

@@ -39,13 +39,17 @@ type DNSStats struct {
 	// Dropped queries got no answer: their sandbox was also over its rate of
 	// refusals, or the forwarder was at MaxInFlight.
 	Dropped uint64
+	// Denied queries were answered REFUSED: their sandbox's egress rules do
+	// not let it look the name up.
+	Denied uint64
 }
 
 // dnsCounters are the atomic counters behind DNSStats.
-type dnsCounters struct{ relayed, refused, dropped atomic.Uint64 }
+type dnsCounters struct{ relayed, refused, dropped, denied atomic.Uint64 }
 
 func (c *dnsCounters) stats() DNSStats {
-	return DNSStats{Relayed: c.relayed.Load(), Refused: c.refused.Load(), Dropped: c.dropped.Load()}
+	return DNSStats{Relayed: c.relayed.Load(), Refused: c.refused.Load(), Dropped: c.dropped.Load(),
+		Denied: c.denied.Load()}
 }
 
 // verdict is what to do with one query.

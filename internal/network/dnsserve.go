@@ -39,6 +39,12 @@ func (d *DNSForwarder) serveUDP() {
 			d.count.dropped.Add(1)
 			continue
 		}
+		if !d.nameAllowed(from, buf[:n]) {
+			d.limits.done(from)
+			d.count.denied.Add(1)
+			d.answerUDP(errorReply(buf[:n], dnsRcodeRefused), src, dst)
+			continue
+		}
 		select {
 		case d.query <- struct{}{}:
 		default:
@@ -149,8 +155,13 @@ func (d *DNSForwarder) serveConn(c *net.TCPConn, src netip.Addr) {
 		var resp []byte
 		switch d.limits.admit(src) {
 		case relayIt:
-			d.count.relayed.Add(1)
-			resp = d.relay(true, q)
+			if !d.nameAllowed(src, q) {
+				d.count.denied.Add(1)
+				resp = errorReply(q, dnsRcodeRefused)
+			} else {
+				d.count.relayed.Add(1)
+				resp = d.relay(true, q)
+			}
 			d.limits.done(src)
 		case refuseIt:
 			d.count.refused.Add(1)

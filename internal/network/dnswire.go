@@ -61,6 +61,37 @@ func errorReply(query []byte, rcode byte) []byte {
 	return resp
 }
 
+// questionName returns the name the single question of query asks for,
+// lower-case and without the root's dot. Names it cannot read plainly
+// (compression pointers, dots or odd bytes inside labels) are not returned.
+func questionName(query []byte) (string, bool) {
+	if !isDNSQuery(query) || binary.BigEndian.Uint16(query[4:]) != 1 {
+		return "", false
+	}
+	var b strings.Builder
+	for off := dnsHeaderLen; off < len(query); {
+		l := int(query[off])
+		if l == 0 {
+			return strings.ToLower(b.String()), b.Len() > 0
+		}
+		if l > 63 || off+1+l > len(query) {
+			return "", false
+		}
+		label := query[off+1 : off+1+l]
+		for _, c := range label {
+			if c <= ' ' || c == '.' || c >= 0x7f {
+				return "", false
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.Write(label)
+		off += 1 + l
+	}
+	return "", false
+}
+
 // skipName returns the offset just past the domain name at off.
 func skipName(msg []byte, off int) (int, bool) {
 	for off < len(msg) {

@@ -59,6 +59,7 @@ func (f *firewall) jumpsV4() []jump {
 		{"filter", "FORWARD", f.name("FWD")},
 		{"nat", "POSTROUTING", f.name("NAT")},
 		{"nat", "PREROUTING", f.dnsNATChain()},
+		{"nat", "PREROUTING", f.egressNATChain()},
 	}
 }
 
@@ -69,19 +70,23 @@ func (f *firewall) jumpsV6() []jump {
 	}
 }
 
-// rulesV4 is the iptables-restore input that (re)defines our IPv4 chains.
-// Declaring an existing chain under --noflush flushes it first, so the
-// update is atomic per table and idempotent.
-func (f *firewall) rulesV4() string {
+// rulesV4 is the iptables-restore input that (re)defines our IPv4 chains,
+// with the egress rules of the sandboxes in egress. Declaring an existing
+// chain under --noflush flushes it first, so the update is atomic per table
+// and idempotent.
+func (f *firewall) rulesV4(egress []sandboxRules) string {
 	var b strings.Builder
 	i, pre, in, fwd, nat := f.iface, f.name("PRE"), f.name("IN"), f.name("FWD"), f.name("NAT")
 	fmt.Fprintf(&b, "*raw\n:%s - [0:0]\n", pre)
 	// Anti-spoofing: the source must route back through the arrival veth.
 	fmt.Fprintf(&b, "-A %s -i %s -m rpfilter --invert -j DROP\n", pre, i)
 	b.WriteString("COMMIT\n*filter\n")
-	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", in, fwd, f.dnsInChain())
-	// DNS to the forwarder first (empty unless one runs; see dnsRulesV4).
+	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", in, fwd, f.dnsInChain(), f.proxyInChain())
+	f.egressDecls(&b, false, egress, nil)
+	// DNS to the forwarder and connections to the egress proxy first (empty
+	// unless they run; see dnsRulesV4 and proxyRulesV4).
 	fmt.Fprintf(&b, "-A %s -i %s -j %s\n", in, i, f.dnsInChain())
+	fmt.Fprintf(&b, "-A %s -i %s -j %s\n", in, i, f.proxyInChain())
 	// To the host: only replies to connections the host opened.
 	fmt.Fprintf(&b, "-A %s -i %s -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n", in, i)
 	fmt.Fprintf(&b, "-A %s -i %s -j DROP\n", in, i)
@@ -98,11 +103,16 @@ func (f *firewall) rulesV4() string {
 	}
 	fmt.Fprintf(&b, "-A %s -i %s -m addrtype --dst-type BROADCAST -j DROP\n", fwd, i)
 	fmt.Fprintf(&b, "-A %s -i %s -m addrtype --dst-type MULTICAST -j DROP\n", fwd, i)
+	// Each sandbox's own egress rules (see egressfw.go).
+	fmt.Fprintf(&b, "-A %s -i %s -j %s\n", fwd, i, f.egressChain())
 	// Egress only for veths in the internet device group.
 	fmt.Fprintf(&b, "-A %s -i %s -m devgroup --src-group %#x -j ACCEPT\n", fwd, i, InternetGroup)
 	fmt.Fprintf(&b, "-A %s -i %s -j DROP\n", fwd, i)
+	f.egressBody(&b, false, egress, egress, nil)
 	b.WriteString("COMMIT\n*nat\n")
-	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n", nat, f.dnsNATChain())
+	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", nat, f.dnsNATChain(), f.proxyNATChain())
+	f.egressDecls(&b, true, nil, nil)
+	f.egressBody(&b, true, egress, nil, nil)
 	fmt.Fprintf(&b, "-A %s -s %s ! -o %s -j MASQUERADE\n", nat, f.subnet, i)
 	b.WriteString("COMMIT\n")
 	return b.String()
@@ -121,9 +131,10 @@ func (f *firewall) rulesV6() string {
 	return b.String()
 }
 
-// install (re)creates our chains and the jumps into them.
-func (f *firewall) install(ctx context.Context) error {
-	if err := run(ctx, strings.NewReader(f.rulesV4()), "iptables-restore", "-w", "--noflush"); err != nil {
+// install (re)creates our chains and the jumps into them, with the egress
+// rules of the sandboxes in egress.
+func (f *firewall) install(ctx context.Context, egress []sandboxRules) error {
+	if err := run(ctx, strings.NewReader(f.rulesV4(egress)), "iptables-restore", "-w", "--noflush"); err != nil {
 		return fmt.Errorf("install IPv4 chains: %w", err)
 	}
 	if err := ensureJumps(ctx, "iptables", f.jumpsV4()); err != nil {
@@ -144,6 +155,9 @@ func (f *firewall) uninstall(ctx context.Context) error {
 		return err
 	}
 	if err := f.removeDNSInChain(ctx); err != nil {
+		return err
+	}
+	if err := f.removeEgressChains(ctx); err != nil {
 		return err
 	}
 	if f.ipv6 {

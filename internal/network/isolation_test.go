@@ -32,7 +32,7 @@ const extraBlocked = "203.0.113.9"
 
 // newOutside makes a namespace that plays the internet, joined to the host
 // by a veth whose name does not carry the sandbox prefix.
-func newOutside(t *testing.T, cfg Config) string {
+func newOutside(t testing.TB, cfg Config) string {
 	t.Helper()
 	name := "xo" + cfg.NamePrefix[2:]
 	path := filepath.Join(DefaultNetNSDir, name)

@@ -18,6 +18,9 @@ type Options struct {
 	// AllowInternet lets the sandbox open connections to public addresses
 	// (through NAT). Private and link-local ranges stay blocked either way.
 	AllowInternet bool
+	// Egress narrows what AllowInternet opens to the sandbox's own rules; nil
+	// means none. Without AllowInternet it has no effect.
+	Egress *Egress
 }
 
 // Endpoint describes one sandbox's network.
@@ -38,12 +41,14 @@ type Endpoint struct {
 	HostVeth string
 	// AllowInternet reports whether egress to the internet is allowed.
 	AllowInternet bool
+	// Egress are the sandbox's egress rules, nil for none.
+	Egress *Egress
 }
 
 // entry is one allocation held in memory.
 type entry struct {
-	op   sync.Mutex // serializes Setup, Teardown and SetAllowInternet of the sandbox
-	rec  record     // AllowInternet changes under both op and Manager.mu
+	op   sync.Mutex // serializes Setup, Teardown and the Set methods of the sandbox
+	rec  record     // AllowInternet and Egress change under both op and Manager.mu
 	slot int
 	gone bool // under op: torn down and dropped from the Manager
 }
@@ -58,7 +63,13 @@ type Manager struct {
 	mu      sync.Mutex
 	entries map[string]*entry // by sandbox ID
 	names   map[string]string // link name -> sandbox ID
+	slots   map[int]*entry    // by slot, i.e. by address
 	pool    *pool
+	proxy   *EgressProxy // the running egress proxy, told of rule changes
+
+	// fwMu serializes changes of the egress chains, which are rendered from
+	// every entry's rules.
+	fwMu sync.Mutex
 
 	// fault, when set by tests, is called before each build step and fails
 	// the step with its error.
@@ -81,6 +92,7 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		nameRE:  linkNameRE(cfg.NamePrefix),
 		entries: make(map[string]*entry),
 		names:   make(map[string]string),
+		slots:   make(map[int]*entry),
 		pool:    newPool(cfg.Subnet),
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -88,12 +100,6 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if err := ensureNetNSDir(cfg.NetNSDir); err != nil {
 		return nil, fmt.Errorf("prepare netns dir: %w", err)
-	}
-	if err := m.fw.install(ctx); err != nil {
-		return nil, fmt.Errorf("install firewall: %w", err)
-	}
-	if err := m.fw.claimForwarding(ctx); err != nil {
-		return nil, fmt.Errorf("install firewall: %w", err)
 	}
 	recs, err := loadRecords(cfg.StateDir)
 	if err != nil {
@@ -103,6 +109,14 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		if err := m.adopt(r); err != nil {
 			return nil, fmt.Errorf("load network allocation of %s: %w", r.SandboxID, err)
 		}
+	}
+	// The chains come with every recorded sandbox's egress rules at once, so
+	// that no sandbox that kept running is ever without its rules.
+	if err := m.fw.install(ctx, m.egressRules()); err != nil {
+		return nil, fmt.Errorf("install firewall: %w", err)
+	}
+	if err := m.fw.claimForwarding(ctx); err != nil {
+		return nil, fmt.Errorf("install firewall: %w", err)
 	}
 	if err := m.syncGroups(); err != nil {
 		return nil, fmt.Errorf("re-apply egress policy: %w", err)
@@ -130,9 +144,17 @@ func (m *Manager) adopt(r *record) error {
 	case m.names[r.HostVeth] != "":
 		return fmt.Errorf("link name %s allocated twice", r.HostVeth)
 	}
+	if err := r.Egress.Validate(); err != nil {
+		return err
+	}
+	if r.Egress.empty() {
+		r.Egress = nil
+	}
 	m.pool.used[slot] = true
 	m.names[r.HostVeth] = r.SandboxID
-	m.entries[r.SandboxID] = &entry{rec: *r, slot: slot}
+	e := &entry{rec: *r, slot: slot}
+	m.entries[r.SandboxID] = e
+	m.slots[slot] = e
 	return nil
 }
 
@@ -171,6 +193,12 @@ func groupFor(allow bool) uint32 {
 func (m *Manager) Setup(ctx context.Context, sandboxID string, opts Options) (*Endpoint, error) {
 	if err := validateSandboxID(sandboxID); err != nil {
 		return nil, fmt.Errorf("setup network: %w", err)
+	}
+	if err := opts.Egress.Validate(); err != nil {
+		return nil, fmt.Errorf("setup network for %s: %w", sandboxID, err)
+	}
+	if opts.Egress.empty() {
+		opts.Egress = nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("setup network for %s: %w", sandboxID, err)
@@ -214,10 +242,11 @@ func (m *Manager) reserve(id string, opts Options) (e *entry, fresh bool, err er
 	e = &entry{slot: slot, rec: record{
 		Version: recordVersion, SandboxID: id, Address: addr, Gateway: gw,
 		PrefixLen: sandboxPrefixLen, HostVeth: name, NetNS: name,
-		AllowInternet: opts.AllowInternet,
+		AllowInternet: opts.AllowInternet, Egress: opts.Egress,
 	}}
 	m.entries[id] = e
 	m.names[name] = id
+	m.slots[slot] = e
 	return e, true, nil
 }
 
@@ -228,6 +257,7 @@ func (m *Manager) release(e *entry) {
 	defer m.mu.Unlock()
 	delete(m.entries, e.rec.SandboxID)
 	delete(m.names, e.rec.HostVeth)
+	delete(m.slots, e.slot)
 	m.pool.free(e.slot)
 	e.gone = true
 }
@@ -238,9 +268,17 @@ func (m *Manager) setupLocked(e *entry, fresh bool, opts Options) (*Endpoint, er
 			m.release(e)
 			return nil, fmt.Errorf("record allocation: %w", err)
 		}
+		// The rules are in place before the veth that they name exists.
+		if err := m.fillEgress(e); err != nil {
+			if rerr := removeRecord(m.cfg.StateDir, e.rec.SandboxID); rerr != nil {
+				return nil, errors.Join(err, fmt.Errorf("remove record: %w", rerr))
+			}
+			m.release(e)
+			return nil, err
+		}
 	} else {
 		if m.intact(&e.rec) {
-			if err := m.setAllowLocked(e, opts.AllowInternet); err != nil {
+			if err := m.setOptionsLocked(e, opts); err != nil {
 				return nil, err
 			}
 			return m.endpoint(e), nil
@@ -248,7 +286,7 @@ func (m *Manager) setupLocked(e *entry, fresh bool, opts Options) (*Endpoint, er
 		if err := m.destroy(&e.rec); err != nil {
 			return nil, fmt.Errorf("clear half-built network: %w", err)
 		}
-		if err := m.setAllowLocked(e, opts.AllowInternet); err != nil {
+		if err := m.setOptionsLocked(e, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -266,6 +304,9 @@ func (m *Manager) setupLocked(e *entry, fresh bool, opts Options) (*Endpoint, er
 			return nil, errors.Join(err, fmt.Errorf("clean up: %w", cerr))
 		}
 		if fresh {
+			if ferr := m.dropEgress(e); ferr != nil {
+				return nil, errors.Join(err, ferr)
+			}
 			if rerr := removeRecord(m.cfg.StateDir, e.rec.SandboxID); rerr != nil {
 				return nil, errors.Join(err, fmt.Errorf("remove record: %w", rerr))
 			}
