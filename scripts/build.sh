@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds lelantos and the static envd into ./bin.
+# Builds lelantos and the static envd and interpreter into ./bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -7,3 +7,4 @@ ver=$(git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED=0
 go build -ldflags "-X main.version=$ver" -o bin/lelantos ./cmd/lelantos
 go build -trimpath -ldflags "-s -w" -o bin/envd ./cmd/envd
+go build -trimpath -ldflags "-s -w" -o bin/interpreter ./cmd/interpreter

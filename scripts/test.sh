@@ -13,6 +13,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 bash scripts/install-deps.sh
 bash scripts/install-runsc.sh
+bash scripts/install-registry.sh
 bash scripts/build.sh
 LELANTOS_BASE_ROOTFS=$(bash scripts/build-base.sh)
 export LELANTOS_BASE_ROOTFS

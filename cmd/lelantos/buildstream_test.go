@@ -25,8 +25,10 @@ import (
 
 // unpackingBuilder is the node's template builder up to the build itself:
 // it unpacks each context with extractContext, as the server does, into a
-// directory of its own, and reports the build ready at once.
+// directory of its own, and reports the build ready at once. The step
+// form's methods (uploads, tags) are not used here.
 type unpackingBuilder struct {
+	controlplane.TemplateBuilder
 	dir    string
 	mu     sync.Mutex
 	builds map[string]*controlplane.TemplateBuild

@@ -33,7 +33,9 @@ type nodeConfig struct {
 	DataDir string
 	Runsc   string
 	Envd    string
-	Subnet  string
+	// Interpreter is the code interpreter's binary, put beside envd ("" for none).
+	Interpreter string
+	Subnet      string
 	// NetPrefix starts the node's veth and namespace names; its iptables chains are
 	// named after it too ("LELANTOS" for the default "lel").
 	NetPrefix string
@@ -49,6 +51,16 @@ type nodeConfig struct {
 	// RuntimeClasses are the runtime classes to build: gvisor always, runc only
 	// when listed.
 	RuntimeClasses []string
+	// DNSUpstreams are the resolvers sandboxes' DNS and the egress proxy's name
+	// lookups go to; none means the host's (resolv.conf).
+	DNSUpstreams []netip.AddrPort
+	// Volumes are what sandboxes mount volumes from; nil refuses volume mounts.
+	Volumes engine.Volumes
+	// BuildCacheMB caps the template build cache (0: the builder's default,
+	// negative: no cap); PrivateRegistries are the registries on private or
+	// loopback addresses builds may pull images from.
+	BuildCacheMB      int64
+	PrivateRegistries []string
 }
 
 // warmPools keeps cfg.WarmPool sandboxes shaped like a default create from base:
@@ -75,6 +87,7 @@ func chainPrefix(netPrefix string) string {
 type localNode struct {
 	engine *engine.Engine
 	dns    *network.DNSForwarder
+	egress *network.EgressProxy
 	// templates builds templates on the node; the control plane uses it
 	// directly (the builder has no agent RPC yet).
 	templates *templateNode
@@ -125,7 +138,8 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	}
 	opts := engine.Options{
 		DataDir: nodeDir, Runtimes: runtimes, DefaultClass: gvisor.Class, Network: nm,
-		EnvdPath: cfg.Envd, Logger: cfg.Logger, Warm: warmPools(cfg),
+		EnvdPath: cfg.Envd, InterpreterPath: cfg.Interpreter, Logger: cfg.Logger, Warm: warmPools(cfg),
+		Volumes: cfg.Volumes,
 	}
 	cfg.Limits.applyEngine(&opts)
 	eng, err := engine.New(ctx, opts)
@@ -133,19 +147,27 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	// Sandboxes allowed on the internet get DNS through the host's resolvers.
-	dns, err := nm.StartDNS(ctx, network.DNSOptions{Logger: cfg.Logger, SandboxRate: cfg.Limits.dnsRate, SandboxBurst: cfg.Limits.dnsBurst})
+	dns, err := nm.StartDNS(ctx, network.DNSOptions{Logger: cfg.Logger, SandboxRate: cfg.Limits.dnsRate, SandboxBurst: cfg.Limits.dnsBurst,
+		Upstreams: cfg.DNSUpstreams})
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	templates, err := startTemplates(cfg, nodeDir, eng, g, nm)
+	// Sandboxes with domain rules reach ports 80 and 443 through the egress proxy,
+	// which looks names up where their DNS does.
+	egress, err := nm.StartEgressProxy(ctx, network.EgressProxyOptions{Logger: cfg.Logger, Upstreams: dns.Upstreams()})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start node: %w", err), dns.Close(ctx))
+	}
+	closeNet := func() error { return errors.Join(egress.Close(ctx), dns.Close(ctx)) }
+	templates, err := startTemplates(cfg, nodeDir, eng, g, nm)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), closeNet())
 	}
 	socket := filepath.Join(cfg.DataDir, "agent.sock")
 	_ = os.Remove(socket)
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.Close(), dns.Close(ctx))
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.Close(), closeNet())
 	}
 	mux := http.NewServeMux()
 	mux.Handle(agent.NewServer(eng).Handler())
@@ -163,7 +185,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		MaxIdleConnsPerHost: 64,
 	}}
 	started = true
-	return &localNode{engine: eng, dns: dns, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent"),
+	return &localNode{engine: eng, dns: dns, egress: egress, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent"),
 		network: nm, dirty: dirty}, nil
 }
 
@@ -176,7 +198,7 @@ func (n *localNode) Close(ctx context.Context) error {
 	err := errors.Join(terr, n.server.Shutdown(ctx), n.engine.DrainPools(ctx))
 	n.engine.Close()
 	_ = os.Remove(n.socket)
-	err = errors.Join(err, n.dns.Close(ctx))
+	err = errors.Join(err, n.egress.Close(ctx), n.dns.Close(ctx))
 	if uerr := n.network.Uninstall(ctx); uerr != nil && !errors.Is(uerr, network.ErrInUse) {
 		err = errors.Join(err, uerr)
 	}
@@ -187,10 +209,21 @@ func (n *localNode) Close(ctx context.Context) error {
 }
 
 // proxyAwareNode tells the sandbox proxy to drop its idle connections to sandboxes
-// whenever one is paused, resumed or killed: they do not survive a checkpoint.
+// whenever one is paused, resumed, forked or snapshotted (they do not survive a
+// checkpoint), and every
+// connection to a sandbox that is killed, so that its streams end at once.
 type proxyAwareNode struct {
 	agentv1connect.AgentServiceClient
-	dropIdle func()
+	dropIdle    func()
+	dropSandbox func(id string)
+}
+
+func (n proxyAwareNode) KillSandbox(ctx context.Context, r *connect.Request[agentv1.KillSandboxRequest]) (*connect.Response[agentv1.KillSandboxResponse], error) {
+	// Before, so that streams end as the kill starts (the control plane has
+	// stopped routing to the sandbox), and after, for any opened meanwhile.
+	n.dropSandbox(r.Msg.GetSandboxId())
+	defer n.dropSandbox(r.Msg.GetSandboxId())
+	return n.AgentServiceClient.KillSandbox(ctx, r)
 }
 
 func (n proxyAwareNode) PauseSandbox(ctx context.Context, r *connect.Request[agentv1.PauseSandboxRequest]) (*connect.Response[agentv1.PauseSandboxResponse], error) {
@@ -201,4 +234,16 @@ func (n proxyAwareNode) PauseSandbox(ctx context.Context, r *connect.Request[age
 func (n proxyAwareNode) ResumeSandbox(ctx context.Context, r *connect.Request[agentv1.ResumeSandboxRequest]) (*connect.Response[agentv1.ResumeSandboxResponse], error) {
 	defer n.dropIdle()
 	return n.AgentServiceClient.ResumeSandbox(ctx, r)
+}
+
+// ForkSandbox and SnapshotSandbox checkpoint the source in place: its
+// connections are cut too.
+func (n proxyAwareNode) ForkSandbox(ctx context.Context, r *connect.Request[agentv1.ForkSandboxRequest]) (*connect.Response[agentv1.ForkSandboxResponse], error) {
+	defer n.dropIdle()
+	return n.AgentServiceClient.ForkSandbox(ctx, r)
+}
+
+func (n proxyAwareNode) SnapshotSandbox(ctx context.Context, r *connect.Request[agentv1.SnapshotSandboxRequest]) (*connect.Response[agentv1.SnapshotSandboxResponse], error) {
+	defer n.dropIdle()
+	return n.AgentServiceClient.SnapshotSandbox(ctx, r)
 }

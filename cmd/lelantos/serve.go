@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,15 +20,24 @@ import (
 	"lelantos.dev/lelantos/internal/envd"
 	"lelantos.dev/lelantos/internal/proxy"
 	"lelantos.dev/lelantos/internal/store"
+	"lelantos.dev/lelantos/internal/template"
+	"lelantos.dev/lelantos/internal/volume"
 )
 
 // serveFlags are serve's options.
 type serveFlags struct {
 	listen, sandboxListen, tlsListen string
 	warmPool                         int
-	domain, dataDir                  string
-	baseRootfs, runsc, envd, subnet  string
-	netPrefix                        string
+	// warmPoolInterpreter is the warm pool of the code-interpreter-v1 template.
+	warmPoolInterpreter int
+	// builtinNames lists the built-in templates to build ("all" or names, "none").
+	builtinNames                    string
+	domain, dataDir                 string
+	baseRootfs, runsc, envd, subnet string
+	// interpreter is the code interpreter's server binary ("" when absent:
+	// the templates that run it are not built).
+	interpreter string
+	netPrefix   string
 	// clientModules is a node_modules directory holding the e2b client, written
 	// into client.env as NODE_PATH ("" writes none).
 	clientModules string
@@ -39,6 +49,14 @@ type serveFlags struct {
 	pausedRetention time.Duration
 	// limits are what the node's sandboxes may take of it (capacity, logs, DNS).
 	limits nodeLimits
+	// volumeSizeMB is the size of a volume whose create gives none.
+	volumeSizeMB int
+	// dnsUpstreams are the resolvers for sandboxes (--dns-upstream); none: the host's.
+	dnsUpstreams []netip.AddrPort
+	// buildCacheMB caps the template build cache (--build-cache-mb);
+	// privateRegistries may be on private addresses (--private-registry).
+	buildCacheMB      int64
+	privateRegistries []string
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -47,12 +65,16 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:3000", "address of the API")
 	fs.StringVar(&f.sandboxListen, "sandbox-listen", "127.0.0.1:3001", "address of the sandbox proxy (plain HTTP, routed by E2b-Sandbox-* headers or host)")
 	fs.StringVar(&f.tlsListen, "tls-listen", "127.0.0.1:443", "address of the sandbox proxy's TLS listener, used with --domain (the clients' https://<port>-<id>.DOMAIN URLs use port 443)")
+	fs.StringVar(&f.builtinNames, "builtin-templates", "all", `built-in templates to build in the background after start: "all", "none" or a comma list (e.g. code-interpreter-v1)`)
+	fs.IntVar(&f.warmPoolInterpreter, "warm-pool-interpreter", 1, "code-interpreter-v1 sandboxes kept booted (restored from its snapshot) once the template is built (0 turns the pool off)")
+	fs.IntVar(&f.volumeSizeMB, "volume-size-mb", 1024, "size (MiB) of a volume whose create gives none; each is a sparse file of that size under the data directory")
 	fs.IntVar(&f.warmPool, "warm-pool", 2, "base-template sandboxes kept booted so that creates only initialize one (0 turns the pool off)")
 	fs.StringVar(&f.domain, "domain", "", "serve sandboxes as https://<port>-<id>.DOMAIN with a generated CA (needs wildcard DNS to this machine)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
 	fs.StringVar(&f.baseRootfs, "base-rootfs", "", "root filesystem of the base template (scripts/build-base.sh prints it)")
 	fs.StringVar(&f.runsc, "runsc", defaultRunsc(), "path of the runsc binary")
 	fs.StringVar(&f.envd, "envd", defaultEnvd(), "path of the envd binary run inside sandboxes")
+	fs.StringVar(&f.interpreter, "interpreter", defaultInterpreter(), "path of the code interpreter's server binary, run inside sandboxes of the code-interpreter-v1 template")
 	fs.StringVar(&f.subnet, "subnet", "10.231.0.0/16", "addresses for sandboxes, a /30 each")
 	fs.StringVar(&f.clientModules, "client-modules", "", "a node_modules directory with the e2b client, written into client.env as NODE_PATH so that node finds it from any directory (make run passes the one it installs)")
 	classes := fs.String("runtime-classes", "gvisor", runtimeClassesUsage)
@@ -63,11 +85,36 @@ func serve(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.pausedRetention, "paused-retention", controlplane.DefaultPausedRetention, "how long a sandbox may stay paused before it is killed and its checkpoint removed (e.g. 168h); 0 keeps paused sandboxes until they are killed")
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
 	f.limits.register(fs)
+	fs.Func("dns-upstream", "a resolver (address:port) for sandboxes' DNS and the egress proxy's name lookups, instead of the host's (/etc/resolv.conf); repeat for more, tried in order", func(v string) error {
+		ap, err := netip.ParseAddrPort(v)
+		if err != nil {
+			return fmt.Errorf("want address:port, e.g. 192.0.2.53:53: %w", err)
+		}
+		f.dnsUpstreams = append(f.dnsUpstreams, ap)
+		return nil
+	})
+	fs.Int64Var(&f.buildCacheMB, "build-cache-mb", template.DefaultCacheMaxBytes>>20, "MiB the template build cache (cached layers and uploaded files) may take; the least recently used entries past it are removed after builds and every 10 minutes (-1: no cap)")
+	fs.Func("private-registry", "a registry (host:port as in image references) on a loopback or private address that builds may pull images from; all others must be on public addresses; repeat for more", func(v string) error {
+		if v == "" || strings.ContainsAny(v, "/ ") {
+			return fmt.Errorf("want host or host:port, got %q", v)
+		}
+		f.privateRegistries = append(f.privateRegistries, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if f.buildCacheMB == 0 || f.buildCacheMB < -1 {
+		return fmt.Errorf("serve: --build-cache-mb %d must be positive, or -1 for no cap", f.buildCacheMB)
+	}
 	if err := f.limits.check(); err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if f.warmPoolInterpreter < 0 || f.warmPoolInterpreter > 100 {
+		return fmt.Errorf("serve: --warm-pool-interpreter %d must be 0..100", f.warmPoolInterpreter)
+	}
+	if f.volumeSizeMB < volume.MinSizeMB || f.volumeSizeMB > 65536 {
+		return fmt.Errorf("serve: --volume-size-mb %d must be %d..65536", f.volumeSizeMB, volume.MinSizeMB)
 	}
 	if f.warmPool < 0 || f.warmPool > 100 {
 		return fmt.Errorf("serve: --warm-pool %d must be 0..100", f.warmPool)
@@ -82,6 +129,9 @@ func serve(ctx context.Context, args []string) error {
 	}
 	if f.pausedRetention < 0 {
 		return errors.New("serve: --paused-retention must not be negative (0 keeps paused sandboxes)")
+	}
+	if err := checkBuiltinNames(f.builtinNames); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
@@ -111,7 +161,7 @@ func (f *serveFlags) absolute() error {
 	for _, p := range []struct {
 		flag string
 		v    *string
-	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}, {"--client-modules", &f.clientModules}} {
+	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}, {"--client-modules", &f.clientModules}, {"--interpreter", &f.interpreter}} {
 		if *p.v == "" {
 			continue
 		}
@@ -178,8 +228,12 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err := registerBase(ctx, db, f.baseRootfs); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	node, err := startNode(ctx, nodeConfig{Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet,
-		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses})
+	f.interpreter = interpreterOrNone(f.interpreter, log)
+	vols := openVolumes(f.dataDir, log)
+	defer vols.close(log) // after the node stops
+	node, err := startNode(ctx, nodeConfig{Volumes: vols.engine(), Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Interpreter: f.interpreter, Subnet: f.subnet,
+		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses, DNSUpstreams: f.dnsUpstreams,
+		BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -188,14 +242,19 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	var px *proxy.Proxy
 	svc, err := controlplane.New(controlplane.Config{Domain: reportedDomain(f), Logger: log,
 		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates,
-		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention)},
-		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() }})
+		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention),
+		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB},
+		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() },
+			dropSandbox: func(id string) { px.DropSandbox(id) }})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log, SignedFiles: svc}, svc)
+	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log, SignedFiles: svc, Resumer: svc}, svc)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if err := svc.ReconcileVolumes(ctx); err != nil {
+		log.Error("reconcile volumes with their content", "err", err)
 	}
 	if err := svc.Reconcile(ctx); err != nil {
 		log.Error("reconcile sandboxes with the node", "err", err)
@@ -220,7 +279,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	errs := make(chan error, 4)
 	go func() { errs <- svc.Run(ctx) }()
 	apiSrv := &http.Server{
-		Handler: api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec(), Templates: svc,
+		Handler: api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec(), Templates: svc, Volumes: vols.routes(svc),
 			Accounts: controlplane.NewAccounts(db)}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
@@ -235,6 +294,10 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	printReady(f, apiLn.Addr().String(), sbLn.Addr().String(), key, clientEnv, px.CAPath())
+	bt := &builtins{builder: node.templates.builder, db: db, dataDir: f.dataDir, envd: f.envd, interpreter: f.interpreter,
+		pools: node.engine, warm: f.warmPoolInterpreter, log: log, only: builtinSet(f.builtinNames)}
+	bt.start(ctx)
+	defer bt.wait()
 
 	select {
 	case <-ctx.Done():
@@ -302,6 +365,8 @@ func clientEnvFile(f serveFlags, apiAddr, sbAddr, key string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "E2B_API_URL=http://%s\n", apiAddr)
 	fmt.Fprintf(&b, "E2B_SANDBOX_URL=http://%s\n", sbAddr)
+	// The clients' Volume class reaches the volume content API, served with the API, here.
+	fmt.Fprintf(&b, "E2B_VOLUME_API_URL=http://%s\n", apiAddr)
 	fmt.Fprintf(&b, "E2B_API_KEY=%s\n", key)
 	if f.domain != "" {
 		fmt.Fprintf(&b, "E2B_DOMAIN=%s\n", f.domain)

@@ -249,8 +249,9 @@ func templateList(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("template ls: %w", err)
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TEMPLATE\tALIASES\tSTATUS\tCPU\tMEMORY MB\tDISK MB\tBUILDS\tCURRENT BUILD\tUPDATED")
+	fmt.Fprintln(w, "TEMPLATE\tNAMES\tSTATUS\tCPU\tMEMORY MB\tDISK MB\tBUILDS\tCURRENT BUILD\tUPDATED")
 	for _, t := range list {
+		// The template's name in its team, then its aliases.
 		aliases := strings.Join(t.Aliases, ",")
 		if aliases == "" {
 			aliases = "-"

@@ -10,21 +10,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"lelantos.dev/lelantos/internal/controlplane"
 	"lelantos.dev/lelantos/internal/engine"
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/template"
+	"lelantos.dev/lelantos/internal/template/image"
 )
 
-// templateGCInterval is how often unused template versions are collected
-// besides after every build.
+// templateGCInterval is how often unused template versions are collected and
+// the build cache pruned, besides after every build.
 const templateGCInterval = 10 * time.Minute
 
 // templateNode adapts the node's template builder to the control plane
 // (controlplane.TemplateSource and TemplateBuilder): it unpacks build
 // contexts, translates the builder's errors into the control plane's kinds,
-// removes contexts when their build ends and collects template versions no
-// sandbox uses any more.
+// removes contexts when their build ends, collects template versions no
+// sandbox uses any more and keeps the build cache under its cap.
 type templateNode struct {
 	builder   *template.Builder
 	sandboxes sandboxLister
@@ -36,6 +39,9 @@ type templateNode struct {
 	gcMu   sync.Mutex
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// kicks asks the collection loop for a pass now (after an upload, which
+	// may take the build cache past its cap between builds).
+	kicks chan struct{}
 }
 
 var (
@@ -58,7 +64,7 @@ func newTemplateNode(b *template.Builder, sbs sandboxLister, contexts string, lo
 		return nil, fmt.Errorf("template contexts: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &templateNode{builder: b, sandboxes: sbs, contexts: contexts, log: log, cancel: cancel}
+	n := &templateNode{builder: b, sandboxes: sbs, contexts: contexts, log: log, cancel: cancel, kicks: make(chan struct{}, 1)}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -68,6 +74,7 @@ func newTemplateNode(b *template.Builder, sbs sandboxLister, contexts string, lo
 			case <-ctx.Done():
 				return
 			case <-time.After(templateGCInterval):
+			case <-n.kicks:
 			}
 		}
 	}()
@@ -91,7 +98,7 @@ func kindError(err error, message string) error {
 		kind = controlplane.ErrNotFound
 	case errors.Is(err, template.ErrInUse):
 		kind = controlplane.ErrConflict
-	case errors.Is(err, template.ErrInvalid):
+	case errors.Is(err, template.ErrInvalid), errors.Is(err, template.ErrTooLarge):
 		kind = controlplane.ErrInvalidArgument
 	case errors.Is(err, template.ErrBusy): // the node's build queue is full: 429
 		kind = controlplane.ErrQuota
@@ -106,8 +113,8 @@ func kindError(err error, message string) error {
 }
 
 // TemplateDetails implements controlplane.TemplateSource.
-func (n *templateNode) TemplateDetails(ctx context.Context, id string) (controlplane.TemplateDetails, error) {
-	m, err := n.builder.Lookup(ctx, id)
+func (n *templateNode) TemplateDetails(ctx context.Context, id, buildID string) (controlplane.TemplateDetails, error) {
+	m, err := n.builder.LookupBuild(ctx, id, buildID)
 	if err != nil {
 		return controlplane.TemplateDetails{}, kindError(err, "")
 	}
@@ -117,46 +124,53 @@ func (n *templateNode) TemplateDetails(ctx context.Context, id string) (controlp
 	}, nil
 }
 
-// StartBuild implements controlplane.TemplateBuilder: the Dockerfile is parsed
-// first, so that a syntax error is a 400 with its line, and the context is
-// unpacked before the build starts. The build gets the control plane's build
-// ID and its lookup of FROM templates (the caller's team's and public ones).
+// StartBuild implements controlplane.TemplateBuilder: a Dockerfile (or the
+// step form) is checked first, so that a syntax error is a 400 with its line,
+// and the context is unpacked before the build starts. The build gets the
+// control plane's build ID and its lookup of FROM templates (the caller's
+// team's and public ones).
 func (n *templateNode) StartBuild(ctx context.Context, req controlplane.TemplateBuildRequest) (string, error) {
-	if _, err := template.Parse(req.Dockerfile); err != nil {
+	breq := template.BuildRequest{
+		Name: req.Name, BuildID: req.BuildID, Dockerfile: req.Dockerfile, BuildArgs: req.BuildArgs,
+		CPUCount: req.CPUCount, MemoryMB: req.MemoryMB, DiskSizeMB: req.DiskSizeMB, Tags: req.Tags,
+		StartCmd: req.StartCmd, ReadyCmd: req.ReadyCmd, FromTemplate: req.FromTemplate,
+	}
+	if req.Spec != nil {
+		breq.Spec, breq.FilesScope = specOf(req.Spec), req.TeamID
+		if _, err := breq.Spec.Dockerfile(); err != nil {
+			return "", kindError(err, "")
+		}
+	} else if _, err := template.Parse(req.Dockerfile); err != nil {
 		return "", kindError(err, "dockerfile: "+err.Error())
 	}
-	var dir string
 	if req.Context != nil {
-		var err error
-		if dir, err = os.MkdirTemp(n.contexts, req.Name+"-"); err != nil {
+		dir, err := os.MkdirTemp(n.contexts, req.Name+"-")
+		if err != nil {
 			return "", kindError(err, "")
 		}
 		if err := extractContext(req.Context, dir); err != nil {
 			_ = os.RemoveAll(dir)
 			return "", &controlplane.Error{Kind: controlplane.ErrInvalidArgument, Message: "context: " + err.Error()}
 		}
+		breq.ContextDir = dir
 	}
-	id, err := n.builder.Start(template.BuildRequest{
-		Name: req.Name, BuildID: req.BuildID, Dockerfile: req.Dockerfile, ContextDir: dir, BuildArgs: req.BuildArgs,
-		CPUCount: req.CPUCount, MemoryMB: req.MemoryMB, DiskSizeMB: req.DiskSizeMB,
-		StartCmd: req.StartCmd, ReadyCmd: req.ReadyCmd, FromTemplate: req.FromTemplate,
-	})
+	id, err := n.builder.Start(breq)
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(breq.ContextDir)
 		return "", kindError(err, "")
 	}
 	n.wg.Add(1)
-	go n.afterBuild(id, dir)
+	go n.afterBuild(id, breq.ContextDir)
 	return id, nil
 }
 
-// afterBuild waits for build id to end, then removes its context and
-// collects the versions it may have superseded.
+// afterBuild waits for build id to end, then removes its context, collects
+// the versions it may have superseded and prunes the build cache.
 func (n *templateNode) afterBuild(id, dir string) {
 	defer n.wg.Done()
 	for {
 		rec, err := n.builder.BuildStatus(id)
-		if err != nil || rec.Status != template.BuildBuilding {
+		if err != nil || (rec.Status != template.BuildBuilding && rec.Status != template.BuildWaiting) {
 			break
 		}
 		time.Sleep(time.Second)
@@ -169,11 +183,23 @@ func (n *templateNode) afterBuild(id, dir string) {
 	n.collect(context.Background())
 }
 
-// collect removes template versions that are neither current nor used by a
-// sandbox on this node.
+// kick asks for a collection soon; kicks while one is pending are one.
+func (n *templateNode) kick() {
+	select {
+	case n.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// collect removes template versions that are neither current, tagged nor
+// used by a sandbox on this node, then prunes the build cache to its cap.
 func (n *templateNode) collect(ctx context.Context) {
 	n.gcMu.Lock()
 	defer n.gcMu.Unlock()
+	n.collectLocked(ctx)
+}
+
+func (n *templateNode) collectLocked(ctx context.Context) {
 	removed, err := n.builder.GC(ctx, n.treeInUse)
 	for _, v := range removed {
 		n.log.Info("removed unused template version", "dir", v)
@@ -181,17 +207,42 @@ func (n *templateNode) collect(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		n.log.Warn("collect template versions", "err", err)
 	}
+	st, err := n.builder.PruneCache(ctx)
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("prune the template build cache", "err", err)
+	}
+	if st.Layers+st.Files > 0 {
+		n.log.Info("pruned the template build cache", "layers", st.Layers, "files", st.Files, "freed", st.Freed, "was", st.Bytes)
+	}
 }
 
 // treeInUse reports whether a sandbox on the node that is not dead runs from
-// the tree at rootfs (paused ones included: they resume on it).
+// the tree at rootfs (paused ones included: they resume on it), or a snapshot
+// on the node was taken of one (its sandboxes start on it).
 func (n *templateNode) treeInUse(rootfs string) (bool, error) {
 	for _, st := range n.sandboxes.List() {
 		if st.State != engine.StateDead && filepath.Clean(st.Spec.RootfsPath) == filepath.Clean(rootfs) {
 			return true, nil
 		}
 	}
+	if sn, ok := n.sandboxes.(snapshotLister); ok {
+		snaps, err := sn.Snapshots()
+		if err != nil {
+			return false, err
+		}
+		for _, s := range snaps {
+			if filepath.Clean(s.RootfsPath) == filepath.Clean(rootfs) {
+				return true, nil
+			}
+		}
+	}
 	return false, nil
+}
+
+// snapshotLister is the engine's list of snapshots, whose trees the garbage
+// collection keeps.
+type snapshotLister interface {
+	Snapshots() ([]engine.SnapshotInfo, error)
 }
 
 // Build implements controlplane.TemplateBuilder.
@@ -211,7 +262,7 @@ func (n *templateNode) BuildLogs(_ context.Context, id string, offset, limit int
 	}
 	out := make([]controlplane.TemplateLogEntry, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, controlplane.TemplateLogEntry{Timestamp: e.Time, Level: e.Level, Message: e.Message})
+		out = append(out, controlplane.TemplateLogEntry{Timestamp: e.Time, Level: e.Level, Message: e.Message, Step: e.Step})
 	}
 	return out, nil
 }
@@ -229,9 +280,11 @@ func (n *templateNode) Builds(_ context.Context, templateID string) ([]*controlp
 	return out, nil
 }
 
-// Delete implements controlplane.TemplateBuilder. It waits for a collection
-// to end: the builder's GC holds each template's lock in turn, which Delete
-// would take for a running build.
+// Delete implements controlplane.TemplateBuilder: the template leaves the
+// store, then its files go in a collection, which keeps a version a sandbox
+// runs on or a create was just handed. It waits for a running collection:
+// the builder's GC holds each template's lock in turn, which Delete would
+// take for a running build.
 func (n *templateNode) Delete(ctx context.Context, templateID string, inUse func(string) (bool, error)) error {
 	n.gcMu.Lock()
 	defer n.gcMu.Unlock()
@@ -242,24 +295,33 @@ func (n *templateNode) Delete(ctx context.Context, templateID string, inUse func
 		}
 		return kindError(err, "")
 	}
+	n.collectLocked(context.WithoutCancel(ctx))
 	return nil
 }
 
 // toBuild converts a build record.
 func toBuild(r *template.BuildRecord) *controlplane.TemplateBuild {
 	return &controlplane.TemplateBuild{
-		BuildID: r.BuildID, TemplateID: r.TemplateID, Status: string(r.Status), Reason: r.Reason,
+		BuildID: r.BuildID, TemplateID: r.TemplateID, Status: string(r.Status), Reason: r.Reason, ReasonStep: r.ReasonStep,
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 	}
 }
 
 // startTemplates makes the node's template builder: RUN steps run in gVisor (g)
 // on the node's network (nm), start commands are snapshotted by the engine, and
-// everything lives under <node dir>/templates, next to the sandboxes.
+// everything lives under <node dir>/templates, next to the sandboxes. Images
+// are pulled with the operator's docker credentials ($DOCKER_CONFIG, else
+// ~/.docker/config.json), which every team's pulls from those registries use.
 func startTemplates(cfg nodeConfig, nodeDir string, eng *engine.Engine, g runtime.Runtime, nm template.Network) (*templateNode, error) {
+	cacheMax := cfg.BuildCacheMB << 20
+	if cfg.BuildCacheMB < 0 {
+		cacheMax = -1
+	}
 	builder, err := template.NewBuilder(template.BuilderOptions{
 		DataDir: nodeDir, Store: cfg.Store, Engine: eng, Runtime: g, Network: nm, Logger: cfg.Logger,
-		BaseRootfs: func() (string, error) { return cfg.BaseRootfs, nil },
+		BaseRootfs:    func() (string, error) { return cfg.BaseRootfs, nil },
+		Registries:    image.RemoteOptions{Keychain: authn.DefaultKeychain, PrivateRegistries: cfg.PrivateRegistries},
+		CacheMaxBytes: cacheMax,
 	})
 	if err != nil {
 		return nil, err

@@ -72,7 +72,7 @@ func TestTemplateNodeTeams(t *testing.T) {
 	if err != nil || child.Template.TeamID != beta.ID || child.Template.Name != "child" {
 		t.Fatalf("team B's child: %+v, %v", child, err)
 	}
-	d, err := n.TemplateDetails(ctx, child.Template.ID)
+	d, err := n.TemplateDetails(ctx, child.Template.ID, "")
 	if err != nil || d.Env["CHILD"] != "1" || d.Env["GREETING"] != "hello" {
 		t.Fatalf("child's details %+v, %v: it should be built on team B's web", d, err)
 	}
@@ -81,7 +81,7 @@ func TestTemplateNodeTeams(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := n.TemplateDetails(ctx, info.Template.ID)
+		d, err := n.TemplateDetails(ctx, info.Template.ID, "")
 		if err != nil || !strings.Contains(readFile(t, d.Rootfs+"/app/run.sh"), want) {
 			t.Errorf("web of team %s is not its own build (%v)", team, err)
 		}

@@ -50,7 +50,8 @@ func newTestTemplateNode(t *testing.T) (*templateNode, *fakeSandboxes, *store.DB
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	b, err := template.NewBuilder(template.BuilderOptions{DataDir: dir, Store: db})
+	// Versions handed out for a create are kept a moment only (TestTemplateNodeLease).
+	b, err := template.NewBuilder(template.BuilderOptions{DataDir: dir, Store: db, LeaseTime: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestTemplateNodeBuildAndDetails(t *testing.T) {
 	if b := waitBuild(t, n, id); b.Status != controlplane.BuildReady || b.TemplateID != "web" || b.FinishedAt == nil {
 		t.Fatalf("build: %+v", b)
 	}
-	d, err := n.TemplateDetails(ctx, "web")
+	d, err := n.TemplateDetails(ctx, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestTemplateNodeBuildAndDetails(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, err := n.TemplateDetails(ctx, "nope"); !errors.Is(err, controlplane.ErrNotFound) {
+	if _, err := n.TemplateDetails(ctx, "nope", ""); !errors.Is(err, controlplane.ErrNotFound) {
 		t.Errorf("details of an unknown template: %v, want not found", err)
 	}
 	if _, err := n.Build(ctx, "00000000-0000-4000-8000-000000000000"); !errors.Is(err, controlplane.ErrNotFound) {
@@ -149,8 +150,10 @@ func TestTemplateNodeRefusals(t *testing.T) {
 		req  controlplane.TemplateBuildRequest
 		want string
 	}{
-		{"unsupported instruction", controlplane.TemplateBuildRequest{Name: "x", Dockerfile: "FROM base\nRUN true\nHEALTHCHECK CMD true\n"},
-			"dockerfile: Dockerfile line 3: HEALTHCHECK"},
+		{"instruction that cannot apply", controlplane.TemplateBuildRequest{Name: "x", Dockerfile: "FROM base\nRUN true\nONBUILD RUN true\n"},
+			"dockerfile: Dockerfile line 3: ONBUILD"},
+		{"bad step form", controlplane.TemplateBuildRequest{Name: "x", Spec: &controlplane.TemplateSpec{FromTemplate: "base",
+			Steps: []controlplane.TemplateStep{{Type: "RUN", Args: []string{"true"}}, {Type: "EXPOSE", Args: []string{"80"}}}}}, "invalid template build: steps[1]: type"},
 		{"no FROM", controlplane.TemplateBuildRequest{Name: "x", Dockerfile: "RUN true\n"}, "dockerfile: Dockerfile line 1"},
 		{"context not an archive", controlplane.TemplateBuildRequest{Name: "x", Dockerfile: "FROM base\n",
 			Context: strings.NewReader(strings.Repeat("not a tar ", 100))}, "context: "},
@@ -182,7 +185,7 @@ func TestTemplateNodeCollectAndDelete(t *testing.T) {
 		return id
 	}
 	build("v1")
-	first, err := n.TemplateDetails(ctx, "web")
+	first, err := n.TemplateDetails(ctx, "web", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +204,7 @@ func TestTemplateNodeCollectAndDelete(t *testing.T) {
 	if _, err := os.Stat(first.Rootfs); err == nil {
 		t.Errorf("the first version stayed after its last sandbox went")
 	}
-	current, _ := n.TemplateDetails(ctx, "web")
+	current, _ := n.TemplateDetails(ctx, "web", "")
 	if _, err := os.Stat(current.Rootfs); err != nil {
 		t.Fatalf("the current version went: %v", err)
 	}

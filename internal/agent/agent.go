@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -50,7 +49,7 @@ func toConnect(err error) error {
 		code = connect.CodeNotFound
 	case errors.Is(err, engine.ErrExists):
 		code = connect.CodeAlreadyExists
-	case errors.Is(err, engine.ErrInvalid):
+	case errors.Is(err, engine.ErrInvalid), errors.Is(err, network.ErrInvalidEgress):
 		code = connect.CodeInvalidArgument
 	case errors.Is(err, engine.ErrState), runtime.IsUnsupported(err):
 		code = connect.CodeFailedPrecondition
@@ -72,7 +71,8 @@ func specFromProto(p *agentv1.SandboxSpec) engine.Spec {
 		DiskSizeMB: int(p.GetDiskSizeMb()), EnvVars: p.GetEnvVars(), AccessToken: p.GetEnvdAccessToken(),
 		AllowInternet: p.GetAllowInternetAccess(), DefaultUser: p.GetDefaultUser(),
 		DefaultWorkdir: p.GetDefaultWorkdir(), StartCmd: p.GetStartCmd(),
-		SnapshotImage: p.GetSnapshotImage(),
+		SnapshotImage: p.GetSnapshotImage(), Snapshot: p.GetSnapshotId(),
+		Egress: egressFromProto(p.GetEgress()), VolumeMounts: volumeMountsFromProto(p.GetVolumeMounts()),
 	}
 }
 
@@ -83,7 +83,8 @@ func specToProto(s engine.Spec) *agentv1.SandboxSpec {
 		DiskSizeMb: int32(s.DiskSizeMB), EnvVars: s.EnvVars, EnvdAccessToken: s.AccessToken,
 		AllowInternetAccess: s.AllowInternet, DefaultUser: s.DefaultUser,
 		DefaultWorkdir: s.DefaultWorkdir, StartCmd: s.StartCmd,
-		SnapshotImage: s.SnapshotImage,
+		SnapshotImage: s.SnapshotImage, SnapshotId: s.Snapshot,
+		Egress: egressToProto(s.Egress), VolumeMounts: volumeMountsToProto(s.VolumeMounts),
 	}
 }
 
@@ -114,7 +115,11 @@ func (s *Server) CreateSandbox(ctx context.Context, req *connect.Request[agentv1
 
 // PauseSandbox implements the agent service.
 func (s *Server) PauseSandbox(ctx context.Context, req *connect.Request[agentv1.PauseSandboxRequest]) (*connect.Response[agentv1.PauseSandboxResponse], error) {
-	st, err := s.engine.Pause(ctx, req.Msg.GetSandboxId())
+	pause := s.engine.Pause
+	if req.Msg.GetFilesystemOnly() {
+		pause = s.engine.PauseFiles
+	}
+	st, err := pause(ctx, req.Msg.GetSandboxId())
 	if err != nil {
 		return nil, toConnect(err)
 	}
@@ -123,7 +128,11 @@ func (s *Server) PauseSandbox(ctx context.Context, req *connect.Request[agentv1.
 
 // ResumeSandbox implements the agent service.
 func (s *Server) ResumeSandbox(ctx context.Context, req *connect.Request[agentv1.ResumeSandboxRequest]) (*connect.Response[agentv1.ResumeSandboxResponse], error) {
-	st, err := s.engine.Resume(ctx, req.Msg.GetSandboxId())
+	resume := s.engine.Resume
+	if req.Msg.GetColdBoot() {
+		resume = s.engine.Reboot
+	}
+	st, err := resume(ctx, req.Msg.GetSandboxId())
 	if err != nil {
 		return nil, toConnect(err)
 	}
@@ -162,17 +171,67 @@ func (s *Server) SandboxMetrics(ctx context.Context, req *connect.Request[agentv
 
 // SandboxLogs implements the agent service.
 func (s *Server) SandboxLogs(ctx context.Context, req *connect.Request[agentv1.SandboxLogsRequest]) (*connect.Response[agentv1.SandboxLogsResponse], error) {
-	var start time.Time
-	if req.Msg.GetStart() != nil {
-		start = req.Msg.GetStart().AsTime()
+	m := req.Msg
+	q := engine.LogQuery{Limit: int(m.GetLimit()), Backward: m.GetBackward(), Level: m.GetMinLevel(), Search: m.GetSearch()}
+	if m.GetStart() != nil {
+		q.Start = m.GetStart().AsTime()
 	}
-	lines, err := s.engine.Logs(req.Msg.GetSandboxId(), start, int(req.Msg.GetLimit()))
+	if m.GetEnd() != nil {
+		q.End = m.GetEnd().AsTime()
+	}
+	entries, err := s.engine.QueryLogs(m.GetSandboxId(), q)
 	if err != nil {
 		return nil, toConnect(fmt.Errorf("logs: %w", err))
 	}
 	out := &agentv1.SandboxLogsResponse{}
-	for _, l := range lines {
-		out.Logs = append(out.Logs, &agentv1.LogLine{Timestamp: timestamppb.New(l.Time), Line: l.Line})
+	for _, e := range entries {
+		l := &agentv1.LogLine{Timestamp: timestamppb.New(e.Time), Line: e.Raw, Source: agentv1.LogSource_LOG_SOURCE_CONSOLE,
+			Level: e.Level, Message: e.Message, Fields: e.Fields}
+		if e.Event {
+			l.Source = agentv1.LogSource_LOG_SOURCE_EVENT
+		}
+		out.Logs = append(out.Logs, l)
 	}
 	return connect.NewResponse(out), nil
+}
+
+// ForkSandbox implements the agent service.
+func (s *Server) ForkSandbox(ctx context.Context, req *connect.Request[agentv1.ForkSandboxRequest]) (*connect.Response[agentv1.ForkSandboxResponse], error) {
+	specs := make([]engine.Spec, 0, len(req.Msg.GetForks()))
+	for _, f := range req.Msg.GetForks() {
+		specs = append(specs, specFromProto(f))
+	}
+	results, err := s.engine.ForkEach(ctx, req.Msg.GetSandboxId(), specs)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	out := &agentv1.ForkSandboxResponse{}
+	for _, r := range results {
+		if r.Err != nil {
+			code := connect.CodeOf(toConnect(r.Err))
+			out.Results = append(out.Results, &agentv1.ForkResult{Error: r.Err.Error(), ErrorCode: int32(code)})
+			continue
+		}
+		out.Results = append(out.Results, &agentv1.ForkResult{Status: statusToProto(r.Status)})
+	}
+	return connect.NewResponse(out), nil
+}
+
+// SnapshotSandbox implements the agent service.
+func (s *Server) SnapshotSandbox(ctx context.Context, req *connect.Request[agentv1.SnapshotSandboxRequest]) (*connect.Response[agentv1.SnapshotSandboxResponse], error) {
+	info, err := s.engine.TakeSnapshot(ctx, req.Msg.GetSandboxId(), req.Msg.GetSnapshotId())
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&agentv1.SnapshotSandboxResponse{SnapshotId: info.ID, SizeBytes: info.SizeBytes,
+		Source: &agentv1.SandboxSpec{SandboxId: info.SourceID, TemplateRootfs: info.RootfsPath, RuntimeClass: info.RuntimeClass,
+			CpuCount: int32(info.CPUCount), MemoryMb: int32(info.MemoryMB), DiskSizeMb: int32(info.DiskSizeMB)}}), nil
+}
+
+// DeleteSnapshot implements the agent service.
+func (s *Server) DeleteSnapshot(ctx context.Context, req *connect.Request[agentv1.DeleteSnapshotRequest]) (*connect.Response[agentv1.DeleteSnapshotResponse], error) {
+	if err := s.engine.DeleteSnapshot(ctx, req.Msg.GetSnapshotId()); err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&agentv1.DeleteSnapshotResponse{}), nil
 }

@@ -28,6 +28,7 @@ func TestToConnect(t *testing.T) {
 		{fmt.Errorf("create sandbox a: %w: 7.5 GiB of 8 GiB memory committed, sandbox asks 1 GiB", engine.ErrNodeFull), connect.CodeResourceExhausted},
 		{fmt.Errorf("setup network for a: %w", network.ErrExhausted), connect.CodeResourceExhausted},
 		{fmt.Errorf("create sandbox a: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded},
+		{fmt.Errorf("setup network for a: %w", network.ErrInvalidEgress), connect.CodeInvalidArgument},
 		{errors.New("disk on fire"), connect.CodeInternal},
 	}
 	for _, tt := range tests {
@@ -41,5 +42,26 @@ func TestToConnect(t *testing.T) {
 	}
 	if toConnect(nil) != nil {
 		t.Fatal("toConnect(nil) is not nil")
+	}
+}
+
+// TestSpecRoundTrip: every field of a spec crosses the RPC, the snapshot to start
+// from included.
+func TestSpecRoundTrip(t *testing.T) {
+	tests := []engine.Spec{
+		{ID: "a", TemplateID: "base", RootfsPath: "/t", RuntimeClass: "gvisor", CPUCount: 2, MemoryMB: 512, DiskSizeMB: 1024,
+			EnvVars: map[string]string{"K": "V"}, AccessToken: "tok", AllowInternet: true, DefaultUser: "user",
+			DefaultWorkdir: "/home/user", StartCmd: "serve", SnapshotImage: "/snap"},
+		{ID: "b", Snapshot: "snapone", AccessToken: "tok-b"},
+	}
+	for _, want := range tests {
+		t.Run(want.ID, func(t *testing.T) {
+			got := specFromProto(specToProto(want))
+			if got.ID != want.ID || got.Snapshot != want.Snapshot || got.SnapshotImage != want.SnapshotImage ||
+				got.AccessToken != want.AccessToken || got.RootfsPath != want.RootfsPath || got.MemoryMB != want.MemoryMB ||
+				got.StartCmd != want.StartCmd || got.AllowInternet != want.AllowInternet || len(got.EnvVars) != len(want.EnvVars) {
+				t.Fatalf("round trip: got %+v, want %+v", got, want)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,16 +24,18 @@ type fakeBuilder struct {
 	logs     map[string][]controlplane.TemplateLogEntry
 	requests map[string]controlplane.TemplateBuildRequest
 	contexts map[string][]byte
+	files    map[string][]byte            // by team/hash
+	tags     map[string]map[string]string // template -> tag -> build, "default" aside
 }
 
 func newFakeBuilder(db *store.DB) *fakeBuilder {
 	return &fakeBuilder{db: db, builds: map[string]*controlplane.TemplateBuild{},
 		logs: map[string][]controlplane.TemplateLogEntry{}, requests: map[string]controlplane.TemplateBuildRequest{},
-		contexts: map[string][]byte{}}
+		contexts: map[string][]byte{}, files: map[string][]byte{}, tags: map[string]map[string]string{}}
 }
 
 // TemplateDetails knows no template: sandboxes get the store's record.
-func (f *fakeBuilder) TemplateDetails(_ context.Context, id string) (controlplane.TemplateDetails, error) {
+func (f *fakeBuilder) TemplateDetails(_ context.Context, id, _ string) (controlplane.TemplateDetails, error) {
 	return controlplane.TemplateDetails{}, &controlplane.Error{Kind: controlplane.ErrNotFound, Message: "no details of " + id}
 }
 
@@ -50,11 +54,86 @@ func (f *fakeBuilder) StartBuild(_ context.Context, req controlplane.TemplateBui
 	if id == "" {
 		id = fmt.Sprintf("00000000-0000-4000-8000-%012d", f.n)
 	}
+	if b, ok := f.builds[id]; ok {
+		if b.Status != controlplane.BuildWaiting {
+			return "", &controlplane.Error{Kind: controlplane.ErrInvalidArgument, Message: "build " + id + " is not waiting"}
+		}
+		reserved := f.requests[id]
+		req.CPUCount, req.MemoryMB, req.Tags = reserved.CPUCount, reserved.MemoryMB, reserved.Tags
+	}
 	req.Context = nil
 	f.requests[id], f.contexts[id] = req, data
 	f.builds[id] = &controlplane.TemplateBuild{BuildID: id, TemplateID: req.Name, Status: controlplane.BuildBuilding,
 		StartedAt: time.Now().UTC()}
 	return id, nil
+}
+
+// ReserveBuild records a waiting build.
+func (f *fakeBuilder) ReserveBuild(_ context.Context, req controlplane.TemplateBuildRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests[req.BuildID] = req
+	f.builds[req.BuildID] = &controlplane.TemplateBuild{BuildID: req.BuildID, TemplateID: req.Name, Status: controlplane.BuildWaiting,
+		StartedAt: time.Now().UTC()}
+	return nil
+}
+
+func (f *fakeBuilder) HasFile(_ context.Context, team, hash string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.files[team+"/"+hash]
+	return ok, nil
+}
+
+func (f *fakeBuilder) PutFile(_ context.Context, team, hash string, r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.files[team+"/"+hash] = data
+	return nil
+}
+
+func (f *fakeBuilder) Tags(ctx context.Context, id string) ([]controlplane.TemplateTag, error) {
+	t, err := f.db.GetTemplate(ctx, id)
+	if err != nil {
+		return nil, &controlplane.Error{Kind: controlplane.ErrNotFound, Message: "no template " + id}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []controlplane.TemplateTag{{Tag: "default", BuildID: t.BuildID, CreatedAt: t.UpdatedAt}}
+	for _, tag := range slices.Sorted(maps.Keys(f.tags[id])) {
+		out = append(out, controlplane.TemplateTag{Tag: tag, BuildID: f.tags[id][tag], CreatedAt: t.UpdatedAt})
+	}
+	return out, nil
+}
+
+func (f *fakeBuilder) AssignTags(ctx context.Context, id, build string, tags []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tags[id] == nil {
+		f.tags[id] = map[string]string{}
+	}
+	for _, tag := range tags {
+		if tag != "default" {
+			f.tags[id][tag] = build
+		}
+	}
+	return nil
+}
+
+func (f *fakeBuilder) RemoveTags(_ context.Context, id string, tags []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tag := range tags {
+		if _, ok := f.tags[id][tag]; !ok {
+			return &controlplane.Error{Kind: controlplane.ErrNotFound, Message: "no tag " + tag}
+		}
+		delete(f.tags[id], tag)
+	}
+	return nil
 }
 
 // log appends entries to a build's log.
@@ -66,19 +145,32 @@ func (f *fakeBuilder) log(id string, entries ...controlplane.TemplateLogEntry) {
 
 // finish ends a build: ready registers the template, else it fails with
 // reason.
-func (f *fakeBuilder) finish(id, reason string) error {
+func (f *fakeBuilder) finish(id, reason string) error { return f.finishAt(id, reason, "") }
+
+// finishAt is finish of a build that fails at step.
+func (f *fakeBuilder) finishAt(id, reason, step string) error {
 	f.mu.Lock()
 	b, req := f.builds[id], f.requests[id]
 	now := time.Now().UTC()
 	b.FinishedAt = &now
 	if reason != "" {
-		b.Status, b.Reason = controlplane.BuildError, reason
+		b.Status, b.Reason, b.ReasonStep = controlplane.BuildError, reason, step
 	} else {
 		b.Status = controlplane.BuildReady
 	}
 	f.mu.Unlock()
 	if reason != "" {
 		return nil
+	}
+	if len(req.Tags) > 0 && req.Tags[0] != "default" {
+		f.mu.Lock()
+		if f.tags[req.Name] == nil {
+			f.tags[req.Name] = map[string]string{}
+		}
+		for _, tag := range req.Tags {
+			f.tags[req.Name][tag] = id
+		}
+		f.mu.Unlock()
 	}
 	return f.db.PutTemplate(context.Background(), &store.Template{ID: req.Name, BuildID: id, RootfsPath: "/t/" + req.Name,
 		CPUCount: req.CPUCount, MemoryMB: req.MemoryMB, DiskSizeMB: req.DiskSizeMB, StartCmd: req.StartCmd,

@@ -14,6 +14,9 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/sandboxes/SBX/connect"}, {"GET", "/sandboxes/SBX/logs?"},
 	{"GET", "/sandboxes/SBX/metrics?"}, {"POST", "/templates"}, {"POST", "/api-keys"},
 	{"PATCH", "/api-keys/00000000-0000-0000-0000-000000000000"},
+	{"GET", "/v2/sandboxes/SBX/logs?"}, {"GET", "/sandboxes/metrics?"},
+	{"POST", "/v3/templates"}, {"POST", "/v2/templates/fuzz/builds/00000000-0000-4000-8000-000000000000"},
+	{"POST", "/templates/tags"}, {"DELETE", "/templates/tags"},
 }
 
 // FuzzRequestDecoding sends arbitrary JSON bodies and query strings to every route
@@ -42,6 +45,13 @@ func FuzzRequestDecoding(f *testing.F) {
 		{10, "", `{"name":"../x","dockerfile":"FROM base\nRUN true","context":"!!!"}`},
 		{11, "", `{"name":""}`},
 		{12, "", `{"name":null}`},
+		{13, "cursor=1&direction=forward&level=warn&search=x&start=5&end=2&limit=1000", ""},
+		{13, "cursor=99999999999999999999&limit=-3&level=WARN", ""},
+		{14, "sandbox_ids=SBX,,x&sandbox_ids=y", ""},
+		{15, "", `{"name":"ns/app:v1","tags":["a","B"],"cpuCount":1,"minFreeDiskMb":-1}`},
+		{16, "", `{"fromTemplate":"base","fromImageRegistry":{"type":"gcp"},"steps":[{"type":"COPY","args":["a"],"filesHash":"x"}]}`},
+		{17, "", `{"target":"app:","tags":[""]}`},
+		{18, "", `{"name":"app","tags":["default"]}`},
 		{0, "", `{"templateID":"base"` + strings.Repeat(" ", 10) + `}{}`},
 		{0, "", "\xff\xfe"},
 	}

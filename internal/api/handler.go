@@ -9,6 +9,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"time"
@@ -29,13 +30,16 @@ type Service interface {
 	List(ctx context.Context, teamID string, req controlplane.ListRequest) ([]*store.Sandbox, string, error)
 	ListRunning(ctx context.Context, teamID string, metadata map[string]string) ([]*store.Sandbox, error)
 	Kill(ctx context.Context, teamID, id string) error
+	UpdateNetwork(ctx context.Context, teamID, id string, u controlplane.NetworkUpdate) error
 	SetTimeout(ctx context.Context, teamID, id string, timeout time.Duration) error
 	Refresh(ctx context.Context, teamID, id string, d time.Duration) error
 	Pause(ctx context.Context, teamID, id string) error
 	Resume(ctx context.Context, teamID, id string, req controlplane.ResumeRequest) (*store.Sandbox, error)
 	Connect(ctx context.Context, teamID, id string, timeout time.Duration) (*store.Sandbox, bool, error)
-	Logs(ctx context.Context, teamID, id string, start time.Time, limit int) ([]controlplane.LogLine, error)
+	Forks
+	Logs(ctx context.Context, teamID, id string, q controlplane.LogQuery) ([]controlplane.LogEntry, error)
 	Metrics(ctx context.Context, teamID, id string, start, end time.Time) ([]store.Metric, error)
+	LatestMetrics(ctx context.Context, teamID string, ids []string) (map[string]store.Metric, error)
 	Domain() string
 	MaxTimeout() time.Duration
 }
@@ -62,6 +66,14 @@ type Options struct {
 	// Accounts serves the /teams and /api-keys routes; they do not exist
 	// when nil.
 	Accounts Accounts
+	// Volumes serves the /volumes routes and the volume content API
+	// (/volumecontent, authenticated by the volume's token); both answer 403
+	// when nil.
+	Volumes Volumes
+	// UploadKey signs the upload links of template files (GET
+	// /templates/{templateID}/files/{hash}); nil means a random key, so that
+	// links die with the process.
+	UploadKey []byte
 	// MaxBuildBodyBytes bounds the build context streamed as the body of
 	// POST /templates (Content-Type application/x-tar or application/gzip):
 	// 512 MiB when 0. Its JSON form, with the context in base64, is bounded
@@ -77,16 +89,18 @@ type handler struct {
 	svc          Service
 	templates    Templates
 	accounts     Accounts
+	volumes      Volumes
 	auth         Authenticator
 	log          *slog.Logger
 	maxBody      int64
 	maxBuildBody int64
 	spec         []byte
+	uploadKey    []byte
 }
 
 // NewHandler returns the API's http.Handler.
 func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
-	h := &handler{svc: svc, templates: opts.Templates, accounts: opts.Accounts, auth: auth, log: opts.Logger, maxBody: opts.MaxBodyBytes,
+	h := &handler{svc: svc, templates: opts.Templates, accounts: opts.Accounts, volumes: opts.Volumes, auth: auth, log: opts.Logger, maxBody: opts.MaxBodyBytes,
 		maxBuildBody: opts.MaxBuildBodyBytes, spec: opts.Spec}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -96,6 +110,10 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 	}
 	if h.maxBuildBody <= 0 {
 		h.maxBuildBody = defaultMaxBuildBody
+	}
+	if h.uploadKey = opts.UploadKey; len(h.uploadKey) == 0 {
+		h.uploadKey = make([]byte, 32)
+		_, _ = rand.Read(h.uploadKey)
 	}
 
 	r := chi.NewRouter()
@@ -108,6 +126,19 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 	})
 	r.Get("/health", h.health)
 	r.Get("/openapi.yaml", h.openapi)
+	if h.templates != nil {
+		// The e2b SDK uploads template files without its API key: the
+		// link's signature authorizes the upload.
+		r.Put("/templates/{templateID}/files/{hash}", h.uploadFile)
+	}
+	// The volume content API authenticates by the volume's token, not a key.
+	r.Get("/volumecontent/{volumeID}/dir", h.content(h.listDir))
+	r.Post("/volumecontent/{volumeID}/dir", h.content(h.makeDir))
+	r.Get("/volumecontent/{volumeID}/path", h.content(h.statPath))
+	r.Patch("/volumecontent/{volumeID}/path", h.content(h.updatePath))
+	r.Delete("/volumecontent/{volumeID}/path", h.content(h.removePath))
+	r.Get("/volumecontent/{volumeID}/file", h.content(h.readFile))
+	r.Put("/volumecontent/{volumeID}/file", h.content(h.writeFile))
 	r.Group(func(r chi.Router) {
 		r.Use(h.authenticate)
 		r.Post("/sandboxes", h.create)
@@ -119,11 +150,17 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 		r.Post("/sandboxes/{sandboxID}/timeout", h.timeout)
 		r.Post("/sandboxes/{sandboxID}/refreshes", h.refresh)
 		r.Post("/sandboxes/{sandboxID}/pause", h.pause)
+		r.Put("/sandboxes/{sandboxID}/network", h.updateNetwork)
 		r.Post("/sandboxes/{sandboxID}/resume", h.resume)
 		r.Post("/sandboxes/{sandboxID}/connect", h.connect)
+		r.Post("/sandboxes/{sandboxID}/fork", h.fork)
+		r.Post("/sandboxes/{sandboxID}/snapshots", h.createSnapshot)
+		r.Get("/snapshots", h.listSnapshots)
 		r.Post("/v2/sandboxes/{sandboxID}/connect", h.connect)
 		r.Get("/sandboxes/{sandboxID}/logs", h.logs)
+		r.Get("/v2/sandboxes/{sandboxID}/logs", h.logsV2)
 		r.Get("/sandboxes/{sandboxID}/metrics", h.metrics)
+		r.Get("/sandboxes/metrics", h.batchMetrics)
 		if h.templates != nil {
 			r.Get("/templates", h.listTemplates)
 			r.Post("/templates", h.buildTemplate)
@@ -131,7 +168,18 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 			r.Delete("/templates/{templateID}", h.deleteTemplate)
 			r.Get("/templates/{templateID}/builds/{buildID}/status", h.buildStatus)
 			r.Get("/templates/{templateID}/builds/{buildID}/logs", h.buildLogs)
+			r.Post("/v3/templates", h.requestBuild)
+			r.Get("/templates/{templateID}/files/{hash}", h.fileUploadLink)
+			r.Post("/v2/templates/{templateID}/builds/{buildID}", h.startBuild)
+			r.Get("/templates/aliases/{alias}", h.templateAlias)
+			r.Post("/templates/tags", h.assignTags)
+			r.Delete("/templates/tags", h.removeTags)
+			r.Get("/templates/{templateID}/tags", h.templateTags)
 		}
+		r.Post("/volumes", h.createVolume)
+		r.Get("/volumes", h.listVolumes)
+		r.Get("/volumes/{volumeID}", h.getVolume)
+		r.Delete("/volumes/{volumeID}", h.deleteVolume)
 		if h.accounts != nil {
 			r.Get("/teams", h.listTeams)
 			r.Get("/api-keys", h.listKeys)

@@ -16,8 +16,8 @@ type refreshBody struct {
 	Duration *int64 `json:"duration"`
 }
 
-// pauseBody is the body of POST /sandboxes/{id}/pause. memory=false (a
-// file-system-only pause) is accepted; the memory is kept anyway.
+// pauseBody is the body of POST /sandboxes/{id}/pause. memory=false is a
+// pause that keeps only the files.
 type pauseBody struct {
 	Memory *bool `json:"memory"`
 }
@@ -78,7 +78,8 @@ func (h *handler) pause(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	if err := h.svc.Pause(r.Context(), teamOf(r), sandboxID(r)); err != nil {
+	req := controlplane.PauseRequest{FilesOnly: body.Memory != nil && !*body.Memory}
+	if err := h.svc.PauseWith(r.Context(), teamOf(r), sandboxID(r), req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -91,14 +92,12 @@ func (h *handler) resumeOptions(w http.ResponseWriter, r *http.Request) (control
 	if err := h.decodeBody(w, r, &body); err != nil {
 		return controlplane.ResumeRequest{}, err
 	}
-	if body.Memory != nil && !*body.Memory {
-		return controlplane.ResumeRequest{}, badf("memory: resuming without memory (a cold boot) is not supported")
-	}
 	d, err := h.seconds("timeout", body.Timeout, h.svc.MaxTimeout())
 	if err != nil {
 		return controlplane.ResumeRequest{}, err
 	}
-	return controlplane.ResumeRequest{Timeout: d, AutoPause: body.AutoPause}, nil
+	// memory=false boots a paused sandbox fresh with its files.
+	return controlplane.ResumeRequest{Timeout: d, AutoPause: body.AutoPause, ColdBoot: body.Memory != nil && !*body.Memory}, nil
 }
 
 // resume answers POST /sandboxes/{id}/resume: 201, 409 when running.
@@ -124,7 +123,8 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request) {
 		writeBad(w, err)
 		return
 	}
-	sb, resumed, err := h.svc.Connect(r.Context(), teamOf(r), sandboxID(r), opts.Timeout)
+	sb, resumed, err := h.svc.ConnectWith(r.Context(), teamOf(r), sandboxID(r),
+		controlplane.ConnectRequest{Timeout: opts.Timeout, ColdBoot: opts.ColdBoot})
 	if err != nil {
 		h.fail(w, r, err)
 		return

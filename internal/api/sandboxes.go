@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -74,52 +73,9 @@ type autoResumeBody struct {
 	Enabled *bool `json:"enabled"`
 }
 
-// networkBody is the part of the network configuration Lelantos knows.
-type networkBody struct {
-	AllowOut           []string        `json:"allowOut,omitempty"`
-	DenyOut            []string        `json:"denyOut,omitempty"`
-	AllowPublicTraffic *bool           `json:"allowPublicTraffic,omitempty"`
-	MaskRequestHost    *string         `json:"maskRequestHost,omitempty"`
-	HTTPSPorts         []int           `json:"httpsPorts,omitempty"`
-	Rules              json.RawMessage `json:"rules,omitempty"`
-	EgressProxy        json.RawMessage `json:"egressProxy,omitempty"`
-}
-
-// allTraffic are the ways of saying "every IPv4 destination".
-var allTraffic = []string{"0.0.0.0/0"}
-
 // isNull reports an absent or JSON null raw value.
 func isNull(r json.RawMessage) bool {
 	return len(r) == 0 || string(r) == "null"
-}
-
-// checkNetwork refuses egress settings Lelantos cannot enforce yet, rather
-// than silently ignoring a security setting. Denying all egress is the same
-// as allow_internet_access=false, so that one is translated.
-func checkNetwork(n *networkBody, req *controlplane.CreateRequest) error {
-	if !isNull(n.Rules) && string(n.Rules) != "{}" {
-		return badf("network.rules: egress transform rules are not supported yet")
-	}
-	if !isNull(n.EgressProxy) {
-		return badf("network.egressProxy: egress proxies are not supported yet")
-	}
-	if len(n.DenyOut) > 0 {
-		if len(n.AllowOut) > 0 || !slices.Equal(n.DenyOut, allTraffic) {
-			return badf("network.denyOut: per-destination egress rules are not supported yet; " +
-				`only ["0.0.0.0/0"] without allowOut (no internet access), or use allow_internet_access`)
-		}
-		off := false
-		req.AllowInternetAccess = &off
-	}
-	// allowOut without denyOut allows what is allowed anyway.
-	req.AllowPublicTraffic = n.AllowPublicTraffic
-	n.Rules, n.EgressProxy = nil, nil
-	raw, err := json.Marshal(n)
-	if err != nil {
-		return badf("network: %v", err)
-	}
-	req.Network = raw
-	return nil
 }
 
 // seconds checks a timeout-like field given in seconds.
@@ -159,9 +115,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 // createRequest validates a create body.
 func (h *handler) createRequest(b *createBody) (controlplane.CreateRequest, error) {
 	var req controlplane.CreateRequest
-	if len(b.VolumeMounts) > 0 {
-		return req, badf("volumeMounts: volumes are not supported yet")
-	}
+	req.VolumeMounts = createMounts(b.VolumeMounts)
 	timeout, err := h.seconds("timeout", b.Timeout, h.svc.MaxTimeout())
 	if err != nil {
 		return req, err
@@ -183,6 +137,14 @@ func (h *handler) createRequest(b *createBody) (controlplane.CreateRequest, erro
 	req.AutoResume = b.AutoResume != nil && b.AutoResume.Enabled != nil && *b.AutoResume.Enabled
 	if req.AutoResume && !req.AutoPause {
 		return req, badf("autoResume: can only be enabled together with autoPause")
+	}
+	if req.AutoPauseFilesOnly = b.AutoPauseMemory != nil && !*b.AutoPauseMemory; req.AutoPauseFilesOnly {
+		if !req.AutoPause {
+			return req, badf("autoPauseMemory=false only applies when autoPause is true.")
+		}
+		if req.AutoResume {
+			return req, badf("autoPauseMemory: false cannot be combined with autoResume: traffic never resumes a sandbox paused without its memory")
+		}
 	}
 	req.AllowInternetAccess = b.AllowInternetAccess
 	if b.Network != nil {

@@ -8,8 +8,8 @@ import (
 	"lelantos.dev/lelantos/internal/store"
 )
 
-// volumeMount is an entry of volumeMounts (always empty: volumes are not
-// supported yet, but clients expect the field).
+// volumeMount is an entry of volumeMounts: a volume of the team, by name, and
+// where the sandbox sees it.
 type volumeMount struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
@@ -152,7 +152,7 @@ func toListed(sb *store.Sandbox) listedJSON {
 		State:               clientState(sb.State),
 		EnvdVersion:         sb.EnvdVersion,
 		AllowInternetAccess: sb.AllowInternetAccess,
-		VolumeMounts:        []volumeMount{},
+		VolumeMounts:        toVolumeMounts(sb.VolumeMounts),
 		WorkloadType:        sb.WorkloadType,
 		RuntimeClass:        sb.RuntimeClass,
 	}

@@ -92,7 +92,7 @@ func TestSpecConformance(t *testing.T) {
 	want(e.do("POST", "/sandboxes/"+a.SandboxID+"/resume", `{"timeout":60,"autoPause":false}`), 201)
 	want(e.do("POST", "/sandboxes/"+a.SandboxID+"/resume", `{}`), 409)
 	want(e.do("POST", "/sandboxes/doesnotexist/resume", `{}`), 404)
-	want(e.do("POST", "/sandboxes/"+a.SandboxID+"/resume", `{"memory":false}`), 400)
+	want(e.do("POST", "/sandboxes/"+a.SandboxID+"/resume", `{"memory":false}`), 409)
 	want(e.do("POST", "/sandboxes/"+a.SandboxID+"/connect", `{"timeout":60}`), 200)
 	want(e.do("POST", "/v2/sandboxes/"+a.SandboxID+"/connect", `{}`), 200)
 	want(e.do("POST", "/sandboxes/"+a.SandboxID+"/pause", `{}`), 204)
@@ -133,6 +133,7 @@ func TestSpecConformance(t *testing.T) {
 	}
 	want(e.do("GET", "/sandboxes/"+a.SandboxID+"/metrics?start=10&end=5", ""), 400)
 	want(e.do("GET", "/sandboxes/doesnotexist/metrics", ""), 404)
+	exerciseObserve(t, e, want, a.SandboxID)
 
 	// Kill.
 	want(e.do("DELETE", "/sandboxes/"+a.SandboxID, ""), 204)
@@ -163,6 +164,15 @@ func TestSpecConformance(t *testing.T) {
 
 	// Teams and API keys.
 	exerciseAccounts(t, e, want)
+
+	// Volumes and their content.
+	exerciseVolumes(t, e, want)
+
+	// Forks, snapshots and the pause variants.
+	exerciseForks(t, e, want)
+
+	// Egress rules of a running sandbox.
+	exerciseNetwork(t, e, want)
 
 	// Every operation of the document was called with a 2xx answer.
 	var missing []string

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"lelantos.dev/lelantos/internal/controlplane"
+	"lelantos.dev/lelantos/internal/store"
 )
 
 // Templates is what the template routes need from the control plane;
@@ -22,6 +24,14 @@ type Templates interface {
 	BuildTemplate(ctx context.Context, teamID string, req controlplane.TemplateBuildRequest) (templateID, buildID string, err error)
 	TemplateBuildStatus(ctx context.Context, teamID, templateID, buildID string) (*controlplane.TemplateBuild, error)
 	TemplateBuildLogs(ctx context.Context, teamID, templateID, buildID string, offset, limit int) ([]controlplane.TemplateLogEntry, error)
+	RequestTemplateBuild(ctx context.Context, teamID string, req controlplane.BuildReservation) (*controlplane.ReservedBuild, error)
+	StartTemplateBuild(ctx context.Context, teamID, templateID, buildID string, spec controlplane.TemplateSpec, startCmd, readyCmd string) error
+	TemplateFileUpload(ctx context.Context, teamID, templateID, hash string) (bool, error)
+	PutTemplateFile(ctx context.Context, teamID, templateID, hash string, r io.Reader) error
+	TemplateByAlias(ctx context.Context, teamID, alias string) (*store.Template, error)
+	TemplateTags(ctx context.Context, teamID, templateID string) ([]controlplane.TemplateTag, error)
+	AssignTemplateTags(ctx context.Context, teamID, target string, tags []string) (string, []string, error)
+	RemoveTemplateTags(ctx context.Context, teamID, name string, tags []string) error
 }
 
 // maxBuildLogLimit is the most log entries one build status or logs request
@@ -29,7 +39,7 @@ type Templates interface {
 const maxBuildLogLimit = 100
 
 // templateID and buildID are the path parameters.
-func templateID(r *http.Request) string { return chi.URLParam(r, "templateID") }
+func templateID(r *http.Request) string { return pathParam(r, "templateID") }
 func buildID(r *http.Request) string    { return chi.URLParam(r, "buildID") }
 
 // listTemplates answers GET /templates.

@@ -153,6 +153,8 @@ func exerciseTemplates(t *testing.T, e *env, want func(*response, int) *response
 	}
 	want(e.do("POST", "/templates", `{"name":"web"}`), 400)
 	want(e.do("GET", statusPath+"?limit=101", ""), 400)
+
+	exerciseTemplateSDK(t, e, want)
 }
 
 // TestTemplateBadInput checks that bad template requests are 400s naming the

@@ -73,11 +73,14 @@ type buildLogEntryJSON struct {
 	Timestamp time.Time `json:"timestamp"`
 	Message   string    `json:"message"`
 	Level     string    `json:"level"`
+	Step      string    `json:"step,omitempty"`
 }
 
-// buildReasonJSON says why a build failed.
+// buildReasonJSON says why a build failed, and at which step: "base", a
+// step's number (a Dockerfile's line) or "finalize".
 type buildReasonJSON struct {
 	Message string `json:"message"`
+	Step    string `json:"step,omitempty"`
 }
 
 // buildInfoJSON is the TemplateBuildInfo shape of the build status route.
@@ -101,15 +104,11 @@ func names(t *store.Template) []string {
 	return append([]string{cmp.Or(t.Name, t.ID)}, t.Aliases...)
 }
 
-// aliases are the names a template is known by besides its ID: its team's
-// name for it when that differs from the ID, then its aliases. Never nil,
+// aliases are the names a template is known by: its team's name for it,
+// then its aliases (E2B's CLI shows them as the template's name). Never nil,
 // so that it encodes as [].
 func aliases(t *store.Template) []string {
-	out := []string{}
-	if t.Name != "" && t.Name != t.ID {
-		out = append(out, t.Name)
-	}
-	return append(out, t.Aliases...)
+	return append([]string{cmp.Or(t.Name, t.ID)}, t.Aliases...)
 }
 
 // toTemplate builds the Template shape.
@@ -151,7 +150,7 @@ func toBuildLogEntry(e controlplane.TemplateLogEntry) buildLogEntryJSON {
 	if level == "" {
 		level = "info"
 	}
-	return buildLogEntryJSON{Timestamp: e.Timestamp.UTC(), Message: e.Message, Level: level}
+	return buildLogEntryJSON{Timestamp: e.Timestamp.UTC(), Message: e.Message, Level: level, Step: e.Step}
 }
 
 // toBuildInfo builds the TemplateBuildInfo shape.
@@ -167,7 +166,7 @@ func toBuildInfo(b *controlplane.TemplateBuild, entries []controlplane.TemplateL
 		if msg == "" {
 			msg = "the build failed"
 		}
-		out.Reason = &buildReasonJSON{Message: msg}
+		out.Reason = &buildReasonJSON{Message: msg, Step: b.ReasonStep}
 	}
 	return out
 }

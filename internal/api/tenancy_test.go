@@ -25,6 +25,7 @@ var sandboxRoutes = []struct{ method, path, body string }{
 	{"GET", "/sandboxes/%s/logs", ""},
 	{"GET", "/sandboxes/%s/metrics", ""},
 	{"POST", "/sandboxes/%s/pause", ""},
+	{"PUT", "/sandboxes/%s/network", `{"denyOut":["1.2.3.4"]}`},
 	{"POST", "/sandboxes/%s/resume", `{"timeout":600}`},
 	{"DELETE", "/sandboxes/%s", ""},
 }

@@ -205,19 +205,27 @@ func (c *Client) Resume(ctx context.Context, id string, timeout int) (*Sandbox, 
 }
 
 // Logs returns up to limit lines of a sandbox's log from start on (all
-// when start is zero), oldest first.
+// when start is zero), oldest first: each entry's message (the API's lines
+// are JSON objects, for E2B's CLI).
 func (c *Client) Logs(ctx context.Context, id string, start time.Time, limit int) ([]LogLine, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if !start.IsZero() {
 		q.Set("start", strconv.FormatInt(start.UnixMilli(), 10))
 	}
 	var out struct {
-		Logs []LogLine `json:"logs"`
+		Entries []struct {
+			Timestamp time.Time `json:"timestamp"`
+			Message   string    `json:"message"`
+		} `json:"logEntries"`
 	}
 	if err := c.Do(ctx, http.MethodGet, sandboxPath(id, "/logs?"+q.Encode()), nil, &out); err != nil {
 		return nil, err
 	}
-	return out.Logs, nil
+	lines := make([]LogLine, 0, len(out.Entries))
+	for _, e := range out.Entries {
+		lines = append(lines, LogLine{Timestamp: e.Timestamp, Line: e.Message})
+	}
+	return lines, nil
 }
 
 // Metrics returns a sandbox's resource samples between start and end (zero

@@ -120,7 +120,12 @@ func (s *Service) expire(ctx context.Context, id string) error {
 	}
 	if sb.AutoPause {
 		s.event(ctx, id, "sandbox timed out: pausing")
-		err := s.pauseLocked(ctx, sb, "timed out")
+		lc, lerr := s.store.SandboxLifecycleOf(ctx, id)
+		if lerr != nil {
+			s.log.Warn("reaper: read lifecycle; pausing with memory", "sandbox", id, "err", lerr)
+			lc.AutoPauseMemory = true
+		}
+		err := s.pauseLocked(ctx, sb, "timed out", !lc.AutoPauseMemory)
 		if err == nil || errors.Is(err, ErrNotFound) {
 			return nil
 		}

@@ -116,7 +116,7 @@ func (s *Service) syncBuild(ctx context.Context, id string) {
 
 // recordEnd stores the end of build b once it ended.
 func (s *Service) recordEnd(ctx context.Context, b *TemplateBuild) {
-	if b.Status == BuildBuilding {
+	if b.Status == BuildBuilding || b.Status == BuildWaiting {
 		return
 	}
 	status, at := store.BuildFinished, s.now()

@@ -69,6 +69,15 @@ type Config struct {
 	// RuntimeGVisor, the default. nil means every class (RuntimeGVisor and
 	// RuntimeRunc); `lelantos serve` passes its --runtime-classes.
 	RuntimeClasses []string
+	// Volumes keeps volumes' content; nil turns volumes off (their routes are
+	// refused and volumeMounts find no volume).
+	Volumes VolumeBackend
+	// VolumeSizeMB is the size of a volume whose create gives none: 1024 MiB.
+	// MaxVolumeSizeMB bounds the size a create may ask for: 65536 MiB.
+	VolumeSizeMB    int
+	MaxVolumeSizeMB int
+	// VolumeTokenTTL is how long a volume's content token is valid: 24 h.
+	VolumeTokenTTL time.Duration
 }
 
 // withDefaults returns c with its zero fields filled in.
@@ -95,6 +104,9 @@ func (c Config) withDefaults() Config {
 	setDur(&c.PausedRetention, DefaultPausedRetention)
 	setDur(&c.RepairInterval, time.Minute)
 	setDur(&c.NodeTimeout, 2*time.Minute)
+	setInt(&c.VolumeSizeMB, 1024)
+	setInt(&c.MaxVolumeSizeMB, 65536)
+	setDur(&c.VolumeTokenTTL, 24*time.Hour)
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -124,6 +136,12 @@ func (c Config) validate() error {
 	}
 	if c.PausedRetention < 0 && c.PausedRetention != PausedForever {
 		return errors.New("PausedRetention must not be negative (PausedForever keeps paused sandboxes)")
+	}
+	if c.VolumeSizeMB < 0 || c.MaxVolumeSizeMB < 0 || c.VolumeSizeMB > c.MaxVolumeSizeMB {
+		return fmt.Errorf("VolumeSizeMB %d must be between 0 and MaxVolumeSizeMB %d", c.VolumeSizeMB, c.MaxVolumeSizeMB)
+	}
+	if c.VolumeTokenTTL < 0 {
+		return errors.New("VolumeTokenTTL must not be negative")
 	}
 	if c.DefaultTimeout > c.MaxTimeout {
 		return fmt.Errorf("DefaultTimeout %s exceeds MaxTimeout %s", c.DefaultTimeout, c.MaxTimeout)

@@ -32,6 +32,9 @@ type CreateRequest struct {
 	AutoPause bool
 	// AutoResume lets traffic to a paused sandbox resume it.
 	AutoResume bool
+	// AutoPauseFilesOnly makes the pause at the end time keep only the files
+	// (E2B's autoPauseMemory=false); it needs AutoPause and excludes AutoResume.
+	AutoPauseFilesOnly bool
 	// AllowInternetAccess nil means "not set" (allowed).
 	AllowInternetAccess *bool
 	// Network is the client's network configuration, kept as JSON and
@@ -41,6 +44,8 @@ type CreateRequest struct {
 	AllowPublicTraffic *bool
 	// RuntimeClass is "gvisor" (default) or "runc".
 	RuntimeClass string
+	// VolumeMounts are volumes of the team to mount read-write, by name.
+	VolumeMounts []VolumeMount
 }
 
 // timeoutOr returns d or the default lifetime when d is 0, refusing bad ones.
@@ -73,7 +78,7 @@ func validateEnvVars(env map[string]string) error {
 // resolveTemplate finds the template name means for team teamID (its own
 // name, alias or ID, else a public template's), and the alias to report.
 func (s *Service) resolveTemplate(ctx context.Context, teamID, name string) (*store.Template, string, error) {
-	tpl, err := s.store.FindTemplate(ctx, teamID, name)
+	tpl, err := s.findTemplateRef(ctx, teamID, name)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
 		return nil, "", invalidf("templateID: template %q not found", name)
 	}
@@ -124,15 +129,41 @@ func (s *Service) Create(ctx context.Context, teamID string, req CreateRequest) 
 	if err := validateEnvVars(req.EnvVars); err != nil {
 		return nil, err
 	}
+	if req.AutoPauseFilesOnly && !req.AutoPause {
+		return nil, invalidf("autoPauseMemory=false only applies when autoPause is true.")
+	}
+	if req.AutoPauseFilesOnly && req.AutoResume {
+		return nil, invalidf("autoPauseMemory: false cannot be combined with autoResume: traffic never resumes a sandbox paused without its memory")
+	}
+	if err := checkNetwork(req.AllowInternetAccess, req.Network); err != nil {
+		return nil, err
+	}
 	name := req.TemplateID
 	if name == "" {
 		name = DefaultTemplate
 	}
-	tpl, alias, err := s.resolveTemplate(ctx, teamID, name)
+	// A snapshot's ID or name starts the sandbox from that snapshot.
+	tpl, snap, _, err := s.snapshotBuild(ctx, teamID, name)
 	if err != nil {
 		return nil, err
 	}
+	var alias string
+	if snap != nil {
+		if req.RuntimeClass != "" && req.RuntimeClass != snap.RuntimeClass {
+			return nil, invalidf("runtimeClass: snapshot %q runs on %q", name, snap.RuntimeClass)
+		}
+		runtime = snap.RuntimeClass
+		if tpl.Name != tpl.ID {
+			alias = tpl.Name
+		}
+	} else if tpl, alias, err = s.resolveTemplate(ctx, teamID, name); err != nil {
+		return nil, err
+	}
 	details, err := s.templateDetails(ctx, tpl)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := s.volumeMounts(ctx, teamID, req.VolumeMounts)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +192,7 @@ func (s *Service) Create(ctx context.Context, teamID string, req CreateRequest) 
 		StartedAt:           now,
 		EndAt:               now.Add(timeout),
 		NodeID:              LocalNodeID,
+		VolumeMounts:        mounts,
 	}
 	if sb.EnvdVersion == "" {
 		sb.EnvdVersion = DefaultEnvdVersion
@@ -177,14 +209,25 @@ func (s *Service) Create(ctx context.Context, teamID string, req CreateRequest) 
 	}
 	defer unlock()
 	if err := s.store.InsertSandboxWithin(ctx, sb, s.cfg.TeamQuotas); err != nil {
+		if merr := mountError(err); merr != nil {
+			return nil, merr
+		}
 		return nil, storeError("create sandbox: store", err)
 	}
 	s.event(ctx, sb.ID, "sandbox created from template %s (%s), runtime %s, %d CPU, %d MB memory, %d MB disk",
 		tpl.ID, name, runtime, sb.CPUCount, sb.MemoryMB, sb.DiskSizeMB)
+	if err := s.store.PutSandboxLifecycle(ctx, sb.ID, store.SandboxLifecycle{
+		AutoPauseMemory: !req.AutoPauseFilesOnly, Timeout: timeout, PausedMemory: true}); err != nil {
+		s.log.Warn("store the lifecycle of a sandbox", "sandbox", sb.ID, "err", err)
+	}
 
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	resp, err := s.node.CreateSandbox(nctx, connect.NewRequest(&agentv1.CreateSandboxRequest{Spec: spec(sb, tpl, details)}))
+	sp := spec(sb, tpl, details)
+	if snap != nil {
+		sp.SnapshotId, sp.SnapshotImage, sp.StartCmd = snap.ID, "", ""
+	}
+	resp, err := s.node.CreateSandbox(nctx, connect.NewRequest(&agentv1.CreateSandboxRequest{Spec: sp}))
 	if err != nil {
 		s.markDead(ctx, sb, "start failed: "+connectMessage(err))
 		s.bestEffortKill(ctx, sb.ID)

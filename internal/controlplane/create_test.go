@@ -82,8 +82,8 @@ func TestCreate(t *testing.T) {
 			if st, ok := h.node.State(sb.ID); !ok || st != agentv1.SandboxState_SANDBOX_STATE_RUNNING {
 				t.Errorf("node state %v %v, want running", st, ok)
 			}
-			lines, err := h.svc.Logs(context.Background(), defTeam, sb.ID, time.Time{}, 100)
-			if err != nil || len(lines) < 2 || !strings.Contains(lines[0].Line, "created") {
+			lines, err := h.svc.Logs(context.Background(), defTeam, sb.ID, LogQuery{Limit: 100})
+			if err != nil || len(lines) < 2 || !strings.Contains(lines[0].Message, "created") {
 				t.Errorf("logs %v %v, want creation events", lines, err)
 			}
 		})
@@ -174,8 +174,8 @@ func TestCreateNodeFailure(t *testing.T) {
 			if items, _, _ := h.svc.List(context.Background(), defTeam, ListRequest{}); len(items) != 0 {
 				t.Errorf("dead sandbox listed: %v", items)
 			}
-			if lines, err := h.svc.Logs(context.Background(), defTeam, all[0].ID, time.Time{}, 10); err != nil ||
-				!strings.Contains(lines[len(lines)-1].Line, "died") {
+			if lines, err := h.svc.Logs(context.Background(), defTeam, all[0].ID, LogQuery{Limit: 10}); err != nil ||
+				!strings.Contains(lines[len(lines)-1].Message, "died") {
 				t.Errorf("logs of dead sandbox: %v %v", lines, err)
 			}
 		})

@@ -36,6 +36,8 @@ type Store interface {
 	DeleteMetricsBefore(ctx context.Context, before time.Time) (int64, error)
 	AppendEvent(ctx context.Context, sandboxID string, e store.Event) error
 	ListEvents(ctx context.Context, sandboxID string, start time.Time, limit int) ([]store.Event, error)
+	SnapshotStore
+	VolumeStore
 }
 
 // Node is the part of the agent RPC client the Service uses; the generated
@@ -45,7 +47,11 @@ type Node interface {
 	PauseSandbox(context.Context, *connect.Request[agentv1.PauseSandboxRequest]) (*connect.Response[agentv1.PauseSandboxResponse], error)
 	ResumeSandbox(context.Context, *connect.Request[agentv1.ResumeSandboxRequest]) (*connect.Response[agentv1.ResumeSandboxResponse], error)
 	KillSandbox(context.Context, *connect.Request[agentv1.KillSandboxRequest]) (*connect.Response[agentv1.KillSandboxResponse], error)
+	UpdateSandboxNetwork(context.Context, *connect.Request[agentv1.UpdateSandboxNetworkRequest]) (*connect.Response[agentv1.UpdateSandboxNetworkResponse], error)
 	ListSandboxes(context.Context, *connect.Request[agentv1.ListSandboxesRequest]) (*connect.Response[agentv1.ListSandboxesResponse], error)
 	SandboxMetrics(context.Context, *connect.Request[agentv1.SandboxMetricsRequest]) (*connect.Response[agentv1.SandboxMetricsResponse], error)
 	SandboxLogs(context.Context, *connect.Request[agentv1.SandboxLogsRequest]) (*connect.Response[agentv1.SandboxLogsResponse], error)
+	ForkSandbox(context.Context, *connect.Request[agentv1.ForkSandboxRequest]) (*connect.Response[agentv1.ForkSandboxResponse], error)
+	SnapshotSandbox(context.Context, *connect.Request[agentv1.SnapshotSandboxRequest]) (*connect.Response[agentv1.SnapshotSandboxResponse], error)
+	DeleteSnapshot(context.Context, *connect.Request[agentv1.DeleteSnapshotRequest]) (*connect.Response[agentv1.DeleteSnapshotResponse], error)
 }

@@ -33,20 +33,46 @@ func (s *Service) Kill(ctx context.Context, teamID, id string) error {
 	if err != nil {
 		return internal("read sandbox", err)
 	}
+	ended := sb.State == StateDead || sb.State == StateKilled
 	if err := s.killLocked(ctx, sb, "killed on request"); err != nil {
 		return err
 	}
-	if sb.State == StateDead || sb.State == StateKilled {
+	if ended {
 		return notFound(id)
 	}
 	return nil
 }
 
 // killLocked removes sb from the node (absent there is fine) and then from
-// the store. The caller holds sb's lock.
+// the store. The caller holds sb's lock. A live sb is first stored as killed,
+// so that the proxy stops routing to it before the node ends it: requests
+// during the kill (a client asking whether the sandbox runs after its stream
+// was cut) get the 502 of a gone sandbox at once. If the node refuses, sb is
+// stored back as it was; if it does not answer in time, sb stays killed and
+// the kill is retried when the record is dropped (or reconciled at a restart).
 func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string) error {
-	if err := s.nodeKill(ctx, sb.ID); err != nil {
-		return err
+	was := *sb
+	live := sb.State != StateDead && sb.State != StateKilled
+	if live {
+		sb.State = StateKilled
+		sb.EndReason = why
+		sb.Address = ""
+		sb.EndAt = s.now()
+		if err := s.save(ctx, sb); err != nil {
+			return err
+		}
+	}
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: sb.ID}))
+	if code := connect.CodeOf(err); err != nil && code != connect.CodeNotFound {
+		if live && code != connect.CodeDeadlineExceeded {
+			sb.State, sb.EndReason, sb.Address, sb.EndAt = was.State, was.EndReason, was.Address, was.EndAt
+			if serr := s.save(ctx, sb); serr != nil {
+				s.log.Error("restore sandbox after a failed kill", "sandbox", sb.ID, "state", was.State, "err", serr)
+			}
+		}
+		return nodeError("kill sandbox", sb.ID, err)
 	}
 	if err := s.store.DeleteSandbox(context.WithoutCancel(ctx), sb.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return internal("delete sandbox", err)
@@ -66,34 +92,22 @@ func (s *Service) nodeKill(ctx context.Context, id string) error {
 	return nil
 }
 
-// Pause stops sandbox id of team teamID keeping its memory and files. A
-// paused sandbox is ErrConflict; a runtime that cannot pause is ErrConflict
-// with the node's reason, and the sandbox keeps running.
+// Pause stops sandbox id of team teamID keeping its memory and files; see
+// PauseWith.
 func (s *Service) Pause(ctx context.Context, teamID, id string) error {
-	unlock, err := s.lock(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	sb, err := s.getOwned(ctx, teamID, id)
-	if err != nil {
-		return err
-	}
-	if !isRunningState(sb.State) {
-		return newError(ErrConflict, "sandbox %q is already paused", id)
-	}
-	return s.pauseLocked(ctx, sb, "paused on request")
+	return s.PauseWith(ctx, teamID, id, PauseRequest{})
 }
 
-// pauseLocked pauses running sb; the caller holds its lock.
-func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string) error {
+// pauseLocked pauses running sb, keeping only its files when filesOnly; the
+// caller holds its lock.
+func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string, filesOnly bool) error {
 	sb.State = StatePausing
 	if err := s.save(ctx, sb); err != nil {
 		return err
 	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	_, err := s.node.PauseSandbox(nctx, connect.NewRequest(&agentv1.PauseSandboxRequest{SandboxId: sb.ID}))
+	_, err := s.node.PauseSandbox(nctx, connect.NewRequest(&agentv1.PauseSandboxRequest{SandboxId: sb.ID, FilesystemOnly: filesOnly}))
 	if err != nil {
 		return s.nodeFailed(ctx, sb, StateRunning, "pause sandbox", err)
 	}
@@ -101,7 +115,12 @@ func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string
 	if err := s.save(ctx, sb); err != nil {
 		return err
 	}
-	s.event(ctx, sb.ID, "sandbox paused (%s)", why)
+	s.recordPauseKind(ctx, sb.ID, filesOnly)
+	if filesOnly {
+		s.event(ctx, sb.ID, "sandbox paused with its files only (%s)", why)
+	} else {
+		s.event(ctx, sb.ID, "sandbox paused (%s)", why)
+	}
 	return nil
 }
 
@@ -144,6 +163,9 @@ type ResumeRequest struct {
 	Timeout time.Duration
 	// AutoPause, when set, replaces the sandbox's on-timeout action.
 	AutoPause *bool
+	// ColdBoot boots the sandbox fresh with its files, even when its pause
+	// kept its memory.
+	ColdBoot bool
 }
 
 // Resume brings paused sandbox id of team teamID back; a running one is
@@ -168,7 +190,7 @@ func (s *Service) Resume(ctx context.Context, teamID, id string, req ResumeReque
 	if req.AutoPause != nil {
 		sb.AutoPause = *req.AutoPause
 	}
-	if err := s.resumeLocked(ctx, sb, timeout); err != nil {
+	if err := s.resumeLocked(ctx, sb, timeout, req.ColdBoot); err != nil {
 		return nil, err
 	}
 	return sb, nil
@@ -177,7 +199,7 @@ func (s *Service) Resume(ctx context.Context, teamID, id string, req ResumeReque
 // resumeLocked resumes paused sb with a fresh end time, if its team's
 // quotas have room for it (else ErrQuota, and it stays paused); the caller
 // holds its lock.
-func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout time.Duration) error {
+func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout time.Duration, coldBoot bool) error {
 	prev := sb.State
 	sb.State = StateResuming
 	if err := s.store.UpdateSandboxWithin(context.WithoutCancel(ctx), sb, s.cfg.TeamQuotas); err != nil {
@@ -197,7 +219,7 @@ func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout t
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
 	resp, err := s.node.ResumeSandbox(nctx, connect.NewRequest(&agentv1.ResumeSandboxRequest{
-		SandboxId: sb.ID, Spec: spec(sb, tpl, details)}))
+		SandboxId: sb.ID, Spec: spec(sb, tpl, details), ColdBoot: coldBoot}))
 	if err != nil {
 		return s.nodeFailed(ctx, sb, StatePaused, "resume sandbox", err)
 	}
@@ -212,10 +234,28 @@ func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout t
 }
 
 // Connect makes sure sandbox id of team teamID runs for at least timeout
-// more (0 means DefaultTimeout): a running sandbox's end time is only ever
-// extended, a paused one is resumed. resumed tells which happened.
+// more (0 means DefaultTimeout); see ConnectWith.
 func (s *Service) Connect(ctx context.Context, teamID, id string, timeout time.Duration) (sb *store.Sandbox, resumed bool, err error) {
-	timeout, err = s.timeoutOr("timeout", timeout)
+	return s.ConnectWith(ctx, teamID, id, ConnectRequest{Timeout: timeout})
+}
+
+// ConnectRequest are the options of ConnectWith.
+type ConnectRequest struct {
+	// Timeout is how long the sandbox must run at least from now; 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// ColdBoot resumes a paused sandbox booted fresh with its files, even when
+	// its pause kept its memory.
+	ColdBoot bool
+}
+
+// ConnectWith makes sure sandbox id of team teamID runs for at least
+// req.Timeout more: a running sandbox's end time is only ever extended, a
+// paused one is resumed (with its memory, unless req.ColdBoot or its pause
+// kept only its files). resumed tells which happened. Its on-timeout action
+// is kept.
+func (s *Service) ConnectWith(ctx context.Context, teamID, id string, req ConnectRequest) (sb *store.Sandbox, resumed bool, err error) {
+	timeout, err := s.timeoutOr("timeout", req.Timeout)
 	if err != nil {
 		return nil, false, err
 	}
@@ -229,7 +269,7 @@ func (s *Service) Connect(ctx context.Context, teamID, id string, timeout time.D
 		return nil, false, err
 	}
 	if !isRunningState(sb.State) {
-		if err := s.resumeLocked(ctx, sb, timeout); err != nil {
+		if err := s.resumeLocked(ctx, sb, timeout, req.ColdBoot); err != nil {
 			return nil, false, err
 		}
 		return sb, true, nil

@@ -4,24 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
 	"lelantos.dev/lelantos/internal/proxy"
 	"lelantos.dev/lelantos/internal/store"
 )
 
-// Limits of the read routes.
-const (
-	// MaxListLimit is the largest page of a sandbox listing.
-	MaxListLimit = 100
-	// MaxLogLimit is the most log lines one request returns.
-	MaxLogLimit = 10000
-)
+// MaxListLimit is the largest page of a sandbox listing.
+const MaxListLimit = 100
 
 // clockSlack is how far a client's idea of "now" may be off ours.
 const clockSlack = time.Second
@@ -146,64 +139,6 @@ func (s *Service) listAll(ctx context.Context, f store.SandboxFilter) ([]*store.
 	}
 }
 
-// LogLine is one line of a sandbox's log.
-type LogLine struct {
-	Timestamp time.Time
-	Line      string
-}
-
-// Logs returns up to limit lines of sandbox id of team teamID at or after
-// start, oldest first: the node's console lines merged with the control
-// plane's lifecycle events. The logs of a dead sandbox stay readable until
-// its record is dropped.
-func (s *Service) Logs(ctx context.Context, teamID, id string, start time.Time, limit int) ([]LogLine, error) {
-	if limit < 0 || limit > MaxLogLimit {
-		return nil, invalidf("limit: must be between 0 and %d, got %d", MaxLogLimit, limit)
-	}
-	if !validSandboxID(id) {
-		return nil, notFound(id)
-	}
-	if sb, err := s.store.GetSandbox(ctx, id); errors.Is(err, store.ErrNotFound) || (err == nil && sb.TeamID != teamID) {
-		return nil, notFound(id)
-	} else if err != nil {
-		return nil, internal("read sandbox", err)
-	}
-	if limit == 0 {
-		return []LogLine{}, nil
-	}
-	events, err := s.store.ListEvents(ctx, id, start, limit)
-	if err != nil {
-		return nil, internal("read sandbox events", err)
-	}
-	lines := make([]LogLine, 0, len(events))
-	for _, e := range events {
-		lines = append(lines, LogLine{Timestamp: e.Timestamp, Line: e.Line})
-	}
-	req := &agentv1.SandboxLogsRequest{SandboxId: id, Limit: int32(limit)}
-	if !start.IsZero() {
-		req.Start = timestamppb.New(start)
-	}
-	resp, err := s.node.SandboxLogs(ctx, connect.NewRequest(req))
-	switch {
-	case err == nil:
-		for _, l := range resp.Msg.GetLogs() {
-			ts := l.GetTimestamp().AsTime()
-			if start.IsZero() || !ts.Before(start) {
-				lines = append(lines, LogLine{Timestamp: ts, Line: l.GetLine()})
-			}
-		}
-	case connect.CodeOf(err) == connect.CodeNotFound:
-		// Nothing on the node (any more): the events are all there is.
-	default:
-		s.log.Warn("read sandbox logs from node", "sandbox", id, "err", err)
-	}
-	sort.SliceStable(lines, func(i, j int) bool { return lines[i].Timestamp.Before(lines[j].Timestamp) })
-	if len(lines) > limit {
-		lines = lines[:limit]
-	}
-	return lines, nil
-}
-
 // Metrics returns the stored samples of sandbox id of team teamID between
 // start and end (zero means unbounded). A running sandbox without any sample
 // yet is sampled now, so that clients always get at least one entry for it.
@@ -246,7 +181,7 @@ func (s *Service) sample(ctx context.Context, id string) (store.Metric, error) {
 	m := store.Metric{
 		Timestamp:  s.now(),
 		CPUCount:   int(pm.GetCpuCount()),
-		CPUUsedPct: pm.GetCpuUsedPct(),
+		CPUUsedPct: roundPct(pm.GetCpuUsedPct()),
 		MemUsed:    pm.GetMemUsed(),
 		MemTotal:   pm.GetMemTotal(),
 		MemCache:   pm.GetMemCache(),
@@ -276,5 +211,7 @@ func (s *Service) ResolveSandbox(ctx context.Context, id string) (proxy.Target, 
 	if sb.State != StateRunning || sb.Address == "" || !sb.EndAt.After(s.now()) {
 		return proxy.Target{}, fmt.Errorf("resolve sandbox %s (%s): %w", id, sb.State, proxy.ErrSandboxNotFound)
 	}
-	return proxy.Target{Address: sb.Address, TrafficAccessToken: sb.TrafficAccessToken}, nil
+	mask, https := ingressOf(sb)
+	return proxy.Target{Address: sb.Address, TrafficAccessToken: sb.TrafficAccessToken,
+		MaskRequestHost: mask, HTTPSPorts: https}, nil
 }

@@ -62,55 +62,6 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func TestLogsMergeNodeAndEvents(t *testing.T) {
-	ctx := context.Background()
-	h := newHarness(t)
-	sb := h.create(t, CreateRequest{}) // two events at clock time T
-	t0 := h.clock.Now()
-	h.node.AddLog(sb.ID, t0.Add(-time.Second), "console: booting")
-	h.node.AddLog(sb.ID, t0.Add(time.Second), "console: hello")
-	h.clock.Advance(2 * time.Second)
-	if err := h.svc.Pause(ctx, defTeam, sb.ID); err != nil { // event at T+2s
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name  string
-		start time.Time
-		limit int
-		want  []string
-	}{
-		{"all", time.Time{}, 100, []string{"console: booting", "sandbox created", "sandbox running", "console: hello", "sandbox paused"}},
-		{"limit", time.Time{}, 2, []string{"console: booting", "sandbox created"}},
-		{"start", t0.Add(time.Second), 100, []string{"console: hello", "sandbox paused"}},
-		{"zero limit", time.Time{}, 0, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			lines, err := h.svc.Logs(ctx, defTeam, sb.ID, tt.start, tt.limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(lines) != len(tt.want) {
-				t.Fatalf("got %d lines %v, want %v", len(lines), lines, tt.want)
-			}
-			for i, w := range tt.want {
-				if len(lines[i].Line) < len(w) || lines[i].Line[:len(w)] != w {
-					t.Errorf("line %d = %q, want prefix %q", i, lines[i].Line, w)
-				}
-				if i > 0 && lines[i].Timestamp.Before(lines[i-1].Timestamp) {
-					t.Errorf("line %d out of order", i)
-				}
-			}
-		})
-	}
-	if _, err := h.svc.Logs(ctx, defTeam, sb.ID, time.Time{}, MaxLogLimit+1); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("limit too big: %v", err)
-	}
-	if _, err := h.svc.Logs(ctx, defTeam, "unknown", time.Time{}, 10); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown sandbox: %v", err)
-	}
-}
-
 func TestResolveSandbox(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)

@@ -89,13 +89,13 @@ func TestRepairStuckSandboxes(t *testing.T) {
 				t.Fatalf("stored state %s reason %q address %q, want %s ~%q %q", got.State, got.EndReason, got.Address,
 					tt.wantState, tt.wantReason, tt.wantAddr)
 			}
-			lines, err := h.svc.Logs(ctx, defTeam, id, time.Time{}, 100)
+			lines, err := h.svc.Logs(ctx, defTeam, id, LogQuery{Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
-			repaired := strings.Contains(lines[len(lines)-1].Line, "state repaired")
+			repaired := strings.Contains(lines[len(lines)-1].Message, "state repaired")
 			if repaired != (tt.wantState != tt.stored) {
-				t.Errorf("last log line %q; repaired %v", lines[len(lines)-1].Line, repaired)
+				t.Errorf("last log line %q; repaired %v", lines[len(lines)-1].Message, repaired)
 			}
 			if tt.wantState == StateRunning {
 				if _, err := h.svc.Get(ctx, defTeam, id); err != nil {

@@ -85,8 +85,8 @@ func TestPausedRetention(t *testing.T) {
 			if _, err := h.svc.Resume(ctx, defTeam, sb.ID, ResumeRequest{}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("resume of the expired sandbox: %v, want not found", err)
 			}
-			lines, err := h.svc.Logs(ctx, defTeam, sb.ID, time.Time{}, 100)
-			if err != nil || len(lines) == 0 || lines[len(lines)-1].Line != tt.reason {
+			lines, err := h.svc.Logs(ctx, defTeam, sb.ID, LogQuery{Limit: 100})
+			if err != nil || len(lines) == 0 || lines[len(lines)-1].Message != tt.reason {
 				t.Errorf("log of the expired sandbox: %v %v, want it to end with %q", lines, err, tt.reason)
 			}
 			// A restart keeps the record; DeadRetention drops it.

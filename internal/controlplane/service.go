@@ -1,6 +1,7 @@
 // Package controlplane holds the rules of the sandbox lifecycle: creating a
 // sandbox from a template on a node, its end time (timeout, refresh,
-// connect), pause and resume, kill, the reaper that ends sandboxes whose time
+// connect), pause and resume (with memory or the files only, and by traffic),
+// forks and snapshots, kill, the reaper that ends sandboxes whose time
 // is up, the metrics sampler, the reconciliation with the node after a
 // restart, teams, API keys and quotas, and the resolver the traffic proxy
 // asks where a sandbox lives. Every change to one sandbox runs under that
@@ -183,7 +184,11 @@ func spec(sb *store.Sandbox, tpl *store.Template, d TemplateDetails) *agentv1.Sa
 		DefaultWorkdir:      d.DefaultWorkdir,
 		StartCmd:            d.StartCmd,
 		TemplateRootfs:      d.Rootfs,
+		VolumeMounts:        specVolumeMounts(sb.VolumeMounts),
 	}
+	// The egress rules decide internet access too (allow_internet_access false
+	// with allowed addresses opens those).
+	sp.AllowInternetAccess, sp.Egress = nodeNetwork(sb)
 	if tpl != nil {
 		if sp.TemplateRootfs == "" {
 			sp.TemplateRootfs = tpl.RootfsPath

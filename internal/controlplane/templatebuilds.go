@@ -133,6 +133,10 @@ func (s *Service) templateInfo(ctx context.Context, teamID string, t *store.Temp
 // sandboxes (running or paused) were made from or that is being built:
 // ErrConflict. Another team's template is not found, even a public one.
 func (s *Service) DeleteTemplate(ctx context.Context, teamID, name string) error {
+	// A snapshot (by ID or name, any tag) goes with all its builds.
+	if handled, err := s.deleteIfSnapshot(ctx, teamID, name); handled {
+		return err
+	}
 	t, err := s.visibleTemplate(ctx, teamID, name)
 	if err != nil {
 		return err
@@ -181,20 +185,9 @@ func (s *Service) BuildTemplate(ctx context.Context, teamID string, req Template
 	if err := validateBuild(req); err != nil {
 		return "", "", err
 	}
-	templateID = templateIDFor(teamID, req.Name)
-	switch t, err := s.store.FindTemplate(ctx, teamID, req.Name); {
-	case err == nil && t.TeamID == teamID && t.Name != req.Name:
-		return "", "", invalidf("name: %q is an alias of template %q", req.Name, t.Name)
-	case err == nil && t.TeamID == teamID:
-		templateID = t.ID
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return "", "", internal("read template "+req.Name, err)
-	}
-	if other, err := s.store.GetTemplate(ctx, templateID); err == nil && other.TeamID != teamID {
-		// Only a default-team name can equal another team's ID.
-		return "", "", newError(ErrConflict, "name: %q is taken, choose another", req.Name)
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", "", internal("read template "+templateID, err)
+	templateID, _, err = s.buildTarget(ctx, teamID, req.Name)
+	if err != nil {
+		return "", "", err
 	}
 	if s.cfg.Builder == nil {
 		return "", "", errNoBuilder()
@@ -225,6 +218,28 @@ func (s *Service) BuildTemplate(ctx context.Context, teamID string, req Template
 	}
 	s.log.Info("template build started", "template", templateID, "team", teamID, "build", buildID)
 	return templateID, buildID, nil
+}
+
+// buildTarget is the template a build of name by team teamID makes a
+// version of: the team's template of that name, else a new one (whose ID
+// is templateIDFor). public tells whether it exists and is public.
+func (s *Service) buildTarget(ctx context.Context, teamID, name string) (templateID string, public bool, err error) {
+	templateID = templateIDFor(teamID, name)
+	switch t, err := s.store.FindTemplate(ctx, teamID, name); {
+	case err == nil && t.TeamID == teamID && t.Name != name:
+		return "", false, invalidf("name: %q is an alias of template %q", name, t.Name)
+	case err == nil && t.TeamID == teamID:
+		templateID, public = t.ID, t.Public
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return "", false, internal("read template "+name, err)
+	}
+	if other, err := s.store.GetTemplate(ctx, templateID); err == nil && other.TeamID != teamID {
+		// Only a default-team name can equal another team's ID.
+		return "", false, newError(ErrConflict, "name: %q is taken, choose another", name)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", false, internal("read template "+templateID, err)
+	}
+	return templateID, public, nil
 }
 
 // validateBuild checks the fields of a build request.

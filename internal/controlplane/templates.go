@@ -35,11 +35,17 @@ type TemplateDetails struct {
 // ErrNotFound means the template has none (a template registered directly in
 // the store, like base): its sandboxes get the store's record only.
 type TemplateSource interface {
-	TemplateDetails(ctx context.Context, templateID string) (TemplateDetails, error)
+	// TemplateDetails describes build buildID of the template: the one the
+	// store's record (or a tag) named. When that build was superseded and
+	// is gone (no tag keeps it), the template's current build is described.
+	TemplateDetails(ctx context.Context, templateID, buildID string) (TemplateDetails, error)
 }
 
 // Template build states, as E2B's API names them.
 const (
+	// BuildWaiting is a build requested (RequestTemplateBuild) and not
+	// started yet.
+	BuildWaiting  = "waiting"
 	BuildBuilding = "building"
 	BuildReady    = "ready"
 	BuildError    = "error"
@@ -71,18 +77,61 @@ type TemplateBuildRequest struct {
 	CPUCount, MemoryMB, DiskSizeMB int
 	// BuildArgs override the Dockerfile's ARG defaults.
 	BuildArgs map[string]string
+	// Spec, instead of Dockerfile, is the template in E2B's step form (the
+	// e2b SDK's Template builder). Its COPY steps read the files team
+	// TeamID uploaded (PutFile).
+	Spec   *TemplateSpec
+	TeamID string
+	// Tags are the tags the build gets; nil means "default" only.
+	Tags []string
+}
+
+// TemplateSpec is a template in E2B's step form.
+type TemplateSpec struct {
+	// FromImage is an image reference, FromTemplate a template name: exactly
+	// one is set.
+	FromImage, FromTemplate string
+	// Registry are credentials for FromImage's registry.
+	Registry *RegistryCredentials
+	// Force ignores the build cache.
+	Force bool
+	Steps []TemplateStep
+}
+
+// RegistryCredentials authenticate an image pull.
+type RegistryCredentials struct {
+	Username, Password string
+}
+
+// TemplateStep is one step of the step form: RUN, COPY, ENV, ARG, WORKDIR or
+// USER with their arguments; FilesHash names a COPY step's uploaded files;
+// Force rebuilds the step and those after it.
+type TemplateStep struct {
+	Type      string
+	Args      []string
+	FilesHash string
+	Force     bool
+}
+
+// TemplateTag points a template's name:tag at one of its builds.
+type TemplateTag struct {
+	Tag       string
+	BuildID   string
+	CreatedAt time.Time
 }
 
 // TemplateBuild is one build of a template.
 type TemplateBuild struct {
 	BuildID    string
 	TemplateID string
-	// Status is BuildBuilding, BuildReady or BuildError.
+	// Status is BuildWaiting, BuildBuilding, BuildReady or BuildError.
 	Status string
-	// Reason says why a build failed.
-	Reason     string
-	StartedAt  time.Time
-	FinishedAt *time.Time
+	// Reason says why a build failed, and ReasonStep at which step: "base",
+	// a step (its 1-based number in the step form, its line in a
+	// Dockerfile), or "finalize".
+	Reason, ReasonStep string
+	StartedAt          time.Time
+	FinishedAt         *time.Time
 }
 
 // TemplateLogEntry is one line of a build's log.
@@ -91,6 +140,8 @@ type TemplateLogEntry struct {
 	// Level is "info" or "error" (E2B's levels: debug, info, warn, error).
 	Level   string
 	Message string
+	// Step is the step the line belongs to, named as ReasonStep names it.
+	Step string
 }
 
 // TemplateBuilder builds templates on a node and keeps their builds and
@@ -112,6 +163,21 @@ type TemplateBuilder interface {
 	// Delete removes a template and its files unless inUse reports
 	// sandboxes of it.
 	Delete(ctx context.Context, templateID string, inUse func(templateID string) (bool, error)) error
+	// ReserveBuild records a build (req.Name, req.BuildID, its sizes and
+	// tags) that StartBuild starts later, with the same build ID; it fails
+	// if not started within an hour.
+	ReserveBuild(ctx context.Context, req TemplateBuildRequest) error
+	// HasFile and PutFile keep the uploaded files of team teamID's step
+	// form builds, by the client's hash of them.
+	HasFile(ctx context.Context, teamID, hash string) (bool, error)
+	PutFile(ctx context.Context, teamID, hash string, r io.Reader) error
+	// Tags lists a template's tags, "default" (its current build) first.
+	Tags(ctx context.Context, templateID string) ([]TemplateTag, error)
+	// AssignTags points tags of a template at its build buildID; "default"
+	// makes it the current build.
+	AssignTags(ctx context.Context, templateID, buildID string, tags []string) error
+	// RemoveTags removes tags; "default" cannot be removed.
+	RemoveTags(ctx context.Context, templateID string, tags []string) error
 }
 
 // templateDetails returns the details of tpl; none when the Service has no
@@ -120,7 +186,7 @@ func (s *Service) templateDetails(ctx context.Context, tpl *store.Template) (Tem
 	if s.cfg.Templates == nil || tpl == nil {
 		return TemplateDetails{}, nil
 	}
-	d, err := s.cfg.Templates.TemplateDetails(ctx, tpl.ID)
+	d, err := s.cfg.Templates.TemplateDetails(ctx, tpl.ID, tpl.BuildID)
 	if errors.Is(err, ErrNotFound) {
 		return TemplateDetails{}, nil
 	}

@@ -28,16 +28,22 @@ type fakeBuilder struct {
 	startErr   error
 	deleted    []string
 	db         *store.DB
+	reserved   map[string]TemplateBuildRequest
+	files      map[string]bool              // team/hash
+	tags       map[string]map[string]string // template -> tag -> build
+	detailsFor []string                     // the builds TemplateDetails was asked for
 }
 
 func newFakeBuilder(db *store.DB) *fakeBuilder {
 	return &fakeBuilder{db: db, details: map[string]TemplateDetails{}, builds: map[string]*TemplateBuild{},
-		logs: map[string][]TemplateLogEntry{}}
+		logs: map[string][]TemplateLogEntry{}, reserved: map[string]TemplateBuildRequest{}, files: map[string]bool{},
+		tags: map[string]map[string]string{}}
 }
 
-func (f *fakeBuilder) TemplateDetails(_ context.Context, id string) (TemplateDetails, error) {
+func (f *fakeBuilder) TemplateDetails(_ context.Context, id, build string) (TemplateDetails, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.detailsFor = append(f.detailsFor, build)
 	if f.detailsErr != nil {
 		return TemplateDetails{}, f.detailsErr
 	}
@@ -55,6 +61,9 @@ func (f *fakeBuilder) StartBuild(_ context.Context, req TemplateBuildRequest) (s
 		return "", f.startErr
 	}
 	id := req.BuildID
+	if b, ok := f.builds[id]; ok && b.Status != BuildWaiting {
+		return "", newError(ErrInvalidArgument, "build %s is not waiting", id)
+	}
 	f.started = append(f.started, req)
 	f.builds[id] = &TemplateBuild{BuildID: id, TemplateID: req.Name, Status: BuildBuilding, StartedAt: time.Now()}
 	return id, nil
@@ -124,6 +133,62 @@ func (f *fakeBuilder) Delete(ctx context.Context, id string, inUse func(string) 
 	f.deleted = append(f.deleted, id)
 	f.mu.Unlock()
 	return f.db.DeleteTemplate(ctx, id)
+}
+
+func (f *fakeBuilder) ReserveBuild(_ context.Context, req TemplateBuildRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reserved[req.BuildID] = req
+	f.builds[req.BuildID] = &TemplateBuild{BuildID: req.BuildID, TemplateID: req.Name, Status: BuildWaiting, StartedAt: time.Now()}
+	return nil
+}
+
+func (f *fakeBuilder) HasFile(_ context.Context, team, hash string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.files[team+"/"+hash], nil
+}
+
+func (f *fakeBuilder) PutFile(_ context.Context, team, hash string, _ io.Reader) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.files[team+"/"+hash] = true
+	return nil
+}
+
+func (f *fakeBuilder) Tags(ctx context.Context, id string) ([]TemplateTag, error) {
+	t, err := f.db.GetTemplate(ctx, id)
+	if err != nil {
+		return nil, newError(ErrNotFound, "no template %s", id)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []TemplateTag{{Tag: DefaultTag, BuildID: t.BuildID}}
+	for tag, b := range f.tags[id] {
+		out = append(out, TemplateTag{Tag: tag, BuildID: b})
+	}
+	return out, nil
+}
+
+func (f *fakeBuilder) AssignTags(_ context.Context, id, build string, tags []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tags[id] == nil {
+		f.tags[id] = map[string]string{}
+	}
+	for _, tag := range tags {
+		f.tags[id][tag] = build
+	}
+	return nil
+}
+
+func (f *fakeBuilder) RemoveTags(_ context.Context, id string, tags []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tag := range tags {
+		delete(f.tags[id], tag)
+	}
+	return nil
 }
 
 // templateHarness is the harness's store and node under a Service with a fake

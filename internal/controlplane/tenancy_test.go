@@ -46,7 +46,7 @@ func TestCrossTeamSandboxAccess(t *testing.T) {
 		{"connect", func(id string) error { _, _, err := h.svc.Connect(ctx, b.ID, id, time.Hour); return err }},
 		{"set timeout", func(id string) error { return h.svc.SetTimeout(ctx, b.ID, id, time.Second) }},
 		{"refresh", func(id string) error { return h.svc.Refresh(ctx, b.ID, id, time.Hour) }},
-		{"logs", func(id string) error { _, err := h.svc.Logs(ctx, b.ID, id, time.Time{}, 10); return err }},
+		{"logs", func(id string) error { _, err := h.svc.Logs(ctx, b.ID, id, LogQuery{Limit: 10}); return err }},
 		{"metrics", func(id string) error { _, err := h.svc.Metrics(ctx, b.ID, id, time.Time{}, time.Time{}); return err }},
 	}
 	for _, victim := range []*store.Sandbox{running, paused} {

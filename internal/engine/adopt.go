@@ -89,7 +89,9 @@ func (e *Engine) adoptOne(ctx context.Context, b *box, rt runtime.Runtime, info 
 		e.markDead(ctx, b, nil, fmt.Sprintf("runtime %q is not configured on this node", rec.Spec.RuntimeClass))
 		return
 	}
-	imageWhole := rec.Image != "" && fileExists(filepath.Join(rec.Image, "checkpoint.img"))
+	// What the last pause saved: a checkpoint, or the files alone.
+	imageWhole := rec.Image != "" && fileExists(filepath.Join(rec.Image, "checkpoint.img")) ||
+		rec.Files != "" && fileExists(filepath.Join(rec.Files, "fscheckpoint.pb"))
 	switch rec.State {
 	case StateDead:
 		return

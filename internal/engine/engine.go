@@ -41,6 +41,7 @@ type Network interface {
 	Reapply(ctx context.Context, sandboxID string) error
 	Teardown(ctx context.Context, sandboxID string) error
 	Reconcile(ctx context.Context, keep func(sandboxID string) bool) error
+	SetOptions(ctx context.Context, sandboxID string, opts network.Options) error
 }
 
 // Options configures an Engine.
@@ -53,6 +54,9 @@ type Options struct {
 	Network      Network
 	// EnvdPath is the daemon binary every new sandbox runs.
 	EnvdPath string
+	// Volumes gives sandboxes the volumes their specs mount; nil means a spec with
+	// volume mounts is refused.
+	Volumes Volumes
 	// InterpreterPath, when set, is the code interpreter's server binary, put
 	// beside the daemon: sandboxes see it as /lelantos/interpreter.
 	InterpreterPath string
@@ -111,6 +115,8 @@ type Engine struct {
 	filled     chan struct{}
 	poolCtx    context.Context
 	poolCancel context.CancelFunc
+	// snaps orders the removal of snapshots after the starts from them.
+	snaps snapshotLocks
 }
 
 // box is the engine's in-memory handle on one sandbox.
@@ -159,7 +165,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if _, ok := opts.Runtimes[opts.DefaultClass]; !ok {
 		return nil, fmt.Errorf("new engine: default runtime class %q is not configured", opts.DefaultClass)
 	}
-	for _, d := range []string{"sandboxes", "envd"} {
+	for _, d := range []string{"sandboxes", "envd", snapshotsDir} {
 		if err := os.MkdirAll(filepath.Join(opts.DataDir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("new engine: %w", err)
 		}
@@ -175,6 +181,10 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}
 	e.envdDir = dir
+	if err := e.cleanPartial(); err != nil {
+		e.consoles.close()
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
 	if err := e.adopt(ctx); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("new engine: %w", err)
@@ -227,7 +237,7 @@ func (e *Engine) config(b *box, netnsPath string) runtime.Config {
 		CPUCount:    s.CPUCount,
 		MemoryMB:    s.MemoryMB,
 		DiskSizeMB:  s.DiskSizeMB,
-		Mounts:      []runtime.Mount{{Source: b.rec.EnvdDir, Destination: "/lelantos"}},
+		Mounts:      append([]runtime.Mount{{Source: b.rec.EnvdDir, Destination: "/lelantos"}}, e.volumeMounts(s)...),
 		ConsolePath: filepath.Join(b.dir, consoleFile),
 	}
 }
@@ -244,6 +254,9 @@ func validate(s Spec) error {
 		return fmt.Errorf("%w: memoryMB %d must be 128..262144", ErrInvalid, s.MemoryMB)
 	case s.DiskSizeMB < 128 || s.DiskSizeMB > 1<<20:
 		return fmt.Errorf("%w: diskSizeMB %d must be 128..1048576", ErrInvalid, s.DiskSizeMB)
+	}
+	if err := checkVolumeMounts(s.VolumeMounts); err != nil {
+		return err
 	}
 	// The tree is a template's: its /bin may be a link, resolved inside it.
 	tree, err := saferoot.Open(s.RootfsPath, saferoot.InRoot)

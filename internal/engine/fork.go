@@ -9,30 +9,46 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"lelantos.dev/lelantos/internal/runtime"
 )
 
-// Fork starts new sandboxes from a paused sandbox's checkpoint image: each continues
-// from the moment of the pause, with the source's memory, processes and files, but
-// has its own id, network namespace and address, writable layer and daemon settings.
-// The source stays paused and may be forked again or resumed.
+// ForkResult is the outcome of one fork: its status, or why it failed.
+type ForkResult struct {
+	Status Status
+	Err    error
+}
+
+// forkParallel bounds how many forks of one call are restored at once.
+const forkParallel = 4
+
+// ForkEach starts new sandboxes from one image of sandbox srcID: each continues from
+// that moment, with the source's memory, processes and files, but has its own id,
+// network namespace and address, writable layer and daemon settings. A running
+// source is checkpointed in place for it: it pauses briefly and runs on with its id,
+// address and resources (connections into it are cut). A paused source's own image
+// is used, and the source stays paused.
 //
 // Each spec needs an ID; its other fields default to the source's when zero (for
 // AllowInternet: when false). The template tree, runtime class, CPU count, memory and
 // disk size are part of the image: a spec may repeat them but not change them. A
 // runtime that cannot checkpoint gives an error wrapping *runtime.UnsupportedError.
 //
-// Forking is all or nothing: if one fork fails, the forks already made are removed
-// again and the error names the one that failed.
-func (e *Engine) Fork(ctx context.Context, srcID string, specs []Spec) ([]Status, error) {
+// The error is about the source or the specs, and then no fork was made; otherwise
+// every fork has a result, in the order of specs, and fails or succeeds on its own
+// (a full node fails the forks that do not fit with ErrNodeFull).
+func (e *Engine) ForkEach(ctx context.Context, srcID string, specs []Spec) ([]ForkResult, error) {
 	src, err := e.lookup(srcID)
 	if err != nil {
 		return nil, fmt.Errorf("fork sandbox %s: %w", srcID, err)
 	}
-	defer src.op.Unlock()
+	unlock := src.op.Unlock
+	defer func() { unlock() }()
+	ctx = context.WithoutCancel(ctx) // forks half made help nobody
 	srec := src.record()
 	rt, err := e.runtimeFor(srec.Spec.RuntimeClass)
 	if err != nil {
@@ -42,38 +58,106 @@ func (e *Engine) Fork(ctx context.Context, srcID string, specs []Spec) ([]Status
 		return nil, fmt.Errorf("fork sandbox %s: %w", srcID,
 			&runtime.UnsupportedError{Class: rt.Class(), Operation: "fork (it cannot checkpoint a sandbox)"})
 	}
-	if srec.State != StatePaused || srec.Frozen || srec.Image == "" {
-		return nil, fmt.Errorf("fork sandbox %s: it is %s, not paused with a checkpoint: %w", srcID, srec.State, ErrState)
+	running := srec.State == StateRunning
+	if !running && (srec.State != StatePaused || srec.Frozen || srec.Image == "") {
+		return nil, fmt.Errorf("fork sandbox %s: it is %s, neither running nor paused with its memory: %w", srcID, srec.State, ErrState)
 	}
+	full, err := forkSpecs(srcID, srec.Spec, specs)
+	if err != nil {
+		return nil, fmt.Errorf("fork sandbox %s: %w", srcID, err)
+	}
+	from := imageSource{Spec: srec.Spec, EnvdDir: srec.EnvdDir, Image: srec.Image}
+	if running {
+		// The image is the forks' alone, outside the source's directory: the source
+		// may go on, pause or end while they start.
+		parent := filepath.Join(e.opts.DataDir, forkImagesDir)
+		if err := os.MkdirAll(parent, 0o700); err != nil {
+			return nil, fmt.Errorf("fork sandbox %s: %w", srcID, err)
+		}
+		dir, err := os.MkdirTemp(parent, srcID+"-")
+		if err != nil {
+			return nil, fmt.Errorf("fork sandbox %s: %w", srcID, err)
+		}
+		defer os.RemoveAll(dir)
+		from.Image = filepath.Join(dir, "image")
+		if err := e.checkpointInPlace(ctx, src, rt, from.Image); err != nil {
+			return nil, fmt.Errorf("fork sandbox %s: %w", srcID, err)
+		}
+		src.log.event("sandbox checkpointed in place for %d fork(s)", len(full))
+		unlock()
+		unlock = func() {}
+	}
+	// Admitted and given networks in order, so that on a node with room for some the
+	// first ones get it; then restored a few at a time.
+	out := make([]ForkResult, len(full))
+	boxes := make([]*box, len(full))
+	for i, s := range full {
+		boxes[i], out[i].Err = e.reserve(ctx, s, from.EnvdDir, rt)
+	}
+	sem := make(chan struct{}, forkParallel)
+	var wg sync.WaitGroup
+	for i, b := range boxes {
+		if b == nil {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i].Status, out[i].Err = e.startFromImage(ctx, from, rt, b, "sandbox forked from "+srcID)
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// Fork is ForkEach, all or nothing: if one fork fails, the forks already made are
+// removed again and the error names the one that failed.
+func (e *Engine) Fork(ctx context.Context, srcID string, specs []Spec) ([]Status, error) {
+	results, err := e.ForkEach(ctx, srcID, specs)
+	if err != nil {
+		return nil, err
+	}
+	var failed error
+	for _, r := range results {
+		if r.Err != nil && failed == nil {
+			failed = r.Err
+		}
+	}
+	if failed == nil {
+		out := make([]Status, len(results))
+		for i, r := range results {
+			out[i] = r.Status
+		}
+		return out, nil
+	}
+	for _, r := range results {
+		if r.Err == nil {
+			if kerr := e.Kill(context.WithoutCancel(ctx), r.Status.Spec.ID); kerr != nil {
+				e.opts.Logger.Error("remove fork after a failed fork", "sandbox", r.Status.Spec.ID, "err", kerr)
+			}
+		}
+	}
+	return nil, fmt.Errorf("fork sandbox %s: %w", srcID, failed)
+}
+
+// forkSpecs completes and checks the specs of forks of a source with spec src.
+func forkSpecs(srcID string, src Spec, specs []Spec) ([]Spec, error) {
 	if len(specs) == 0 {
-		return nil, fmt.Errorf("fork sandbox %s: %w: no forks asked for", srcID, ErrInvalid)
+		return nil, fmt.Errorf("%w: no forks asked for", ErrInvalid)
 	}
 	full := make([]Spec, len(specs))
 	seen := map[string]bool{srcID: true}
 	for i, s := range specs {
-		if full[i], err = forkSpec(srec.Spec, s); err != nil {
-			return nil, fmt.Errorf("fork sandbox %s: %w", srcID, err)
+		var err error
+		if full[i], err = forkSpec(src, s); err != nil {
+			return nil, err
 		}
 		if seen[s.ID] {
-			return nil, fmt.Errorf("fork sandbox %s: fork %s: %w", srcID, s.ID, ErrExists)
+			return nil, fmt.Errorf("fork %s: %w", s.ID, ErrExists)
 		}
 		seen[s.ID] = true
 	}
-	out := make([]Status, 0, len(full))
-	for _, s := range full {
-		st, err := e.forkOne(ctx, src, srec, rt, s)
-		if err != nil {
-			for _, done := range out {
-				if kerr := e.Kill(context.WithoutCancel(ctx), done.Spec.ID); kerr != nil {
-					e.opts.Logger.Error("remove fork after a failed fork", "sandbox", done.Spec.ID, "err", kerr)
-				}
-			}
-			return nil, fmt.Errorf("fork sandbox %s: %w", srcID, err)
-		}
-		out = append(out, st)
-	}
-	src.log.event("sandbox forked into %d new sandboxes", len(out))
-	return out, nil
+	return full, nil
 }
 
 // forkSpec completes a fork's spec from its source's and checks it.
@@ -97,7 +181,7 @@ func forkSpec(src, s Spec) (Spec, error) {
 		}
 	}
 	out := src
-	out.ID = s.ID
+	out.ID, out.Snapshot = s.ID, ""
 	out.AllowInternet = src.AllowInternet || s.AllowInternet
 	if s.TemplateID != "" {
 		out.TemplateID = s.TemplateID
@@ -126,54 +210,6 @@ func forkSpec(src, s Spec) (Spec, error) {
 		return Spec{}, fmt.Errorf("fork %s: %w", s.ID, err)
 	}
 	return out, nil
-}
-
-// forkOne restores one fork from the source's image. On failure it removes all it made.
-// Call with src.op held.
-func (e *Engine) forkOne(ctx context.Context, src *box, srec *record, rt runtime.Runtime, s Spec) (st Status, err error) {
-	// The fork keeps the source's daemon: the image holds its open files.
-	b := e.newBox(s, srec.EnvdDir)
-	b.op.Lock()
-	defer b.op.Unlock()
-	if err := e.register(b); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	if err := e.admit(ctx, b); err != nil {
-		e.unregister(b)
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	defer func() {
-		if err != nil {
-			if derr := e.destroy(context.WithoutCancel(ctx), b, rt); derr != nil {
-				e.opts.Logger.Error("clean up failed fork", "sandbox", s.ID, "err", derr)
-			}
-		}
-	}()
-	rec, err := e.lay(ctx, b)
-	if err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	if err := rt.Restore(ctx, s.ID, e.config(b, rec.NetNSPath), srec.Image); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
-	defer cancel()
-	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w; console: %s", s.ID, err, runtime.Tail(filepath.Join(b.dir, consoleFile), 512))
-	}
-	// The restored daemon holds the source's settings; present the source's token to
-	// give it the fork's.
-	if err := e.envd.reinit(readyCtx, rec.Address, s, srec.Spec.AccessToken); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	rec.State = StateRunning
-	if err := b.save(rec); err != nil {
-		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
-	}
-	b.log.event("sandbox forked from %s (runtime %s, %d CPU, %d MB memory, %d MB disk)",
-		srec.Spec.ID, s.RuntimeClass, s.CPUCount, s.MemoryMB, s.DiskSizeMB)
-	e.watch(b, rt)
-	return statusOf(rec), nil
 }
 
 // reinit gives a restored daemon the settings of s, proving knowledge of the token it

@@ -176,6 +176,7 @@ func TestPauseResumeAndFork(t *testing.T) {
 }
 
 // TestForkErrors: what Fork refuses, and a fork failing half-way leaves nothing.
+// A running source forks in place (see TestForkRunning for the details).
 func TestForkErrors(t *testing.T) {
 	// A /29 holds two sandbox networks: the source's and one fork's.
 	node := enginetest.NewNode(t, "10.232.2.0/29")
@@ -185,8 +186,19 @@ func TestForkErrors(t *testing.T) {
 	before := node.HostState(t, prefix)
 	src := create(t, e, newSpec(t, prefix+"src"))
 	must(t, src, "echo from-source > /root/f")
-	if _, err := e.Fork(ctx, src.Spec.ID, []engine.Spec{{ID: prefix + "early"}}); !errors.Is(err, engine.ErrState) {
-		t.Fatalf("fork of a running sandbox: %v, want ErrState", err)
+	// A running source is checkpointed in place and runs on; its fork is like any.
+	early, err := e.Fork(ctx, src.Spec.ID, []engine.Spec{{ID: prefix + "early"}})
+	if err != nil {
+		t.Fatalf("fork of a running sandbox: %v", err)
+	}
+	if got := must(t, early[0], "cat /root/f"); got != "from-source" {
+		t.Errorf("early fork reads %q", got)
+	}
+	if got := must(t, src, "cat /root/f"); got != "from-source" {
+		t.Errorf("source after an in-place fork reads %q", got)
+	}
+	if err := e.Kill(ctx, early[0].Spec.ID); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := e.Pause(ctx, src.Spec.ID); err != nil {
 		t.Fatal(err)

@@ -8,13 +8,16 @@ import (
 	"path/filepath"
 	"time"
 
-	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
 )
 
-// Create builds and starts a sandbox, waits for its daemon and initializes it. On any
-// failure everything made for it is removed again.
+// Create builds and starts a sandbox, waits for its daemon and initializes it; with
+// s.Snapshot, it restores the sandbox from that snapshot instead. On any failure
+// everything made for it is removed again.
 func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
+	if s.Snapshot != "" {
+		return e.createFromSnapshot(ctx, s)
+	}
 	if s.RuntimeClass == "" {
 		s.RuntimeClass = e.opts.DefaultClass
 	}
@@ -118,7 +121,10 @@ func (e *Engine) lay(ctx context.Context, b *box) (*record, error) {
 	if err := b.save(rec); err != nil {
 		return nil, err
 	}
-	ep, err := e.opts.Network.Setup(ctx, rec.rid(), network.Options{AllowInternet: rec.Spec.AllowInternet})
+	if err := e.attachVolumes(ctx, rec.Spec); err != nil {
+		return nil, err
+	}
+	ep, err := e.opts.Network.Setup(ctx, rec.rid(), netOptions(rec.Spec))
 	if err != nil {
 		return nil, networkError(err)
 	}
@@ -235,7 +241,7 @@ func (e *Engine) watchMemory(ctx context.Context, b *box, rt runtime.Runtime, id
 		if err != nil || st.OOMKills <= seen {
 			continue
 		}
-		b.log.event("out of memory: %d process(es) killed for going over the sandbox's %d MB", st.OOMKills-seen, b.record().Spec.MemoryMB)
+		b.log.eventAt(LevelWarn, "out of memory: %d process(es) killed for going over the sandbox's %d MB", st.OOMKills-seen, b.record().Spec.MemoryMB)
 		e.opts.Logger.Warn("out of memory in sandbox", "sandbox", id, "kills", st.OOMKills-seen)
 		seen = st.OOMKills
 	}
@@ -256,7 +262,7 @@ func (e *Engine) markDead(ctx context.Context, b *box, rt runtime.Runtime, reaso
 	rec := b.record()
 	id, rid := rec.Spec.ID, rec.rid()
 	e.opts.Logger.Warn("sandbox ended", "sandbox", id, "reason", reason)
-	b.log.event("sandbox ended: %s", reason)
+	b.log.eventAt(LevelError, "sandbox ended: %s", reason)
 	b.log.flush()
 	if rt != nil {
 		if err := rt.Kill(ctx, rid); err != nil && !errors.Is(err, runtime.ErrNotFound) {
@@ -307,6 +313,7 @@ func (e *Engine) Kill(ctx context.Context, id string) error {
 		return fmt.Errorf("kill sandbox %s: %w", id, err)
 	}
 	defer b.op.Unlock()
+	defer e.envd.http.CloseIdleConnections() // its address may go to another sandbox
 	rt, _ := e.runtimeFor(b.rec.Spec.RuntimeClass)
 	if err := e.destroy(context.WithoutCancel(ctx), b, rt); err != nil {
 		return fmt.Errorf("kill sandbox %s: %w", id, err)

@@ -75,11 +75,16 @@ func appendJSONString(out, s []byte) []byte {
 	return append(out, '"')
 }
 
-// encodeLines encodes lines for a log file.
+// encodeLines encodes lines for a log file, with their level when set.
 func encodeLines(lines []LogLine) []byte {
 	var out []byte
 	for _, ln := range lines {
 		out = appendLogLine(out, ln.Time, []byte(ln.Line))
+		if ln.Level != "" {
+			out = append(out[:len(out)-len("}\n")], `,"level":`...)
+			out = appendJSONString(out, []byte(ln.Level))
+			out = append(out, "}\n"...)
+		}
 	}
 	return out
 }

@@ -18,67 +18,119 @@ import (
 // the first line wanted is found by bisection and only the lines returned are read
 // whole: a call costs the same on a full log as on an empty one.
 func (l *sandboxLog) read(start time.Time, limit int) ([]LogLine, error) {
+	out := []LogLine{}
+	err := l.scan(LogQuery{Start: start}, func(ln LogLine) bool {
+		out = append(out, ln)
+		return limit <= 0 || len(out) < limit
+	})
+	return out, err
+}
+
+// stream is a source of log lines in one direction: peek returns the next
+// line (nil at the end) without taking it, take takes it.
+type stream interface {
+	peek() (*LogLine, error)
+	take()
+	close()
+}
+
+// scan hands the lines of q's window (its Start and End, inclusive) to keep,
+// events and console lines merged by time, oldest first or, with q.Backward,
+// newest first, until keep returns false or the window is done. The limit and
+// filters of q are keep's business.
+func (l *sandboxLog) scan(q LogQuery, keep func(LogLine) bool) error {
+	open := func(names ...string) (stream, error) { return openStream(l.dir, q.Start, q.End, names...) }
+	if q.Backward {
+		open = func(names ...string) (stream, error) { return openReverse(l.dir, q.Start, q.End, names...) }
+	}
 	l.mu.Lock() // no rotation between opening a file and the one after it
-	events, eerr := openStream(l.dir, start, eventsFileOld, eventsFile)
-	console, cerr := openStream(l.dir, start, logFileOld, logFile)
+	events, eerr := open(eventsFileOld, eventsFile)
+	console, cerr := open(logFileOld, logFile)
 	l.mu.Unlock()
 	defer events.close()
 	defer console.close()
 	if err := errors.Join(eerr, cerr); err != nil {
-		return nil, fmt.Errorf("read log: %w", err)
+		return fmt.Errorf("read log: %w", err)
 	}
-	out := []LogLine{}
-	for limit <= 0 || len(out) < limit {
+	for {
 		ev, err := events.peek()
 		if err != nil {
-			return nil, fmt.Errorf("read log: %w", err)
+			return fmt.Errorf("read log: %w", err)
 		}
 		cl, err := console.peek()
 		if err != nil {
-			return nil, fmt.Errorf("read log: %w", err)
+			return fmt.Errorf("read log: %w", err)
 		}
+		var ln LogLine
 		switch {
 		case ev == nil && cl == nil:
-			return out, nil
-		case cl == nil || (ev != nil && !ev.Time.After(cl.Time)):
-			out = append(out, *ev)
-			events.next = nil
+			return nil
+		case cl == nil || (ev != nil && !q.Backward && !ev.Time.After(cl.Time)) || (ev != nil && q.Backward && ev.Time.After(cl.Time)):
+			ln = *ev
+			ln.Event = true
+			events.take()
 		default:
-			out = append(out, *cl)
-			console.next = nil
+			ln = *cl
+			console.take()
+		}
+		if !keep(ln) {
+			return nil
 		}
 	}
-	return out, nil
 }
 
-// lineStream reads the lines at or after a time from a sequence of log files.
+// lineStream reads the lines between two times from a sequence of log files,
+// oldest first.
 type lineStream struct {
-	files []*os.File
-	sizes []int64 // as when opened: lines appended later are not read
+	logFiles
 	cur   int
 	r     *bufio.Reader
 	start time.Time
-	next  *LogLine // read but not yet taken
+	end   time.Time // zero: no end
+	next  *LogLine  // read but not yet taken
 }
 
-// openStream opens the files of names in dir that exist, oldest first, and places
-// the stream at the first line at or after start.
-func openStream(dir string, start time.Time, names ...string) (*lineStream, error) {
-	s := &lineStream{start: start}
+// logFiles are the log files of a stream, oldest first.
+type logFiles struct {
+	files []*os.File
+	sizes []int64 // as when opened: lines appended later are not read
+}
+
+// openFiles opens the files of names in dir that exist, in that order.
+func openFiles(dir string, names ...string) (logFiles, error) {
+	var lf logFiles
 	for _, n := range names {
 		f, err := os.Open(filepath.Join(dir, n))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return s, err
+			return lf, err
 		}
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return s, err
+			return lf, err
 		}
-		s.files, s.sizes = append(s.files, f), append(s.sizes, fi.Size())
+		lf.files, lf.sizes = append(lf.files, f), append(lf.sizes, fi.Size())
+	}
+	return lf, nil
+}
+
+func (lf logFiles) close() {
+	for _, f := range lf.files {
+		f.Close()
+	}
+}
+
+// openStream opens the files of names in dir that exist, oldest first, and places
+// the stream at the first line at or after start; it ends after the last line at
+// or before end (a zero end: the last line).
+func openStream(dir string, start, end time.Time, names ...string) (*lineStream, error) {
+	lf, err := openFiles(dir, names...)
+	s := &lineStream{logFiles: lf, start: start, end: end}
+	if err != nil {
+		return s, err
 	}
 	for s.cur < len(s.files) {
 		off, err := seekTime(s.files[s.cur], s.sizes[s.cur], start)
@@ -94,11 +146,8 @@ func openStream(dir string, start time.Time, names ...string) (*lineStream, erro
 	return s, nil
 }
 
-func (s *lineStream) close() {
-	for _, f := range s.files {
-		f.Close()
-	}
-}
+// take takes the line peek returned.
+func (s *lineStream) take() { s.next = nil }
 
 // peek returns the stream's next line, nil at its end.
 func (s *lineStream) peek() (*LogLine, error) {
@@ -119,6 +168,10 @@ func (s *lineStream) peek() (*LogLine, error) {
 		ln, ok := decodeLine(raw)
 		if !ok || ln.Time.Before(s.start) {
 			continue
+		}
+		if !s.end.IsZero() && ln.Time.After(s.end) {
+			s.cur, s.r = len(s.files), nil // the rest is later still
+			break
 		}
 		s.next = &ln
 	}

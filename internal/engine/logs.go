@@ -12,6 +12,12 @@ import (
 type LogLine struct {
 	Time time.Time `json:"ts"`
 	Line string    `json:"line"`
+	// Level is an event's level when it is not LevelInfo ("" otherwise, and
+	// for console lines, whose level is read from the line itself).
+	Level string `json:"level,omitempty"`
+	// Event is set on lines read from the events: the node wrote them, the
+	// sandbox cannot.
+	Event bool `json:"-"`
 }
 
 // Files in a sandbox's directory that hold its logs. Each log file is a run of JSON
@@ -75,13 +81,19 @@ func newSandboxLog(dir string, capTotal int64) *sandboxLog {
 	return &sandboxLog{dir: dir, caps: capsFor(capTotal)}
 }
 
-// event records a lifecycle event.
-func (l *sandboxLog) event(format string, args ...any) {
+// event records a lifecycle event at LevelInfo.
+func (l *sandboxLog) event(format string, args ...any) { l.eventAt(LevelInfo, format, args...) }
+
+// eventAt records a lifecycle event at level (one of the Level constants).
+func (l *sandboxLog) eventAt(level, format string, args ...any) {
 	msg := eventPrefix + fmt.Sprintf(format, args...)
+	if level == LevelInfo {
+		level = "" // the default, not written
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Stamped under the lock, so that the file stays in time order.
-	l.appendLocked(eventsFile, eventsFileOld, l.caps.eventsHalf, encodeLines([]LogLine{{Time: time.Now().UTC(), Line: msg}}))
+	l.appendLocked(eventsFile, eventsFileOld, l.caps.eventsHalf, encodeLines([]LogLine{{Time: time.Now().UTC(), Line: msg, Level: level}}))
 }
 
 // appendConsole adds console lines, already encoded, to the log. Only the pump

@@ -2,19 +2,36 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 
-	"lelantos.dev/lelantos/internal/network"
+	"lelantos.dev/lelantos/internal/runtime"
 )
+
+// fileSaver is a runtime that can keep a sandbox's files without its memory, and
+// boot a new sandbox with them (runtime.Config.FilesImage).
+type fileSaver interface {
+	SaveFiles(ctx context.Context, id, dir string) error
+}
 
 // Pause stops a running sandbox keeping its state. A runtime that checkpoints saves
 // memory, processes and the writable layer to disk and frees everything else; one
 // that cannot freezes the sandbox in place with its memory resident.
 func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
+	return e.pause(ctx, id, true)
+}
+
+// PauseFiles stops a running sandbox keeping only its files (the writable layer):
+// its memory and processes are dropped and everything else is freed. Resume boots it
+// fresh with those files. A runtime that cannot save files alone gives an error
+// wrapping *runtime.UnsupportedError, and the sandbox keeps running.
+func (e *Engine) PauseFiles(ctx context.Context, id string) (Status, error) {
+	return e.pause(ctx, id, false)
+}
+
+func (e *Engine) pause(ctx context.Context, id string, memory bool) (Status, error) {
 	b, err := e.lookup(id)
 	if err != nil {
 		return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
@@ -30,7 +47,12 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
 	}
-	if !rt.Capabilities().Checkpoint {
+	fs, savesFiles := rt.(fileSaver)
+	switch {
+	case !memory && !savesFiles:
+		return Status{}, fmt.Errorf("pause sandbox %s: %w", id,
+			&runtime.UnsupportedError{Class: rt.Class(), Operation: "a pause that keeps only the files"})
+	case memory && !rt.Capabilities().Checkpoint:
 		if err := rt.Freeze(ctx, rid); err != nil {
 			return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
 		}
@@ -48,10 +70,14 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 	b.unwatch()
 	// Connections into the sandbox do not survive a checkpoint.
 	defer e.envd.http.CloseIdleConnections()
-	image := filepath.Join(b.dir, "images", strconv.Itoa(rec.Pauses+1))
-	if err := rt.Checkpoint(ctx, rid, image); err != nil {
-		_ = os.RemoveAll(image)
-		// The checkpoint failed before stopping the sandbox, or it stopped it half-way.
+	kind, save := "images", func(dir string) error { return rt.Checkpoint(ctx, rid, dir) }
+	if !memory {
+		kind, save = "files", func(dir string) error { return fs.SaveFiles(ctx, rid, dir) }
+	}
+	dir := filepath.Join(b.dir, kind, strconv.Itoa(rec.Pauses+1))
+	if err := save(dir); err != nil {
+		_ = os.RemoveAll(dir)
+		// The save failed before stopping the sandbox, or it stopped it half-way.
 		if _, serr := rt.Stats(ctx, rid); serr == nil {
 			rec.State = StateRunning
 			_ = b.save(rec)
@@ -61,23 +87,47 @@ func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
 		e.markDead(ctx, b, rt, "pause failed: "+err.Error())
 		return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
 	}
-	old := rec.Image
-	rec.State, rec.Image, rec.Pauses = StatePaused, image, rec.Pauses+1
-	// The checkpointed sandbox holds no memory or CPU until it is resumed.
+	old := []string{rec.Image, rec.Files}
+	rec.Image, rec.Files = "", ""
+	if memory {
+		rec.Image = dir
+	} else {
+		rec.Files = dir
+	}
+	rec.State, rec.Pauses = StatePaused, rec.Pauses+1
+	// The saved sandbox holds no memory or CPU until it is resumed.
 	e.discharge(b)
 	if err := b.save(rec); err != nil {
 		return Status{}, fmt.Errorf("pause sandbox %s: %w", id, err)
 	}
-	if old != "" {
-		_ = os.RemoveAll(old)
+	for _, o := range old {
+		if o != "" {
+			_ = os.RemoveAll(o)
+		}
 	}
 	b.log.flush()
-	b.log.event("sandbox paused (memory and files saved)")
+	if memory {
+		b.log.event("sandbox paused (memory and files saved)")
+	} else {
+		b.log.event("sandbox paused (files saved; memory and processes dropped)")
+	}
 	return statusOf(rec), nil
 }
 
-// Resume brings a paused sandbox back with its memory and files.
-func (e *Engine) Resume(ctx context.Context, id string) (st Status, err error) {
+// Resume brings a paused sandbox back: with its memory and files when its pause kept
+// them, else booted fresh with its files, as Reboot does.
+func (e *Engine) Resume(ctx context.Context, id string) (Status, error) {
+	return e.resume(ctx, id, false)
+}
+
+// Reboot brings a paused sandbox back booted fresh with its files, whatever its pause
+// kept: its processes start anew, as after a restart of a machine. A runtime that
+// cannot save files alone gives an error wrapping *runtime.UnsupportedError.
+func (e *Engine) Reboot(ctx context.Context, id string) (Status, error) {
+	return e.resume(ctx, id, true)
+}
+
+func (e *Engine) resume(ctx context.Context, id string, fresh bool) (st Status, err error) {
 	b, err := e.lookup(id)
 	if err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
@@ -92,6 +142,12 @@ func (e *Engine) Resume(ctx context.Context, id string) (st Status, err error) {
 	rt, err := e.runtimeFor(rec.Spec.RuntimeClass)
 	if err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+	}
+	fs, savesFiles := rt.(fileSaver)
+	fresh = fresh || rec.Files != ""
+	if fresh && (!savesFiles || rec.Frozen) {
+		return Status{}, fmt.Errorf("resume sandbox %s: %w", id,
+			&runtime.UnsupportedError{Class: rt.Class(), Operation: "a resume that boots the sandbox fresh with its files"})
 	}
 	if rec.Frozen {
 		if err := rt.Thaw(ctx, rid); err != nil {
@@ -108,13 +164,19 @@ func (e *Engine) Resume(ctx context.Context, id string) (st Status, err error) {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
 	defer func() {
-		if err != nil { // still paused
+		if err != nil { // still paused, with what its pause saved
 			e.discharge(b)
+			if made := rec.Files; made != "" && made != b.record().Files {
+				_ = os.RemoveAll(made)
+			}
 		}
 	}()
+	if err := e.attachVolumes(ctx, rec.Spec); err != nil {
+		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+	}
 	// The namespace survives a pause, but not a host reboot: Setup rebuilds it on
 	// the same address if needed, then the address goes back on for gVisor.
-	ep, err := e.opts.Network.Setup(ctx, rid, network.Options{AllowInternet: rec.Spec.AllowInternet})
+	ep, err := e.opts.Network.Setup(ctx, rid, netOptions(rec.Spec))
 	if err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, networkError(err))
 	}
@@ -122,72 +184,77 @@ func (e *Engine) Resume(ctx context.Context, id string) (st Status, err error) {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
 	rec.Address, rec.NetNSPath = addrOf(ep.Address), ep.NetNSPath
-	if err := rt.Restore(ctx, rid, e.config(b, ep.NetNSPath), rec.Image); err != nil {
-		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
-	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()
-	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
-		_ = rt.Kill(ctx, rid)
-		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+	if fresh {
+		if err := e.bootWithFiles(ctx, b, rec, rt, fs); err != nil {
+			return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+		}
+		if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
+			_ = rt.Kill(ctx, rid)
+			return Status{}, fmt.Errorf("resume sandbox %s: %w; console: %s", id, err, runtime.Tail(filepath.Join(b.dir, consoleFile), 512))
+		}
+		// A fresh daemon: it learns its settings, and the start command runs again.
+		if err := e.envd.init(readyCtx, rec.Address, rec.Spec); err != nil {
+			_ = rt.Kill(ctx, rid)
+			return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+		}
+		if rec.Spec.StartCmd != "" {
+			if _, err := e.envd.startCommand(readyCtx, rec.Address, rec.Spec.AccessToken, rec.Spec.StartCmd); err != nil {
+				_ = rt.Kill(ctx, rid)
+				return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+			}
+		}
+		rec.Restored = false
+	} else {
+		if err := rt.Restore(ctx, rid, e.config(b, ep.NetNSPath), rec.Image); err != nil {
+			return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+		}
+		if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
+			_ = rt.Kill(ctx, rid)
+			return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
+		}
 	}
 	rec.State = StateRunning
 	if err := b.save(rec); err != nil {
 		return Status{}, fmt.Errorf("resume sandbox %s: %w", id, err)
 	}
-	// The image stays until the next pause replaces it: a crash right now must not
-	// leave a paused record without its image.
-	b.log.event("sandbox resumed")
+	// What the pause saved stays until the next pause replaces it: a crash right now
+	// must not leave a paused record without it.
+	if fresh {
+		b.log.event("sandbox resumed: booted fresh with its files")
+	} else {
+		b.log.event("sandbox resumed")
+	}
 	e.watch(b, rt)
 	return statusOf(rec), nil
 }
 
-// Metric is one sample of a sandbox's resource use.
-type Metric struct {
-	CPUCount   int
-	CPUUsedPct float64
-	MemUsed    int64
-	MemTotal   int64
-	MemCache   int64
-	DiskUsed   int64
-	DiskTotal  int64
-}
-
-// Metrics samples a running sandbox: CPU from its host cgroup, memory and disk as the
-// sandbox itself sees them (from its daemon), falling back to the cgroup.
-func (e *Engine) Metrics(ctx context.Context, id string) (Metric, error) {
-	b, err := e.lookup(id)
-	if err != nil {
-		return Metric{}, fmt.Errorf("metrics of sandbox %s: %w", id, err)
-	}
-	rec := b.record()
-	rt, rerr := e.runtimeFor(rec.Spec.RuntimeClass)
-	if rec.State != StateRunning || rerr != nil {
-		b.op.Unlock()
-		return Metric{}, fmt.Errorf("metrics of sandbox %s: it is %s: %w", id, rec.State, ErrState)
-	}
-	st, err := rt.Stats(ctx, rec.rid())
-	m := Metric{CPUCount: rec.Spec.CPUCount, MemTotal: int64(rec.Spec.MemoryMB) << 20, DiskTotal: int64(rec.Spec.DiskSizeMB) << 20}
-	if err == nil {
-		if prev := b.cpu; !prev.Time.IsZero() && st.Time.After(prev.Time) && st.CPUNanos >= prev.CPUNanos {
-			wall := float64(st.Time.Sub(prev.Time).Nanoseconds()) * float64(rec.Spec.CPUCount)
-			m.CPUUsedPct = min(100, 100*float64(st.CPUNanos-prev.CPUNanos)/wall)
+// bootWithFiles starts paused sandbox b fresh with its saved files, in the namespace
+// rec names. A pause that kept memory has its checkpoint restored first, only for
+// its files to be saved on their own; rec.Files is then set to them (the caller
+// saves rec once the sandbox runs, and removes them if it does not). Call with b.op
+// held.
+func (e *Engine) bootWithFiles(ctx context.Context, b *box, rec *record, rt runtime.Runtime, fs fileSaver) error {
+	rid := rec.rid()
+	if rec.Files == "" {
+		if err := rt.Restore(ctx, rid, e.config(b, rec.NetNSPath), rec.Image); err != nil {
+			return err
 		}
-		b.cpu = st
-		m.MemUsed, m.MemCache = int64(st.MemoryBytes), int64(st.MemoryCacheBytes)
-	}
-	b.op.Unlock()
-	if em, derr := e.envd.metrics(ctx, rec.Address, rec.Spec.AccessToken); derr == nil {
-		m.MemUsed, m.MemCache = em.MemUsed, em.MemCache
-		m.DiskUsed = em.DiskUsed
-		if em.DiskTotal > 0 {
-			m.DiskTotal = em.DiskTotal
+		dir := filepath.Join(b.dir, "files", strconv.Itoa(rec.Pauses)+"-from-image")
+		_ = os.RemoveAll(dir)
+		if err := fs.SaveFiles(ctx, rid, dir); err != nil {
+			_ = rt.Kill(ctx, rid)
+			_ = os.RemoveAll(dir)
+			return err
 		}
-		if err != nil {
-			m.CPUUsedPct = em.CPUUsedPct
+		rec.Files = dir
+		// The restore took the address off again.
+		if err := e.opts.Network.Reapply(ctx, rid); err != nil {
+			return err
 		}
-	} else if err != nil {
-		return Metric{}, fmt.Errorf("metrics of sandbox %s: %w", id, errors.Join(err, derr))
 	}
-	return m, nil
+	cfg := e.config(b, rec.NetNSPath)
+	cfg.FilesImage = rec.Files
+	return rt.Start(ctx, rid, cfg)
 }

@@ -27,7 +27,7 @@ type WarmPool struct {
 // poolKey is what a Create must share with a warm sandbox to take it.
 func poolKey(s Spec) string {
 	return fmt.Sprintf("%s|%s|%s|%d|%d|%d|%t", s.RootfsPath, s.SnapshotImage, s.RuntimeClass,
-		s.CPUCount, s.MemoryMB, s.DiskSizeMB, s.AllowInternet)
+		s.CPUCount, s.MemoryMB, s.DiskSizeMB, s.AllowInternet) + volumesKey(s)
 }
 
 // warmID returns a fresh runtime id for a pooled sandbox.
@@ -198,6 +198,11 @@ func (e *Engine) createFromWarm(ctx context.Context, b *box, s Spec) (Status, er
 	}
 	if err := b.save(rec); err != nil {
 		return fail(err)
+	}
+	if s.Egress != nil { // before the daemon runs anything of s
+		if err := e.opts.Network.SetOptions(ctx, rec.rid(), netOptions(s)); err != nil {
+			return fail(err)
+		}
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)
 	defer cancel()

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"lelantos.dev/lelantos/internal/network"
 )
 
 // Spec describes a sandbox to build. The control plane fills it from the template and
@@ -26,15 +28,23 @@ type Spec struct {
 	// EnvVars are given to every process the daemon starts.
 	EnvVars map[string]string `json:"envVars,omitempty"`
 	// AccessToken, when set, is required by the daemon on every protected route.
-	AccessToken    string `json:"accessToken,omitempty"`
-	AllowInternet  bool   `json:"allowInternet"`
-	DefaultUser    string `json:"defaultUser,omitempty"`
-	DefaultWorkdir string `json:"defaultWorkdir,omitempty"`
+	AccessToken   string `json:"accessToken,omitempty"`
+	AllowInternet bool   `json:"allowInternet"`
+	// Egress narrows what AllowInternet opens to per-destination rules; nil for none.
+	Egress         *network.Egress `json:"egress,omitempty"`
+	DefaultUser    string          `json:"defaultUser,omitempty"`
+	DefaultWorkdir string          `json:"defaultWorkdir,omitempty"`
 	// StartCmd, when set, is started by the engine through the daemon after init.
 	StartCmd string `json:"startCmd,omitempty"`
 	// SnapshotImage, when set, is a template snapshot made by Engine.Snapshot: the
 	// sandbox is restored from it, with whatever it had running, instead of booted.
 	SnapshotImage string `json:"snapshotImage,omitempty"`
+	// Snapshot, when set, names a snapshot made by Engine.TakeSnapshot: the sandbox
+	// starts from it with the memory, processes and files it holds. The template
+	// tree, runtime class and sizes are the snapshot's.
+	Snapshot string `json:"snapshot,omitempty"`
+	// VolumeMounts are volumes mounted read-write, found through Options.Volumes.
+	VolumeMounts []VolumeMount `json:"volumeMounts,omitempty"`
 }
 
 // State is a sandbox's state on this node.
@@ -65,6 +75,10 @@ type record struct {
 	EnvdDir string `json:"envdDir"`
 	// Image is the checkpoint directory of a paused sandbox; empty otherwise.
 	Image string `json:"image,omitempty"`
+	// Files is the directory of the files of a sandbox paused without its memory (a
+	// filesystem checkpoint): resuming boots the sandbox fresh with them. It stays
+	// until the next pause replaces it.
+	Files string `json:"files,omitempty"`
 	// Frozen is true when a paused sandbox is frozen in memory, not checkpointed.
 	Frozen bool `json:"frozen,omitempty"`
 	// Restored is true when the sandbox was booted from its template's snapshot, so

@@ -6,22 +6,24 @@
 // the host is not of that form, in the headers E2b-Sandbox-Id and
 // E2b-Sandbox-Port (what the clients send when E2B_SANDBOX_URL is set). The
 // proxy asks a Resolver where the sandbox's ports listen and forwards over
-// HTTP/1.1 without buffering bodies. With a domain and a TLS directory it also
-// serves TLS (HTTP/2 and HTTP/1.1) for *.<domain> with a certificate signed
-// by a locally generated CA.
+// HTTP/1.1 without buffering bodies; a sandbox the Resolver does not find
+// running may first be resumed by a Resumer (one resume per sandbox at a time).
+// With a domain and a TLS directory it also serves TLS (HTTP/2 and HTTP/1.1)
+// for *.<domain> with a certificate signed by a locally generated CA.
 package proxy
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // EnvdPort is the port of the in-sandbox daemon. Requests to it need no
@@ -49,6 +51,12 @@ type Target struct {
 	// e2b-traffic-access-token by requests to any port but EnvdPort;
 	// requests without it get 403.
 	TrafficAccessToken string
+	// MaskRequestHost, when non-empty, is the Host header requests reach
+	// the sandbox with, "${PORT}" replaced by the port (see maskedHost).
+	MaskRequestHost string
+	// HTTPSPorts are the sandbox's ports that serve HTTPS: the proxy reaches
+	// them over TLS without checking their certificates.
+	HTTPSPorts []int
 }
 
 // Config configures a Proxy.
@@ -67,6 +75,13 @@ type Config struct {
 	// SignedFiles, when set, routes signed file URLs that carry no sandbox in
 	// their host or headers to the sandbox that signed them.
 	SignedFiles SignedFileResolver
+	// Resumer, when set, is asked to resume a sandbox the resolver does not
+	// find running before the request is answered with 502: a paused sandbox
+	// that allows it is resumed and the request served.
+	Resumer Resumer
+	// ResumeTimeout bounds a resume and a request's wait for it;
+	// DefaultResumeTimeout when 0.
+	ResumeTimeout time.Duration
 }
 
 // Proxy routes requests to sandbox ports. It is safe for concurrent use.
@@ -76,8 +91,13 @@ type Proxy struct {
 	signed    SignedFileResolver // nil: signed URLs need a route like any request
 	log       *slog.Logger
 	transport *http.Transport
+	conns     *connSet // the transport's connections, by sandbox
 	rp        *httputil.ReverseProxy
 	certs     *certStore // nil without TLS
+	// resumer, when not nil, resumes paused sandboxes traffic reaches.
+	resumer       Resumer
+	resumeTimeout time.Duration
+	resuming      resumes
 }
 
 // upstream is the per-request routing decision handed from ServeHTTP to
@@ -85,6 +105,8 @@ type Proxy struct {
 type upstream struct {
 	route
 	hostport string
+	mask     string // Target.MaskRequestHost
+	https    bool   // the port serves HTTPS
 }
 
 type upstreamKey struct{}
@@ -104,7 +126,12 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{domain: domain, resolver: r, signed: cfg.SignedFiles, log: log, transport: newTransport()}
+	p := &Proxy{domain: domain, resolver: r, signed: cfg.SignedFiles, log: log, transport: newTransport(), conns: newConnSet()}
+	p.transport.DialContext = p.conns.dialer(p.transport.DialContext)
+	p.resumer, p.resumeTimeout = cfg.Resumer, cfg.ResumeTimeout
+	if p.resumeTimeout <= 0 {
+		p.resumeTimeout = DefaultResumeTimeout
+	}
 	if domain != "" && cfg.TLSDir != "" {
 		p.certs, err = newCertStore(cfg.TLSDir, domain)
 		if err != nil {
@@ -144,6 +171,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt = signed
 	}
 	target, err := p.resolver.ResolveSandbox(r.Context(), rt.sandboxID)
+	if errors.Is(err, ErrSandboxNotFound) && p.resumer != nil {
+		target, err = p.resume(r, rt)
+		if writeResumeError(w, rt.sandboxID, err) {
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, ErrSandboxNotFound):
 		writeJSON(w, http.StatusBadGateway, sandboxNotFound{
@@ -162,14 +195,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("sandbox %s: no address known", rt.sandboxID))
 		return
 	}
-	if target.TrafficAccessToken != "" && rt.port != EnvdPort {
-		got := r.Header.Get(HeaderTrafficAccessToken)
-		if subtle.ConstantTimeCompare([]byte(got), []byte(target.TrafficAccessToken)) != 1 {
-			writeError(w, http.StatusForbidden, fmt.Sprintf(
-				"sandbox %s port %d: missing or invalid traffic access token (header e2b-traffic-access-token)",
-				rt.sandboxID, rt.port))
-			return
-		}
+	if !trafficAllowed(w, r, rt, target) {
+		return
 	}
 	if r.ProtoMajor == 1 {
 		// Let streams read the request while the response is being written
@@ -177,19 +204,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// support it (e.g. test recorders); then the default applies.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
-	up := &upstream{route: rt, hostport: net.JoinHostPort(target.Address, strconv.Itoa(rt.port))}
+	up := &upstream{route: rt, hostport: net.JoinHostPort(target.Address, strconv.Itoa(rt.port)),
+		mask: target.MaskRequestHost, https: slices.Contains(target.HTTPSPorts, rt.port)}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up)))
 }
 
 // rewrite points the outbound request at the sandbox port, keeps the
-// client's Host (apps in the sandbox see the name the client used), sets
+// client's Host (apps in the sandbox see the name the client used) unless
+// the sandbox masks it (Target.MaskRequestHost), sets
 // X-Forwarded-For/-Host/-Proto and drops the proxy's own headers. Everything
 // else, X-Access-Token included, passes untouched.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	up := pr.In.Context().Value(upstreamKey{}).(*upstream)
-	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Scheme = up.scheme()
 	pr.Out.URL.Host = up.hostport
-	pr.Out.Host = pr.In.Host
+	pr.Out.Host = up.host(pr.In.Host)
 	pr.SetXForwarded()
 	h := pr.Out.Header
 	h.Del(HeaderSandboxID)
@@ -227,3 +256,13 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 // CloseIdleConnections drops the idle connections to sandboxes. Call it after a
 // sandbox is paused or resumed: its connections do not survive a checkpoint.
 func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }
+
+// DropSandbox closes every connection to sandbox id, those carrying a request
+// included: call it when the sandbox is killed. Its streams then end at once
+// (the client sees the connection cut, asks again and gets the 502 of a sandbox
+// that is gone) instead of waiting on a network that has disappeared.
+func (p *Proxy) DropSandbox(id string) {
+	if n := p.conns.closeSandbox(id); n > 0 {
+		p.log.Debug("proxy: closed the connections to a killed sandbox", "sandbox", id, "connections", n)
+	}
+}

@@ -76,18 +76,30 @@ type Config struct {
 	// WritableRoot makes the sandbox write straight into RootfsPath, with no layer
 	// and no disk cap. Template builds use it on a private copy of a tree.
 	WritableRoot bool
+	// FilesImage, when set, is a directory holding the writable layer of an earlier
+	// sandbox of the same tree, saved without its memory (see gvisor.Runtime.SaveFiles):
+	// Start boots the new sandbox with that layer's files, its deletions included. Only
+	// runtimes that save files read it; Restore ignores it.
+	FilesImage string
 	// PidsLimit caps the number of tasks; 0 means the runtime's default.
 	PidsLimit int
-	// Mounts are read-only bind mounts from the host, such as the daemon's binary.
+	// Mounts are bind mounts from the host: read-only, such as the daemon's binary,
+	// or writable, such as volumes.
 	Mounts []Mount
 	// ConsolePath is a host file receiving the first process's stdout and stderr.
 	ConsolePath string
 }
 
-// Mount is a read-only bind mount of a host path into the sandbox.
+// Mount is a bind mount of a host path into the sandbox, read-only unless Writable.
 type Mount struct {
 	Source      string
 	Destination string
+	// Writable mounts the path read-write, without set-user-ID programs or device
+	// nodes. Each sandbox's writes reach Source at once, so sandboxes mounting the
+	// same Source share its files. Runtimes that map the sandbox's ids to other host
+	// ids (runc) show and store its files with the sandbox's own ids, so every
+	// sandbox sees the same owners.
+	Writable bool
 }
 
 // Validate reports the first field of c that cannot work.

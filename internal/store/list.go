@@ -258,5 +258,9 @@ func (db *DB) querySandboxes(ctx context.Context, q string, args ...any) ([]*San
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	rows.Close()
+	if err := loadVolumeMounts(ctx, db.sql, items...); err != nil {
+		return nil, err
+	}
 	return items, nil
 }

@@ -102,6 +102,12 @@ type Sandbox struct {
 	Address string
 	// EndReason is why the sandbox ended (killed, dead), else "".
 	EndReason string
+	// VolumeMounts are the volumes mounted into the sandbox, in order. Insert
+	// looks each up in the sandbox's team, by VolumeID or else by Name (then
+	// filling in VolumeID), and refuses an unknown one with a *MountError
+	// (ErrNotFound); UpdateSandbox leaves them as they are. Reads give each
+	// volume's name.
+	VolumeMounts []VolumeMount
 	// CreatedAt is set once by InsertSandbox (to now when zero) and never
 	// changed by UpdateSandbox.
 	CreatedAt time.Time
@@ -275,7 +281,10 @@ func insertSandboxTx(ctx context.Context, tx *sql.Tx, s *Sandbox, r *sandboxRow)
 		}
 		return err
 	}
-	return insertMetadata(ctx, tx, s, r.started)
+	if err := insertMetadata(ctx, tx, s, r.started); err != nil {
+		return err
+	}
+	return insertVolumeMounts(ctx, tx, s)
 }
 
 // insertMetadata writes the metadata side table rows of sandbox s, which
@@ -305,6 +314,9 @@ func (db *DB) GetSandbox(ctx context.Context, id string) (*Sandbox, error) {
 		return nil, fmt.Errorf("get sandbox %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
+		return nil, fmt.Errorf("get sandbox %s: %w", id, err)
+	}
+	if err := loadVolumeMounts(ctx, db.sql, s); err != nil {
 		return nil, fmt.Errorf("get sandbox %s: %w", id, err)
 	}
 	return s, nil

@@ -75,7 +75,7 @@ func startServer(t *testing.T) *server {
 	}
 	defer logf.Close()
 	s.cmd = exec.Command(bin, "serve", "--data-dir", data, "--listen", freeAddr(t), "--sandbox-listen", freeAddr(t),
-		"--subnet", testSubnet, "--net-prefix", testNetPrefix, "--warm-pool", "0",
+		"--subnet", testSubnet, "--net-prefix", testNetPrefix, "--warm-pool", "0", "--builtin-templates", "none",
 		"--base-rootfs", rootfs, "--runsc", runsc, "--envd", envd)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

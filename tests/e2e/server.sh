@@ -3,7 +3,8 @@
 # `make run` starts it, on its own ports, subnet and data directory.
 #   server.sh start|stop|restart
 # Settings (exported by run.sh): E2E_DATA_DIR, E2E_API, E2E_SANDBOX, E2E_SUBNET,
-# LELANTOS_BASE_ROOTFS, LELANTOS_CACHE_DIR.
+# LELANTOS_BASE_ROOTFS, LELANTOS_CACHE_DIR; a suite may add serve flags in
+# E2E_SERVE_FLAGS before it restarts the server.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -13,7 +14,7 @@ start() {
   mkdir -p "$E2E_DATA_DIR"
   "$repo/bin/lelantos" serve --data-dir "$E2E_DATA_DIR" --listen "$E2E_API" --sandbox-listen "$E2E_SANDBOX" \
     --subnet "$E2E_SUBNET" --net-prefix "${E2E_NET_PREFIX:-le2e}" --base-rootfs "$LELANTOS_BASE_ROOTFS" --runsc "$LELANTOS_CACHE_DIR/bin/runsc" \
-    --envd "$repo/bin/envd" --runtime-classes gvisor,runc >>"$E2E_DATA_DIR/server.log" 2>&1 &
+    --envd "$repo/bin/envd" --runtime-classes gvisor,runc ${E2E_SERVE_FLAGS:-} >>"$E2E_DATA_DIR/server.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 600); do
     if [ -s "$E2E_DATA_DIR/client.env" ]; then return 0; fi

@@ -16,6 +16,8 @@ export E2E_DATA_DIR=$(mktemp -d /tmp/lelantos-escape.XXXXXX)
 export E2E_API=127.0.0.1:${ESCAPE_API_PORT:-3900} E2E_SANDBOX=127.0.0.1:${ESCAPE_SANDBOX_PORT:-3901}
 export E2E_SUBNET=${ESCAPE_SUBNET:-10.235.0.0/16} E2E_NET_PREFIX=lesc
 export ESCAPE_DATA_DIR=$E2E_DATA_DIR ESCAPE_CLASSES=gvisor,runc
+# The attacks need no built-in template; building one would only load the machine.
+export E2E_SERVE_FLAGS="--builtin-templates none"
 cleanup() {
   bash "$repo/tests/e2e/server.sh" stop
   umount -l "$E2E_DATA_DIR/node/runsc/null-netns" 2>/dev/null || true

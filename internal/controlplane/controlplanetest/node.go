@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,9 @@ type Node struct {
 	next      int
 	inflight  map[string]int
 	overlaps  int
+	cpuPct    float64 // of the samples SandboxMetrics returns
+	// snap is the state of forks, snapshots and pause kinds (snapshots.go).
+	snap snapState
 }
 
 // NewNode returns an empty fake node.
@@ -50,6 +54,7 @@ func NewNode() *Node {
 		failures:  map[string]error{},
 		calls:     map[string]int{},
 		inflight:  map[string]int{},
+		cpuPct:    12.5,
 	}
 }
 
@@ -118,11 +123,23 @@ func (n *Node) Len() int {
 	return len(n.sandboxes)
 }
 
-// AddLog appends a console line of sandbox id.
+// AddLog appends a plain console line of sandbox id, at level info.
 func (n *Node) AddLog(id string, ts time.Time, line string) {
+	n.AddLogLine(id, &agentv1.LogLine{Timestamp: timestamppb.New(ts), Line: line, Source: agentv1.LogSource_LOG_SOURCE_CONSOLE,
+		Level: "info", Message: line})
+}
+
+// AddLogLine appends a line of sandbox id as the node would report it (lines
+// are kept in the order added, which should be their time order).
+func (n *Node) AddLogLine(id string, l *agentv1.LogLine) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.logs[id] = append(n.logs[id], &agentv1.LogLine{Timestamp: timestamppb.New(ts), Line: line})
+	n.logs[id] = append(n.logs[id], proto.Clone(l).(*agentv1.LogLine))
+}
+
+// levelRank orders the log levels.
+func levelRank(level string) int {
+	return map[string]int{"debug": 0, "info": 1, "warn": 2, "error": 3}[level]
 }
 
 // begin records a call of op on sandbox id, applies the delay outside the
@@ -178,6 +195,9 @@ func (n *Node) CreateSandbox(ctx context.Context, req *connect.Request[agentv1.C
 	if _, ok := n.sandboxes[sp.GetSandboxId()]; ok {
 		return nil, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("sandbox %s exists", sp.GetSandboxId()))
 	}
+	if err := n.checkSnapshotLocked(sp); err != nil {
+		return nil, err
+	}
 	n.next++
 	st := &agentv1.SandboxStatus{
 		SandboxId: sp.GetSandboxId(), State: agentv1.SandboxState_SANDBOX_STATE_RUNNING,
@@ -195,6 +215,7 @@ func (n *Node) PauseSandbox(ctx context.Context, req *connect.Request[agentv1.Pa
 	if err != nil {
 		return nil, err
 	}
+	n.notePause(req.Msg)
 	return connect.NewResponse(&agentv1.PauseSandboxResponse{Status: st}), nil
 }
 
@@ -205,6 +226,7 @@ func (n *Node) ResumeSandbox(ctx context.Context, req *connect.Request[agentv1.R
 	if err != nil {
 		return nil, err
 	}
+	n.noteResume(req.Msg)
 	return connect.NewResponse(&agentv1.ResumeSandboxResponse{Status: st}), nil
 }
 
@@ -263,6 +285,14 @@ func (n *Node) ListSandboxes(ctx context.Context, _ *connect.Request[agentv1.Lis
 	return connect.NewResponse(out), nil
 }
 
+// SetCPU sets the CPU percentage of the samples SandboxMetrics returns (12.5
+// unless set).
+func (n *Node) SetCPU(pct float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cpuPct = pct
+}
+
 // SandboxMetrics returns a fixed sample stamped now for a held sandbox.
 func (n *Node) SandboxMetrics(ctx context.Context, req *connect.Request[agentv1.SandboxMetricsRequest]) (*connect.Response[agentv1.SandboxMetricsResponse], error) {
 	id := req.Msg.GetSandboxId()
@@ -279,14 +309,18 @@ func (n *Node) SandboxMetrics(ctx context.Context, req *connect.Request[agentv1.
 	}
 	cpus := st.GetSpec().GetCpuCount()
 	mem := int64(st.GetSpec().GetMemoryMb()) << 20
+	n.mu.Lock()
+	pct := n.cpuPct
+	n.mu.Unlock()
 	return connect.NewResponse(&agentv1.SandboxMetricsResponse{Metric: &agentv1.Metric{
-		Timestamp: timestamppb.Now(), CpuCount: cpus, CpuUsedPct: 12.5,
+		Timestamp: timestamppb.Now(), CpuCount: cpus, CpuUsedPct: pct,
 		MemUsed: mem / 4, MemTotal: mem, MemCache: mem / 16,
 		DiskUsed: 1 << 20, DiskTotal: int64(st.GetSpec().GetDiskSizeMb()) << 20,
 	}}), nil
 }
 
-// SandboxLogs returns the lines added with AddLog at or after start.
+// SandboxLogs returns the lines added with AddLog and AddLogLine that the
+// request selects, as the engine does: its window, direction, filters and limit.
 func (n *Node) SandboxLogs(ctx context.Context, req *connect.Request[agentv1.SandboxLogsRequest]) (*connect.Response[agentv1.SandboxLogsResponse], error) {
 	id := req.Msg.GetSandboxId()
 	n.mu.Lock()
@@ -299,12 +333,22 @@ func (n *Node) SandboxLogs(ctx context.Context, req *connect.Request[agentv1.San
 	if _, held := n.sandboxes[id]; !held && !ok {
 		return nil, notFound(id)
 	}
+	m := req.Msg
 	out := &agentv1.SandboxLogsResponse{}
-	for _, l := range lines {
-		if req.Msg.GetStart() != nil && l.GetTimestamp().AsTime().Before(req.Msg.GetStart().AsTime()) {
+	for i := range lines {
+		l := lines[i]
+		if m.GetBackward() {
+			l = lines[len(lines)-1-i]
+		}
+		ts := l.GetTimestamp().AsTime()
+		switch {
+		case m.GetStart() != nil && ts.Before(m.GetStart().AsTime()),
+			m.GetEnd() != nil && ts.After(m.GetEnd().AsTime()),
+			m.GetMinLevel() != "" && levelRank(l.GetLevel()) < levelRank(m.GetMinLevel()),
+			m.GetSearch() != "" && !strings.Contains(l.GetMessage(), m.GetSearch()):
 			continue
 		}
-		if lim := req.Msg.GetLimit(); lim > 0 && int32(len(out.Logs)) >= lim {
+		if lim := m.GetLimit(); lim > 0 && int32(len(out.Logs)) >= lim {
 			break
 		}
 		out.Logs = append(out.Logs, proto.Clone(l).(*agentv1.LogLine))

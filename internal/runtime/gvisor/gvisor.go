@@ -5,7 +5,9 @@
 // template's read-only tree under a gVisor overlay whose upper layer lives in a file
 // store in the sandbox's directory and is capped at DiskSizeMB; the layer is part of a
 // checkpoint image, so files written before a pause are there after every resume and in
-// every fork. Checkpoint and Restore are runsc's, so memory and processes are kept.
+// every fork. Checkpoint and Restore are runsc's, so memory and processes are kept;
+// SaveFiles keeps the layer alone, without memory or processes, for a new sandbox to
+// boot with (a sandbox paused with its files only).
 // Wait reports the first process's exit status, learned through a pidfd on the
 // sandbox's process (see exit.go).
 package gvisor
@@ -167,7 +169,7 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 	if image == "" {
 		// Created first, so that the process is watched before the first process can
 		// exit: its status is then never lost.
-		if err := runsc("create", "--bundle", bundle, id); err != nil {
+		if err := runsc(createArgs(cfg, bundle, id)...); err != nil {
 			return fail(err)
 		}
 		if err := r.watch(ctx, id); err != nil {

@@ -73,6 +73,10 @@ func Spec(id string, cfg runtime.Config, rootPath string) *specs.Spec {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: cfg.NetNSPath})
 	}
 	for _, m := range cfg.Mounts {
+		if m.Writable {
+			s.Mounts = append(s.Mounts, WritableBindMount(m.Source, m.Destination))
+			continue
+		}
 		s.Mounts = append(s.Mounts, BindMount(m.Source, m.Destination))
 	}
 	return s
@@ -81,6 +85,12 @@ func Spec(id string, cfg runtime.Config, rootPath string) *specs.Spec {
 // BindMount is a read-only bind mount of host path src at dst.
 func BindMount(src, dst string) specs.Mount {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "ro"}}
+}
+
+// WritableBindMount is a read-write bind mount of host path src at dst, in which
+// set-user-ID bits and device nodes have no effect.
+func WritableBindMount(src, dst string) specs.Mount {
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rw", "nosuid", "nodev"}}
 }
 
 // WriteBundle writes spec as config.json into dir, creating dir.

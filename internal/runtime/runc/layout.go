@@ -29,6 +29,9 @@ type layout struct {
 	// sys is a sysfs of the sandbox's network namespace, bound at /sys inside.
 	sys     string
 	meminfo string
+	// vols holds the idmapped clones of the volumes the sandbox mounts, one
+	// directory per mount; beside root, outside the sandbox's directory.
+	vols string
 }
 
 // layoutOf is the layout of the sandbox whose directory is dir, with its root under
@@ -41,6 +44,7 @@ func layoutOf(rootsDir, dir string) layout {
 		layer: l, upper: filepath.Join(l, "upper"), work: filepath.Join(l, "work"),
 		lower: filepath.Join(dir, "lower"), root: filepath.Join(rootsDir, hex.EncodeToString(sum[:12])),
 		sys: filepath.Join(dir, "sys"), meminfo: filepath.Join(dir, "meminfo"),
+		vols: filepath.Join(rootsDir, hex.EncodeToString(sum[:12])+"-volumes"),
 	}
 }
 
@@ -149,7 +153,7 @@ func writeMeminfo(path string, memoryMB int) error {
 // unmountLayout removes every mount of the layout, and the root's mount point;
 // what is not there is skipped.
 func unmountLayout(l layout) error {
-	var errs []error
+	errs := []error{unmountVolumes(l)}
 	for _, m := range []string{l.sys, l.root, l.lower, l.layer} {
 		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))

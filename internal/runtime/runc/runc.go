@@ -137,6 +137,9 @@ func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) (err
 	if err := mountLayout(l, cfg, ids); err != nil {
 		return fmt.Errorf("start sandbox %s: %w", id, err)
 	}
+	if cfg.Mounts, err = mountVolumes(l, cfg.Mounts, ids); err != nil {
+		return fmt.Errorf("start sandbox %s: %w", id, err)
+	}
 	spec, err := r.spec(id, cfg, l, ids)
 	if err != nil {
 		return fmt.Errorf("start sandbox %s: %w", id, err)

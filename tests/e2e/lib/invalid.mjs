@@ -29,7 +29,7 @@ const CREATES = [
   ['runtimeClass a number', { templateID: 'base', runtimeClass: 1 }, 'runtimeClass'],
   ['network not an object', { templateID: 'base', network: true }, 'network'],
   ['network.allowPublicTraffic a string', { templateID: 'base', network: { allowPublicTraffic: 'no' } }, 'network.allowPublicTraffic'],
-  ['network.denyOut per destination', { templateID: 'base', network: { denyOut: ['10.0.0.0/8'] } }, 'network.denyOut'],
+  ['network.denyOut a domain', { templateID: 'base', network: { denyOut: ['example.com'] } }, 'network.denyOut'],
   ['volumeMounts not an array', { templateID: 'base', volumeMounts: { a: 1 } }, 'volumeMounts'],
   ['body not JSON', '{"templateID":', 'request body'],
   ['body an array', '[1,2]', 'request body'],

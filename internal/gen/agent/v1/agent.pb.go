@@ -77,6 +77,57 @@ func (SandboxState) EnumDescriptor() ([]byte, []int) {
 	return file_agent_v1_agent_proto_rawDescGZIP(), []int{0}
 }
 
+type LogSource int32
+
+const (
+	LogSource_LOG_SOURCE_UNSPECIFIED LogSource = 0
+	// Output of the sandbox's first process: whatever the sandbox prints.
+	LogSource_LOG_SOURCE_CONSOLE LogSource = 1
+	// A lifecycle event the node recorded.
+	LogSource_LOG_SOURCE_EVENT LogSource = 2
+)
+
+// Enum value maps for LogSource.
+var (
+	LogSource_name = map[int32]string{
+		0: "LOG_SOURCE_UNSPECIFIED",
+		1: "LOG_SOURCE_CONSOLE",
+		2: "LOG_SOURCE_EVENT",
+	}
+	LogSource_value = map[string]int32{
+		"LOG_SOURCE_UNSPECIFIED": 0,
+		"LOG_SOURCE_CONSOLE":     1,
+		"LOG_SOURCE_EVENT":       2,
+	}
+)
+
+func (x LogSource) Enum() *LogSource {
+	p := new(LogSource)
+	*p = x
+	return p
+}
+
+func (x LogSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LogSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_agent_v1_agent_proto_enumTypes[1].Descriptor()
+}
+
+func (LogSource) Type() protoreflect.EnumType {
+	return &file_agent_v1_agent_proto_enumTypes[1]
+}
+
+func (x LogSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LogSource.Descriptor instead.
+func (LogSource) EnumDescriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
 // SandboxSpec is everything the node needs to build a sandbox.
 type SandboxSpec struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -99,6 +150,15 @@ type SandboxSpec struct {
 	// start command running): the sandbox is restored from it instead of booted, so the
 	// start command is already running. Runtimes that cannot restore start cold.
 	SnapshotImage string `protobuf:"bytes,14,opt,name=snapshot_image,json=snapshotImage,proto3" json:"snapshot_image,omitempty"`
+	// Optional snapshot made by SnapshotSandbox to start from instead, with the memory,
+	// processes and files it holds. template_rootfs, runtime_class and the sizes must be
+	// the snapshot's (or empty, meaning the snapshot's).
+	SnapshotId string `protobuf:"bytes,15,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// Optional rules narrowing what allow_internet_access opens, per destination.
+	Egress *EgressRules `protobuf:"bytes,20,opt,name=egress,proto3" json:"egress,omitempty"`
+	// Volumes mounted read-write into the sandbox, in order. The node finds each
+	// volume's content by its ID; every sandbox mounting a volume sees the same files.
+	VolumeMounts  []*VolumeMount `protobuf:"bytes,25,rep,name=volume_mounts,json=volumeMounts,proto3" json:"volume_mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +291,157 @@ func (x *SandboxSpec) GetSnapshotImage() string {
 	return ""
 }
 
+func (x *SandboxSpec) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *SandboxSpec) GetEgress() *EgressRules {
+	if x != nil {
+		return x.Egress
+	}
+	return nil
+}
+
+func (x *SandboxSpec) GetVolumeMounts() []*VolumeMount {
+	if x != nil {
+		return x.VolumeMounts
+	}
+	return nil
+}
+
+// EgressRules are a sandbox's per-destination egress rules. Per connection: a domain
+// pattern matching the name it asks for (TLS server name on port 443, HTTP Host on
+// port 80) allows it; else an allowed CIDR holding its destination allows it; else a
+// denied CIDR holding it refuses it; else it is allowed. IPv4 only.
+type EgressRules struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CIDRs ("1.2.3.4/32").
+	AllowCidrs []string `protobuf:"bytes,1,rep,name=allow_cidrs,json=allowCidrs,proto3" json:"allow_cidrs,omitempty"`
+	// "example.com", "*.example.com" (names under it, not itself) or "*"; lower case.
+	AllowDomains  []string `protobuf:"bytes,2,rep,name=allow_domains,json=allowDomains,proto3" json:"allow_domains,omitempty"`
+	DenyCidrs     []string `protobuf:"bytes,3,rep,name=deny_cidrs,json=denyCidrs,proto3" json:"deny_cidrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EgressRules) Reset() {
+	*x = EgressRules{}
+	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EgressRules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EgressRules) ProtoMessage() {}
+
+func (x *EgressRules) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EgressRules.ProtoReflect.Descriptor instead.
+func (*EgressRules) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EgressRules) GetAllowCidrs() []string {
+	if x != nil {
+		return x.AllowCidrs
+	}
+	return nil
+}
+
+func (x *EgressRules) GetAllowDomains() []string {
+	if x != nil {
+		return x.AllowDomains
+	}
+	return nil
+}
+
+func (x *EgressRules) GetDenyCidrs() []string {
+	if x != nil {
+		return x.DenyCidrs
+	}
+	return nil
+}
+
+// VolumeMount is one volume mounted into a sandbox.
+type VolumeMount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The volume's ID (a UUID), by which the node finds its content.
+	VolumeId string `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	// The volume's name in its team, for records and messages.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Absolute, clean path inside the sandbox.
+	Path          string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeMount) Reset() {
+	*x = VolumeMount{}
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeMount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeMount) ProtoMessage() {}
+
+func (x *VolumeMount) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeMount.ProtoReflect.Descriptor instead.
+func (*VolumeMount) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *VolumeMount) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
 type SandboxStatus struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
@@ -247,7 +458,7 @@ type SandboxStatus struct {
 
 func (x *SandboxStatus) Reset() {
 	*x = SandboxStatus{}
-	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +470,7 @@ func (x *SandboxStatus) String() string {
 func (*SandboxStatus) ProtoMessage() {}
 
 func (x *SandboxStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +483,7 @@ func (x *SandboxStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxStatus.ProtoReflect.Descriptor instead.
 func (*SandboxStatus) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SandboxStatus) GetSandboxId() string {
@@ -326,7 +537,7 @@ type CreateSandboxRequest struct {
 
 func (x *CreateSandboxRequest) Reset() {
 	*x = CreateSandboxRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +549,7 @@ func (x *CreateSandboxRequest) String() string {
 func (*CreateSandboxRequest) ProtoMessage() {}
 
 func (x *CreateSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +562,7 @@ func (x *CreateSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSandboxRequest.ProtoReflect.Descriptor instead.
 func (*CreateSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateSandboxRequest) GetSpec() *SandboxSpec {
@@ -370,7 +581,7 @@ type CreateSandboxResponse struct {
 
 func (x *CreateSandboxResponse) Reset() {
 	*x = CreateSandboxResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +593,7 @@ func (x *CreateSandboxResponse) String() string {
 func (*CreateSandboxResponse) ProtoMessage() {}
 
 func (x *CreateSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +606,7 @@ func (x *CreateSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSandboxResponse.ProtoReflect.Descriptor instead.
 func (*CreateSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateSandboxResponse) GetStatus() *SandboxStatus {
@@ -406,15 +617,18 @@ func (x *CreateSandboxResponse) GetStatus() *SandboxStatus {
 }
 
 type PauseSandboxRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SandboxId     string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// Keep only the files (the writable layer): memory and processes are dropped, and
+	// the next resume boots the sandbox fresh with its files.
+	FilesystemOnly bool `protobuf:"varint,2,opt,name=filesystem_only,json=filesystemOnly,proto3" json:"filesystem_only,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PauseSandboxRequest) Reset() {
 	*x = PauseSandboxRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +640,7 @@ func (x *PauseSandboxRequest) String() string {
 func (*PauseSandboxRequest) ProtoMessage() {}
 
 func (x *PauseSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +653,7 @@ func (x *PauseSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSandboxRequest.ProtoReflect.Descriptor instead.
 func (*PauseSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PauseSandboxRequest) GetSandboxId() string {
@@ -447,6 +661,13 @@ func (x *PauseSandboxRequest) GetSandboxId() string {
 		return x.SandboxId
 	}
 	return ""
+}
+
+func (x *PauseSandboxRequest) GetFilesystemOnly() bool {
+	if x != nil {
+		return x.FilesystemOnly
+	}
+	return false
 }
 
 type PauseSandboxResponse struct {
@@ -458,7 +679,7 @@ type PauseSandboxResponse struct {
 
 func (x *PauseSandboxResponse) Reset() {
 	*x = PauseSandboxResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +691,7 @@ func (x *PauseSandboxResponse) String() string {
 func (*PauseSandboxResponse) ProtoMessage() {}
 
 func (x *PauseSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +704,7 @@ func (x *PauseSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSandboxResponse.ProtoReflect.Descriptor instead.
 func (*PauseSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PauseSandboxResponse) GetStatus() *SandboxStatus {
@@ -497,14 +718,16 @@ type ResumeSandboxRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
 	// The spec stored by the control plane, used when the node lost its own record.
-	Spec          *SandboxSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	Spec *SandboxSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Boot the sandbox fresh with its files even when its memory was kept.
+	ColdBoot      bool `protobuf:"varint,3,opt,name=cold_boot,json=coldBoot,proto3" json:"cold_boot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResumeSandboxRequest) Reset() {
 	*x = ResumeSandboxRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +739,7 @@ func (x *ResumeSandboxRequest) String() string {
 func (*ResumeSandboxRequest) ProtoMessage() {}
 
 func (x *ResumeSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +752,7 @@ func (x *ResumeSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSandboxRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ResumeSandboxRequest) GetSandboxId() string {
@@ -546,6 +769,13 @@ func (x *ResumeSandboxRequest) GetSpec() *SandboxSpec {
 	return nil
 }
 
+func (x *ResumeSandboxRequest) GetColdBoot() bool {
+	if x != nil {
+		return x.ColdBoot
+	}
+	return false
+}
+
 type ResumeSandboxResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Status        *SandboxStatus         `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
@@ -555,7 +785,7 @@ type ResumeSandboxResponse struct {
 
 func (x *ResumeSandboxResponse) Reset() {
 	*x = ResumeSandboxResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +797,7 @@ func (x *ResumeSandboxResponse) String() string {
 func (*ResumeSandboxResponse) ProtoMessage() {}
 
 func (x *ResumeSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,10 +810,472 @@ func (x *ResumeSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSandboxResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ResumeSandboxResponse) GetStatus() *SandboxStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type ForkSandboxRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// One spec per fork, each with its own sandbox_id; fields left empty take the
+	// source's (template_rootfs, runtime_class and sizes must be the source's).
+	Forks         []*SandboxSpec `protobuf:"bytes,2,rep,name=forks,proto3" json:"forks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkSandboxRequest) Reset() {
+	*x = ForkSandboxRequest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkSandboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkSandboxRequest) ProtoMessage() {}
+
+func (x *ForkSandboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkSandboxRequest.ProtoReflect.Descriptor instead.
+func (*ForkSandboxRequest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ForkSandboxRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *ForkSandboxRequest) GetForks() []*SandboxSpec {
+	if x != nil {
+		return x.Forks
+	}
+	return nil
+}
+
+// ForkResult is one fork's outcome: its status, or why it failed.
+type ForkResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *SandboxStatus         `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Error  string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The connect code of the failure (RESOURCE_EXHAUSTED when the node is full).
+	ErrorCode     int32 `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkResult) Reset() {
+	*x = ForkResult{}
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkResult) ProtoMessage() {}
+
+func (x *ForkResult) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkResult.ProtoReflect.Descriptor instead.
+func (*ForkResult) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ForkResult) GetStatus() *SandboxStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *ForkResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ForkResult) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+type ForkSandboxResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In the order of the request's forks.
+	Results       []*ForkResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkSandboxResponse) Reset() {
+	*x = ForkSandboxResponse{}
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkSandboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkSandboxResponse) ProtoMessage() {}
+
+func (x *ForkSandboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkSandboxResponse.ProtoReflect.Descriptor instead.
+func (*ForkSandboxResponse) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ForkSandboxResponse) GetResults() []*ForkResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type SnapshotSandboxRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// The snapshot's id on the node: lower-case letters and digits.
+	SnapshotId    string `protobuf:"bytes,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSandboxRequest) Reset() {
+	*x = SnapshotSandboxRequest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSandboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSandboxRequest) ProtoMessage() {}
+
+func (x *SnapshotSandboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSandboxRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotSandboxRequest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SnapshotSandboxRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *SnapshotSandboxRequest) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+type SnapshotSandboxResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// The size on disk of the snapshot's image.
+	SizeBytes int64 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The sandbox's spec when it was taken: sandboxes started from the snapshot have
+	// its template_rootfs, runtime_class and sizes.
+	Source        *SandboxSpec `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSandboxResponse) Reset() {
+	*x = SnapshotSandboxResponse{}
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSandboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSandboxResponse) ProtoMessage() {}
+
+func (x *SnapshotSandboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSandboxResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotSandboxResponse) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SnapshotSandboxResponse) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *SnapshotSandboxResponse) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSandboxResponse) GetSource() *SandboxSpec {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type DeleteSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSnapshotRequest) Reset() {
+	*x = DeleteSnapshotRequest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSnapshotRequest) ProtoMessage() {}
+
+func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeleteSnapshotRequest) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+type DeleteSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSnapshotResponse) Reset() {
+	*x = DeleteSnapshotResponse{}
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSnapshotResponse) ProtoMessage() {}
+
+func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+type UpdateSandboxNetworkRequest struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	SandboxId           string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	AllowInternetAccess bool                   `protobuf:"varint,2,opt,name=allow_internet_access,json=allowInternetAccess,proto3" json:"allow_internet_access,omitempty"`
+	// The new rules; none when unset.
+	Egress        *EgressRules `protobuf:"bytes,3,opt,name=egress,proto3" json:"egress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSandboxNetworkRequest) Reset() {
+	*x = UpdateSandboxNetworkRequest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSandboxNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSandboxNetworkRequest) ProtoMessage() {}
+
+func (x *UpdateSandboxNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSandboxNetworkRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSandboxNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateSandboxNetworkRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *UpdateSandboxNetworkRequest) GetAllowInternetAccess() bool {
+	if x != nil {
+		return x.AllowInternetAccess
+	}
+	return false
+}
+
+func (x *UpdateSandboxNetworkRequest) GetEgress() *EgressRules {
+	if x != nil {
+		return x.Egress
+	}
+	return nil
+}
+
+type UpdateSandboxNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *SandboxStatus         `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSandboxNetworkResponse) Reset() {
+	*x = UpdateSandboxNetworkResponse{}
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSandboxNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSandboxNetworkResponse) ProtoMessage() {}
+
+func (x *UpdateSandboxNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSandboxNetworkResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSandboxNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UpdateSandboxNetworkResponse) GetStatus() *SandboxStatus {
 	if x != nil {
 		return x.Status
 	}
@@ -599,7 +1291,7 @@ type KillSandboxRequest struct {
 
 func (x *KillSandboxRequest) Reset() {
 	*x = KillSandboxRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +1303,7 @@ func (x *KillSandboxRequest) String() string {
 func (*KillSandboxRequest) ProtoMessage() {}
 
 func (x *KillSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +1316,7 @@ func (x *KillSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillSandboxRequest.ProtoReflect.Descriptor instead.
 func (*KillSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KillSandboxRequest) GetSandboxId() string {
@@ -642,7 +1334,7 @@ type KillSandboxResponse struct {
 
 func (x *KillSandboxResponse) Reset() {
 	*x = KillSandboxResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +1346,7 @@ func (x *KillSandboxResponse) String() string {
 func (*KillSandboxResponse) ProtoMessage() {}
 
 func (x *KillSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +1359,7 @@ func (x *KillSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillSandboxResponse.ProtoReflect.Descriptor instead.
 func (*KillSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 type ListSandboxesRequest struct {
@@ -678,7 +1370,7 @@ type ListSandboxesRequest struct {
 
 func (x *ListSandboxesRequest) Reset() {
 	*x = ListSandboxesRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +1382,7 @@ func (x *ListSandboxesRequest) String() string {
 func (*ListSandboxesRequest) ProtoMessage() {}
 
 func (x *ListSandboxesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +1395,7 @@ func (x *ListSandboxesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSandboxesRequest.ProtoReflect.Descriptor instead.
 func (*ListSandboxesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 type ListSandboxesResponse struct {
@@ -715,7 +1407,7 @@ type ListSandboxesResponse struct {
 
 func (x *ListSandboxesResponse) Reset() {
 	*x = ListSandboxesResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +1419,7 @@ func (x *ListSandboxesResponse) String() string {
 func (*ListSandboxesResponse) ProtoMessage() {}
 
 func (x *ListSandboxesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +1432,7 @@ func (x *ListSandboxesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSandboxesResponse.ProtoReflect.Descriptor instead.
 func (*ListSandboxesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListSandboxesResponse) GetSandboxes() []*SandboxStatus {
@@ -759,7 +1451,7 @@ type SandboxMetricsRequest struct {
 
 func (x *SandboxMetricsRequest) Reset() {
 	*x = SandboxMetricsRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +1463,7 @@ func (x *SandboxMetricsRequest) String() string {
 func (*SandboxMetricsRequest) ProtoMessage() {}
 
 func (x *SandboxMetricsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +1476,7 @@ func (x *SandboxMetricsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxMetricsRequest.ProtoReflect.Descriptor instead.
 func (*SandboxMetricsRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SandboxMetricsRequest) GetSandboxId() string {
@@ -810,7 +1502,7 @@ type Metric struct {
 
 func (x *Metric) Reset() {
 	*x = Metric{}
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1514,7 @@ func (x *Metric) String() string {
 func (*Metric) ProtoMessage() {}
 
 func (x *Metric) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1527,7 @@ func (x *Metric) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metric.ProtoReflect.Descriptor instead.
 func (*Metric) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Metric) GetTimestamp() *timestamppb.Timestamp {
@@ -903,7 +1595,7 @@ type SandboxMetricsResponse struct {
 
 func (x *SandboxMetricsResponse) Reset() {
 	*x = SandboxMetricsResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1607,7 @@ func (x *SandboxMetricsResponse) String() string {
 func (*SandboxMetricsResponse) ProtoMessage() {}
 
 func (x *SandboxMetricsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1620,7 @@ func (x *SandboxMetricsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxMetricsResponse.ProtoReflect.Descriptor instead.
 func (*SandboxMetricsResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SandboxMetricsResponse) GetMetric() *Metric {
@@ -942,15 +1634,24 @@ type SandboxLogsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SandboxId string                 `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
 	// Only lines at or after this time.
-	Start         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
-	Limit         int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	Start *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	// The most lines returned (0: all), after the filters.
+	Limit int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only lines at or before this time.
+	End *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end,proto3" json:"end,omitempty"`
+	// Newest first, from end; otherwise oldest first, from start.
+	Backward bool `protobuf:"varint,5,opt,name=backward,proto3" json:"backward,omitempty"`
+	// Only lines at or above this level: debug, info, warn or error ("" for all).
+	MinLevel string `protobuf:"bytes,6,opt,name=min_level,json=minLevel,proto3" json:"min_level,omitempty"`
+	// Only lines whose message contains this text (case-sensitive).
+	Search        string `protobuf:"bytes,7,opt,name=search,proto3" json:"search,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SandboxLogsRequest) Reset() {
 	*x = SandboxLogsRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1663,7 @@ func (x *SandboxLogsRequest) String() string {
 func (*SandboxLogsRequest) ProtoMessage() {}
 
 func (x *SandboxLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1676,7 @@ func (x *SandboxLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxLogsRequest.ProtoReflect.Descriptor instead.
 func (*SandboxLogsRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SandboxLogsRequest) GetSandboxId() string {
@@ -999,17 +1700,54 @@ func (x *SandboxLogsRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *SandboxLogsRequest) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *SandboxLogsRequest) GetBackward() bool {
+	if x != nil {
+		return x.Backward
+	}
+	return false
+}
+
+func (x *SandboxLogsRequest) GetMinLevel() string {
+	if x != nil {
+		return x.MinLevel
+	}
+	return ""
+}
+
+func (x *SandboxLogsRequest) GetSearch() string {
+	if x != nil {
+		return x.Search
+	}
+	return ""
+}
+
 type LogLine struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	Line          string                 `protobuf:"bytes,2,opt,name=line,proto3" json:"line,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// The line as captured, without its newline (an event with its "[lelantos] " prefix).
+	Line   string    `protobuf:"bytes,2,opt,name=line,proto3" json:"line,omitempty"`
+	Source LogSource `protobuf:"varint,3,opt,name=source,proto3,enum=lelantos.agent.v1.LogSource" json:"source,omitempty"`
+	// debug, info, warn or error: an event's, or a structured console line's own.
+	Level string `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
+	// The event's text, the console line without its newline, or the message of a
+	// structured console line (a JSON object with "msg" or "message").
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// The other values of a structured console line, as strings.
+	Fields        map[string]string `protobuf:"bytes,6,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1759,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1772,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogLine) GetTimestamp() *timestamppb.Timestamp {
@@ -1051,6 +1789,34 @@ func (x *LogLine) GetLine() string {
 	return ""
 }
 
+func (x *LogLine) GetSource() LogSource {
+	if x != nil {
+		return x.Source
+	}
+	return LogSource_LOG_SOURCE_UNSPECIFIED
+}
+
+func (x *LogLine) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *LogLine) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LogLine) GetFields() map[string]string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
 type SandboxLogsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Logs          []*LogLine             `protobuf:"bytes,1,rep,name=logs,proto3" json:"logs,omitempty"`
@@ -1060,7 +1826,7 @@ type SandboxLogsResponse struct {
 
 func (x *SandboxLogsResponse) Reset() {
 	*x = SandboxLogsResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1838,7 @@ func (x *SandboxLogsResponse) String() string {
 func (*SandboxLogsResponse) ProtoMessage() {}
 
 func (x *SandboxLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1851,7 @@ func (x *SandboxLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SandboxLogsResponse.ProtoReflect.Descriptor instead.
 func (*SandboxLogsResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SandboxLogsResponse) GetLogs() []*LogLine {
@@ -1099,7 +1865,7 @@ var File_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x04\n" +
+	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x06\n" +
 	"\vSandboxSpec\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1f\n" +
@@ -1118,10 +1884,24 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\fdefault_user\x18\v \x01(\tR\vdefaultUser\x12'\n" +
 	"\x0fdefault_workdir\x18\f \x01(\tR\x0edefaultWorkdir\x12\x1b\n" +
 	"\tstart_cmd\x18\r \x01(\tR\bstartCmd\x12%\n" +
-	"\x0esnapshot_image\x18\x0e \x01(\tR\rsnapshotImage\x1a:\n" +
+	"\x0esnapshot_image\x18\x0e \x01(\tR\rsnapshotImage\x12\x1f\n" +
+	"\vsnapshot_id\x18\x0f \x01(\tR\n" +
+	"snapshotId\x126\n" +
+	"\x06egress\x18\x14 \x01(\v2\x1e.lelantos.agent.v1.EgressRulesR\x06egress\x12C\n" +
+	"\rvolume_mounts\x18\x19 \x03(\v2\x1e.lelantos.agent.v1.VolumeMountR\fvolumeMounts\x1a:\n" +
 	"\fEnvVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf0\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
+	"\vEgressRules\x12\x1f\n" +
+	"\vallow_cidrs\x18\x01 \x03(\tR\n" +
+	"allowCidrs\x12#\n" +
+	"\rallow_domains\x18\x02 \x03(\tR\fallowDomains\x12\x1d\n" +
+	"\n" +
+	"deny_cidrs\x18\x03 \x03(\tR\tdenyCidrs\"R\n" +
+	"\vVolumeMount\x12\x1b\n" +
+	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\"\xf0\x01\n" +
 	"\rSandboxStatus\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x125\n" +
@@ -1133,17 +1913,53 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x14CreateSandboxRequest\x122\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1e.lelantos.agent.v1.SandboxSpecR\x04spec\"Q\n" +
 	"\x15CreateSandboxResponse\x128\n" +
-	"\x06status\x18\x01 \x01(\v2 .lelantos.agent.v1.SandboxStatusR\x06status\"4\n" +
+	"\x06status\x18\x01 \x01(\v2 .lelantos.agent.v1.SandboxStatusR\x06status\"]\n" +
 	"\x13PauseSandboxRequest\x12\x1d\n" +
 	"\n" +
-	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\"P\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12'\n" +
+	"\x0ffilesystem_only\x18\x02 \x01(\bR\x0efilesystemOnly\"P\n" +
 	"\x14PauseSandboxResponse\x128\n" +
-	"\x06status\x18\x01 \x01(\v2 .lelantos.agent.v1.SandboxStatusR\x06status\"i\n" +
+	"\x06status\x18\x01 \x01(\v2 .lelantos.agent.v1.SandboxStatusR\x06status\"\x86\x01\n" +
 	"\x14ResumeSandboxRequest\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x122\n" +
-	"\x04spec\x18\x02 \x01(\v2\x1e.lelantos.agent.v1.SandboxSpecR\x04spec\"Q\n" +
+	"\x04spec\x18\x02 \x01(\v2\x1e.lelantos.agent.v1.SandboxSpecR\x04spec\x12\x1b\n" +
+	"\tcold_boot\x18\x03 \x01(\bR\bcoldBoot\"Q\n" +
 	"\x15ResumeSandboxResponse\x128\n" +
+	"\x06status\x18\x01 \x01(\v2 .lelantos.agent.v1.SandboxStatusR\x06status\"i\n" +
+	"\x12ForkSandboxRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x124\n" +
+	"\x05forks\x18\x02 \x03(\v2\x1e.lelantos.agent.v1.SandboxSpecR\x05forks\"{\n" +
+	"\n" +
+	"ForkResult\x128\n" +
+	"\x06status\x18\x01 \x01(\v2 .lelantos.agent.v1.SandboxStatusR\x06status\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\x05R\terrorCode\"N\n" +
+	"\x13ForkSandboxResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.lelantos.agent.v1.ForkResultR\aresults\"X\n" +
+	"\x16SnapshotSandboxRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\tR\n" +
+	"snapshotId\"\x91\x01\n" +
+	"\x17SnapshotSandboxResponse\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\x126\n" +
+	"\x06source\x18\x03 \x01(\v2\x1e.lelantos.agent.v1.SandboxSpecR\x06source\"8\n" +
+	"\x15DeleteSnapshotRequest\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\"\x18\n" +
+	"\x16DeleteSnapshotResponse\"\xa8\x01\n" +
+	"\x1bUpdateSandboxNetworkRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x122\n" +
+	"\x15allow_internet_access\x18\x02 \x01(\bR\x13allowInternetAccess\x126\n" +
+	"\x06egress\x18\x03 \x01(\v2\x1e.lelantos.agent.v1.EgressRulesR\x06egress\"X\n" +
+	"\x1cUpdateSandboxNetworkResponse\x128\n" +
 	"\x06status\x18\x01 \x01(\v2 .lelantos.agent.v1.SandboxStatusR\x06status\"3\n" +
 	"\x12KillSandboxRequest\x12\x1d\n" +
 	"\n" +
@@ -1167,26 +1983,45 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"disk_total\x18\b \x01(\x03R\tdiskTotal\"K\n" +
 	"\x16SandboxMetricsResponse\x121\n" +
-	"\x06metric\x18\x01 \x01(\v2\x19.lelantos.agent.v1.MetricR\x06metric\"{\n" +
+	"\x06metric\x18\x01 \x01(\v2\x19.lelantos.agent.v1.MetricR\x06metric\"\xfa\x01\n" +
 	"\x12SandboxLogsRequest\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x120\n" +
 	"\x05start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"W\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12,\n" +
+	"\x03end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x1a\n" +
+	"\bbackward\x18\x05 \x01(\bR\bbackward\x12\x1b\n" +
+	"\tmin_level\x18\x06 \x01(\tR\bminLevel\x12\x16\n" +
+	"\x06search\x18\a \x01(\tR\x06search\"\xb8\x02\n" +
 	"\aLogLine\x128\n" +
 	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x12\n" +
-	"\x04line\x18\x02 \x01(\tR\x04line\"E\n" +
+	"\x04line\x18\x02 \x01(\tR\x04line\x124\n" +
+	"\x06source\x18\x03 \x01(\x0e2\x1c.lelantos.agent.v1.LogSourceR\x06source\x12\x14\n" +
+	"\x05level\x18\x04 \x01(\tR\x05level\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12>\n" +
+	"\x06fields\x18\x06 \x03(\v2&.lelantos.agent.v1.LogLine.FieldsEntryR\x06fields\x1a9\n" +
+	"\vFieldsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
 	"\x13SandboxLogsResponse\x12.\n" +
 	"\x04logs\x18\x01 \x03(\v2\x1a.lelantos.agent.v1.LogLineR\x04logs*z\n" +
 	"\fSandboxState\x12\x1d\n" +
 	"\x19SANDBOX_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x16\n" +
-	"\x12SANDBOX_STATE_DEAD\x10\x032\xbe\x05\n" +
+	"\x12SANDBOX_STATE_DEAD\x10\x03*U\n" +
+	"\tLogSource\x12\x1a\n" +
+	"\x16LOG_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12LOG_SOURCE_CONSOLE\x10\x01\x12\x14\n" +
+	"\x10LOG_SOURCE_EVENT\x10\x022\xe6\b\n" +
 	"\fAgentService\x12b\n" +
 	"\rCreateSandbox\x12'.lelantos.agent.v1.CreateSandboxRequest\x1a(.lelantos.agent.v1.CreateSandboxResponse\x12_\n" +
 	"\fPauseSandbox\x12&.lelantos.agent.v1.PauseSandboxRequest\x1a'.lelantos.agent.v1.PauseSandboxResponse\x12b\n" +
 	"\rResumeSandbox\x12'.lelantos.agent.v1.ResumeSandboxRequest\x1a(.lelantos.agent.v1.ResumeSandboxResponse\x12\\\n" +
+	"\vForkSandbox\x12%.lelantos.agent.v1.ForkSandboxRequest\x1a&.lelantos.agent.v1.ForkSandboxResponse\x12h\n" +
+	"\x0fSnapshotSandbox\x12).lelantos.agent.v1.SnapshotSandboxRequest\x1a*.lelantos.agent.v1.SnapshotSandboxResponse\x12e\n" +
+	"\x0eDeleteSnapshot\x12(.lelantos.agent.v1.DeleteSnapshotRequest\x1a).lelantos.agent.v1.DeleteSnapshotResponse\x12w\n" +
+	"\x14UpdateSandboxNetwork\x12..lelantos.agent.v1.UpdateSandboxNetworkRequest\x1a/.lelantos.agent.v1.UpdateSandboxNetworkResponse\x12\\\n" +
 	"\vKillSandbox\x12%.lelantos.agent.v1.KillSandboxRequest\x1a&.lelantos.agent.v1.KillSandboxResponse\x12b\n" +
 	"\rListSandboxes\x12'.lelantos.agent.v1.ListSandboxesRequest\x1a(.lelantos.agent.v1.ListSandboxesResponse\x12e\n" +
 	"\x0eSandboxMetrics\x12(.lelantos.agent.v1.SandboxMetricsRequest\x1a).lelantos.agent.v1.SandboxMetricsResponse\x12\\\n" +
@@ -1204,65 +2039,97 @@ func file_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_agent_v1_agent_proto_rawDescData
 }
 
-var file_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_agent_v1_agent_proto_goTypes = []any{
-	(SandboxState)(0),              // 0: lelantos.agent.v1.SandboxState
-	(*SandboxSpec)(nil),            // 1: lelantos.agent.v1.SandboxSpec
-	(*SandboxStatus)(nil),          // 2: lelantos.agent.v1.SandboxStatus
-	(*CreateSandboxRequest)(nil),   // 3: lelantos.agent.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),  // 4: lelantos.agent.v1.CreateSandboxResponse
-	(*PauseSandboxRequest)(nil),    // 5: lelantos.agent.v1.PauseSandboxRequest
-	(*PauseSandboxResponse)(nil),   // 6: lelantos.agent.v1.PauseSandboxResponse
-	(*ResumeSandboxRequest)(nil),   // 7: lelantos.agent.v1.ResumeSandboxRequest
-	(*ResumeSandboxResponse)(nil),  // 8: lelantos.agent.v1.ResumeSandboxResponse
-	(*KillSandboxRequest)(nil),     // 9: lelantos.agent.v1.KillSandboxRequest
-	(*KillSandboxResponse)(nil),    // 10: lelantos.agent.v1.KillSandboxResponse
-	(*ListSandboxesRequest)(nil),   // 11: lelantos.agent.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),  // 12: lelantos.agent.v1.ListSandboxesResponse
-	(*SandboxMetricsRequest)(nil),  // 13: lelantos.agent.v1.SandboxMetricsRequest
-	(*Metric)(nil),                 // 14: lelantos.agent.v1.Metric
-	(*SandboxMetricsResponse)(nil), // 15: lelantos.agent.v1.SandboxMetricsResponse
-	(*SandboxLogsRequest)(nil),     // 16: lelantos.agent.v1.SandboxLogsRequest
-	(*LogLine)(nil),                // 17: lelantos.agent.v1.LogLine
-	(*SandboxLogsResponse)(nil),    // 18: lelantos.agent.v1.SandboxLogsResponse
-	nil,                            // 19: lelantos.agent.v1.SandboxSpec.EnvVarsEntry
-	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
+	(SandboxState)(0),                    // 0: lelantos.agent.v1.SandboxState
+	(LogSource)(0),                       // 1: lelantos.agent.v1.LogSource
+	(*SandboxSpec)(nil),                  // 2: lelantos.agent.v1.SandboxSpec
+	(*EgressRules)(nil),                  // 3: lelantos.agent.v1.EgressRules
+	(*VolumeMount)(nil),                  // 4: lelantos.agent.v1.VolumeMount
+	(*SandboxStatus)(nil),                // 5: lelantos.agent.v1.SandboxStatus
+	(*CreateSandboxRequest)(nil),         // 6: lelantos.agent.v1.CreateSandboxRequest
+	(*CreateSandboxResponse)(nil),        // 7: lelantos.agent.v1.CreateSandboxResponse
+	(*PauseSandboxRequest)(nil),          // 8: lelantos.agent.v1.PauseSandboxRequest
+	(*PauseSandboxResponse)(nil),         // 9: lelantos.agent.v1.PauseSandboxResponse
+	(*ResumeSandboxRequest)(nil),         // 10: lelantos.agent.v1.ResumeSandboxRequest
+	(*ResumeSandboxResponse)(nil),        // 11: lelantos.agent.v1.ResumeSandboxResponse
+	(*ForkSandboxRequest)(nil),           // 12: lelantos.agent.v1.ForkSandboxRequest
+	(*ForkResult)(nil),                   // 13: lelantos.agent.v1.ForkResult
+	(*ForkSandboxResponse)(nil),          // 14: lelantos.agent.v1.ForkSandboxResponse
+	(*SnapshotSandboxRequest)(nil),       // 15: lelantos.agent.v1.SnapshotSandboxRequest
+	(*SnapshotSandboxResponse)(nil),      // 16: lelantos.agent.v1.SnapshotSandboxResponse
+	(*DeleteSnapshotRequest)(nil),        // 17: lelantos.agent.v1.DeleteSnapshotRequest
+	(*DeleteSnapshotResponse)(nil),       // 18: lelantos.agent.v1.DeleteSnapshotResponse
+	(*UpdateSandboxNetworkRequest)(nil),  // 19: lelantos.agent.v1.UpdateSandboxNetworkRequest
+	(*UpdateSandboxNetworkResponse)(nil), // 20: lelantos.agent.v1.UpdateSandboxNetworkResponse
+	(*KillSandboxRequest)(nil),           // 21: lelantos.agent.v1.KillSandboxRequest
+	(*KillSandboxResponse)(nil),          // 22: lelantos.agent.v1.KillSandboxResponse
+	(*ListSandboxesRequest)(nil),         // 23: lelantos.agent.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),        // 24: lelantos.agent.v1.ListSandboxesResponse
+	(*SandboxMetricsRequest)(nil),        // 25: lelantos.agent.v1.SandboxMetricsRequest
+	(*Metric)(nil),                       // 26: lelantos.agent.v1.Metric
+	(*SandboxMetricsResponse)(nil),       // 27: lelantos.agent.v1.SandboxMetricsResponse
+	(*SandboxLogsRequest)(nil),           // 28: lelantos.agent.v1.SandboxLogsRequest
+	(*LogLine)(nil),                      // 29: lelantos.agent.v1.LogLine
+	(*SandboxLogsResponse)(nil),          // 30: lelantos.agent.v1.SandboxLogsResponse
+	nil,                                  // 31: lelantos.agent.v1.SandboxSpec.EnvVarsEntry
+	nil,                                  // 32: lelantos.agent.v1.LogLine.FieldsEntry
+	(*timestamppb.Timestamp)(nil),        // 33: google.protobuf.Timestamp
 }
 var file_agent_v1_agent_proto_depIdxs = []int32{
-	19, // 0: lelantos.agent.v1.SandboxSpec.env_vars:type_name -> lelantos.agent.v1.SandboxSpec.EnvVarsEntry
-	0,  // 1: lelantos.agent.v1.SandboxStatus.state:type_name -> lelantos.agent.v1.SandboxState
-	1,  // 2: lelantos.agent.v1.SandboxStatus.spec:type_name -> lelantos.agent.v1.SandboxSpec
-	1,  // 3: lelantos.agent.v1.CreateSandboxRequest.spec:type_name -> lelantos.agent.v1.SandboxSpec
-	2,  // 4: lelantos.agent.v1.CreateSandboxResponse.status:type_name -> lelantos.agent.v1.SandboxStatus
-	2,  // 5: lelantos.agent.v1.PauseSandboxResponse.status:type_name -> lelantos.agent.v1.SandboxStatus
-	1,  // 6: lelantos.agent.v1.ResumeSandboxRequest.spec:type_name -> lelantos.agent.v1.SandboxSpec
-	2,  // 7: lelantos.agent.v1.ResumeSandboxResponse.status:type_name -> lelantos.agent.v1.SandboxStatus
-	2,  // 8: lelantos.agent.v1.ListSandboxesResponse.sandboxes:type_name -> lelantos.agent.v1.SandboxStatus
-	20, // 9: lelantos.agent.v1.Metric.timestamp:type_name -> google.protobuf.Timestamp
-	14, // 10: lelantos.agent.v1.SandboxMetricsResponse.metric:type_name -> lelantos.agent.v1.Metric
-	20, // 11: lelantos.agent.v1.SandboxLogsRequest.start:type_name -> google.protobuf.Timestamp
-	20, // 12: lelantos.agent.v1.LogLine.timestamp:type_name -> google.protobuf.Timestamp
-	17, // 13: lelantos.agent.v1.SandboxLogsResponse.logs:type_name -> lelantos.agent.v1.LogLine
-	3,  // 14: lelantos.agent.v1.AgentService.CreateSandbox:input_type -> lelantos.agent.v1.CreateSandboxRequest
-	5,  // 15: lelantos.agent.v1.AgentService.PauseSandbox:input_type -> lelantos.agent.v1.PauseSandboxRequest
-	7,  // 16: lelantos.agent.v1.AgentService.ResumeSandbox:input_type -> lelantos.agent.v1.ResumeSandboxRequest
-	9,  // 17: lelantos.agent.v1.AgentService.KillSandbox:input_type -> lelantos.agent.v1.KillSandboxRequest
-	11, // 18: lelantos.agent.v1.AgentService.ListSandboxes:input_type -> lelantos.agent.v1.ListSandboxesRequest
-	13, // 19: lelantos.agent.v1.AgentService.SandboxMetrics:input_type -> lelantos.agent.v1.SandboxMetricsRequest
-	16, // 20: lelantos.agent.v1.AgentService.SandboxLogs:input_type -> lelantos.agent.v1.SandboxLogsRequest
-	4,  // 21: lelantos.agent.v1.AgentService.CreateSandbox:output_type -> lelantos.agent.v1.CreateSandboxResponse
-	6,  // 22: lelantos.agent.v1.AgentService.PauseSandbox:output_type -> lelantos.agent.v1.PauseSandboxResponse
-	8,  // 23: lelantos.agent.v1.AgentService.ResumeSandbox:output_type -> lelantos.agent.v1.ResumeSandboxResponse
-	10, // 24: lelantos.agent.v1.AgentService.KillSandbox:output_type -> lelantos.agent.v1.KillSandboxResponse
-	12, // 25: lelantos.agent.v1.AgentService.ListSandboxes:output_type -> lelantos.agent.v1.ListSandboxesResponse
-	15, // 26: lelantos.agent.v1.AgentService.SandboxMetrics:output_type -> lelantos.agent.v1.SandboxMetricsResponse
-	18, // 27: lelantos.agent.v1.AgentService.SandboxLogs:output_type -> lelantos.agent.v1.SandboxLogsResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	31, // 0: lelantos.agent.v1.SandboxSpec.env_vars:type_name -> lelantos.agent.v1.SandboxSpec.EnvVarsEntry
+	3,  // 1: lelantos.agent.v1.SandboxSpec.egress:type_name -> lelantos.agent.v1.EgressRules
+	4,  // 2: lelantos.agent.v1.SandboxSpec.volume_mounts:type_name -> lelantos.agent.v1.VolumeMount
+	0,  // 3: lelantos.agent.v1.SandboxStatus.state:type_name -> lelantos.agent.v1.SandboxState
+	2,  // 4: lelantos.agent.v1.SandboxStatus.spec:type_name -> lelantos.agent.v1.SandboxSpec
+	2,  // 5: lelantos.agent.v1.CreateSandboxRequest.spec:type_name -> lelantos.agent.v1.SandboxSpec
+	5,  // 6: lelantos.agent.v1.CreateSandboxResponse.status:type_name -> lelantos.agent.v1.SandboxStatus
+	5,  // 7: lelantos.agent.v1.PauseSandboxResponse.status:type_name -> lelantos.agent.v1.SandboxStatus
+	2,  // 8: lelantos.agent.v1.ResumeSandboxRequest.spec:type_name -> lelantos.agent.v1.SandboxSpec
+	5,  // 9: lelantos.agent.v1.ResumeSandboxResponse.status:type_name -> lelantos.agent.v1.SandboxStatus
+	2,  // 10: lelantos.agent.v1.ForkSandboxRequest.forks:type_name -> lelantos.agent.v1.SandboxSpec
+	5,  // 11: lelantos.agent.v1.ForkResult.status:type_name -> lelantos.agent.v1.SandboxStatus
+	13, // 12: lelantos.agent.v1.ForkSandboxResponse.results:type_name -> lelantos.agent.v1.ForkResult
+	2,  // 13: lelantos.agent.v1.SnapshotSandboxResponse.source:type_name -> lelantos.agent.v1.SandboxSpec
+	3,  // 14: lelantos.agent.v1.UpdateSandboxNetworkRequest.egress:type_name -> lelantos.agent.v1.EgressRules
+	5,  // 15: lelantos.agent.v1.UpdateSandboxNetworkResponse.status:type_name -> lelantos.agent.v1.SandboxStatus
+	5,  // 16: lelantos.agent.v1.ListSandboxesResponse.sandboxes:type_name -> lelantos.agent.v1.SandboxStatus
+	33, // 17: lelantos.agent.v1.Metric.timestamp:type_name -> google.protobuf.Timestamp
+	26, // 18: lelantos.agent.v1.SandboxMetricsResponse.metric:type_name -> lelantos.agent.v1.Metric
+	33, // 19: lelantos.agent.v1.SandboxLogsRequest.start:type_name -> google.protobuf.Timestamp
+	33, // 20: lelantos.agent.v1.SandboxLogsRequest.end:type_name -> google.protobuf.Timestamp
+	33, // 21: lelantos.agent.v1.LogLine.timestamp:type_name -> google.protobuf.Timestamp
+	1,  // 22: lelantos.agent.v1.LogLine.source:type_name -> lelantos.agent.v1.LogSource
+	32, // 23: lelantos.agent.v1.LogLine.fields:type_name -> lelantos.agent.v1.LogLine.FieldsEntry
+	29, // 24: lelantos.agent.v1.SandboxLogsResponse.logs:type_name -> lelantos.agent.v1.LogLine
+	6,  // 25: lelantos.agent.v1.AgentService.CreateSandbox:input_type -> lelantos.agent.v1.CreateSandboxRequest
+	8,  // 26: lelantos.agent.v1.AgentService.PauseSandbox:input_type -> lelantos.agent.v1.PauseSandboxRequest
+	10, // 27: lelantos.agent.v1.AgentService.ResumeSandbox:input_type -> lelantos.agent.v1.ResumeSandboxRequest
+	12, // 28: lelantos.agent.v1.AgentService.ForkSandbox:input_type -> lelantos.agent.v1.ForkSandboxRequest
+	15, // 29: lelantos.agent.v1.AgentService.SnapshotSandbox:input_type -> lelantos.agent.v1.SnapshotSandboxRequest
+	17, // 30: lelantos.agent.v1.AgentService.DeleteSnapshot:input_type -> lelantos.agent.v1.DeleteSnapshotRequest
+	19, // 31: lelantos.agent.v1.AgentService.UpdateSandboxNetwork:input_type -> lelantos.agent.v1.UpdateSandboxNetworkRequest
+	21, // 32: lelantos.agent.v1.AgentService.KillSandbox:input_type -> lelantos.agent.v1.KillSandboxRequest
+	23, // 33: lelantos.agent.v1.AgentService.ListSandboxes:input_type -> lelantos.agent.v1.ListSandboxesRequest
+	25, // 34: lelantos.agent.v1.AgentService.SandboxMetrics:input_type -> lelantos.agent.v1.SandboxMetricsRequest
+	28, // 35: lelantos.agent.v1.AgentService.SandboxLogs:input_type -> lelantos.agent.v1.SandboxLogsRequest
+	7,  // 36: lelantos.agent.v1.AgentService.CreateSandbox:output_type -> lelantos.agent.v1.CreateSandboxResponse
+	9,  // 37: lelantos.agent.v1.AgentService.PauseSandbox:output_type -> lelantos.agent.v1.PauseSandboxResponse
+	11, // 38: lelantos.agent.v1.AgentService.ResumeSandbox:output_type -> lelantos.agent.v1.ResumeSandboxResponse
+	14, // 39: lelantos.agent.v1.AgentService.ForkSandbox:output_type -> lelantos.agent.v1.ForkSandboxResponse
+	16, // 40: lelantos.agent.v1.AgentService.SnapshotSandbox:output_type -> lelantos.agent.v1.SnapshotSandboxResponse
+	18, // 41: lelantos.agent.v1.AgentService.DeleteSnapshot:output_type -> lelantos.agent.v1.DeleteSnapshotResponse
+	20, // 42: lelantos.agent.v1.AgentService.UpdateSandboxNetwork:output_type -> lelantos.agent.v1.UpdateSandboxNetworkResponse
+	22, // 43: lelantos.agent.v1.AgentService.KillSandbox:output_type -> lelantos.agent.v1.KillSandboxResponse
+	24, // 44: lelantos.agent.v1.AgentService.ListSandboxes:output_type -> lelantos.agent.v1.ListSandboxesResponse
+	27, // 45: lelantos.agent.v1.AgentService.SandboxMetrics:output_type -> lelantos.agent.v1.SandboxMetricsResponse
+	30, // 46: lelantos.agent.v1.AgentService.SandboxLogs:output_type -> lelantos.agent.v1.SandboxLogsResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_agent_v1_agent_proto_init() }
@@ -1275,8 +2142,8 @@ func file_agent_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_v1_agent_proto_rawDesc), len(file_agent_v1_agent_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      2,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

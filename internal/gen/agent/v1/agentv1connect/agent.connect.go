@@ -45,6 +45,18 @@ const (
 	// AgentServiceResumeSandboxProcedure is the fully-qualified name of the AgentService's
 	// ResumeSandbox RPC.
 	AgentServiceResumeSandboxProcedure = "/lelantos.agent.v1.AgentService/ResumeSandbox"
+	// AgentServiceForkSandboxProcedure is the fully-qualified name of the AgentService's ForkSandbox
+	// RPC.
+	AgentServiceForkSandboxProcedure = "/lelantos.agent.v1.AgentService/ForkSandbox"
+	// AgentServiceSnapshotSandboxProcedure is the fully-qualified name of the AgentService's
+	// SnapshotSandbox RPC.
+	AgentServiceSnapshotSandboxProcedure = "/lelantos.agent.v1.AgentService/SnapshotSandbox"
+	// AgentServiceDeleteSnapshotProcedure is the fully-qualified name of the AgentService's
+	// DeleteSnapshot RPC.
+	AgentServiceDeleteSnapshotProcedure = "/lelantos.agent.v1.AgentService/DeleteSnapshot"
+	// AgentServiceUpdateSandboxNetworkProcedure is the fully-qualified name of the AgentService's
+	// UpdateSandboxNetwork RPC.
+	AgentServiceUpdateSandboxNetworkProcedure = "/lelantos.agent.v1.AgentService/UpdateSandboxNetwork"
 	// AgentServiceKillSandboxProcedure is the fully-qualified name of the AgentService's KillSandbox
 	// RPC.
 	AgentServiceKillSandboxProcedure = "/lelantos.agent.v1.AgentService/KillSandbox"
@@ -64,10 +76,26 @@ type AgentServiceClient interface {
 	// CreateSandbox makes and starts a sandbox from a template and waits for its daemon.
 	CreateSandbox(context.Context, *connect.Request[v1.CreateSandboxRequest]) (*connect.Response[v1.CreateSandboxResponse], error)
 	// PauseSandbox stops a running sandbox keeping its state: with memory (checkpoint) where
-	// the runtime can, else fails with FAILED_PRECONDITION naming the runtime.
+	// the runtime can, else fails with FAILED_PRECONDITION naming the runtime. With
+	// filesystem_only it keeps only the sandbox's files.
 	PauseSandbox(context.Context, *connect.Request[v1.PauseSandboxRequest]) (*connect.Response[v1.PauseSandboxResponse], error)
-	// ResumeSandbox brings a paused sandbox back with its memory and files.
+	// ResumeSandbox brings a paused sandbox back with its memory and files, or boots it
+	// fresh with its files when only those were kept or cold_boot asks for it.
 	ResumeSandbox(context.Context, *connect.Request[v1.ResumeSandboxRequest]) (*connect.Response[v1.ResumeSandboxResponse], error)
+	// ForkSandbox starts new sandboxes from one image of a sandbox: a running source is
+	// checkpointed in place (it pauses briefly and runs on with the same id, address and
+	// resources), a paused one's own image is used as it is. Each fork succeeds or fails
+	// on its own; an error of the call itself concerns the source.
+	ForkSandbox(context.Context, *connect.Request[v1.ForkSandboxRequest]) (*connect.Response[v1.ForkSandboxResponse], error)
+	// SnapshotSandbox checkpoints a running sandbox in place into a snapshot the node keeps,
+	// independent of the sandbox, until DeleteSnapshot. A spec with snapshot_id starts a
+	// new sandbox from it.
+	SnapshotSandbox(context.Context, *connect.Request[v1.SnapshotSandboxRequest]) (*connect.Response[v1.SnapshotSandboxResponse], error)
+	// DeleteSnapshot removes a snapshot from the node. Unknown: NOT_FOUND.
+	DeleteSnapshot(context.Context, *connect.Request[v1.DeleteSnapshotRequest]) (*connect.Response[v1.DeleteSnapshotResponse], error)
+	// UpdateSandboxNetwork replaces a running sandbox's internet access and egress rules at
+	// once: new and established connections follow them. Not running: FAILED_PRECONDITION.
+	UpdateSandboxNetwork(context.Context, *connect.Request[v1.UpdateSandboxNetworkRequest]) (*connect.Response[v1.UpdateSandboxNetworkResponse], error)
 	// KillSandbox ends a sandbox and removes everything it had on the node. Unknown: NOT_FOUND.
 	KillSandbox(context.Context, *connect.Request[v1.KillSandboxRequest]) (*connect.Response[v1.KillSandboxResponse], error)
 	// ListSandboxes reports every sandbox the node holds, running, paused or dead.
@@ -107,6 +135,30 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(agentServiceMethods.ByName("ResumeSandbox")),
 			connect.WithClientOptions(opts...),
 		),
+		forkSandbox: connect.NewClient[v1.ForkSandboxRequest, v1.ForkSandboxResponse](
+			httpClient,
+			baseURL+AgentServiceForkSandboxProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("ForkSandbox")),
+			connect.WithClientOptions(opts...),
+		),
+		snapshotSandbox: connect.NewClient[v1.SnapshotSandboxRequest, v1.SnapshotSandboxResponse](
+			httpClient,
+			baseURL+AgentServiceSnapshotSandboxProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("SnapshotSandbox")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteSnapshot: connect.NewClient[v1.DeleteSnapshotRequest, v1.DeleteSnapshotResponse](
+			httpClient,
+			baseURL+AgentServiceDeleteSnapshotProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("DeleteSnapshot")),
+			connect.WithClientOptions(opts...),
+		),
+		updateSandboxNetwork: connect.NewClient[v1.UpdateSandboxNetworkRequest, v1.UpdateSandboxNetworkResponse](
+			httpClient,
+			baseURL+AgentServiceUpdateSandboxNetworkProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("UpdateSandboxNetwork")),
+			connect.WithClientOptions(opts...),
+		),
 		killSandbox: connect.NewClient[v1.KillSandboxRequest, v1.KillSandboxResponse](
 			httpClient,
 			baseURL+AgentServiceKillSandboxProcedure,
@@ -136,13 +188,17 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 
 // agentServiceClient implements AgentServiceClient.
 type agentServiceClient struct {
-	createSandbox  *connect.Client[v1.CreateSandboxRequest, v1.CreateSandboxResponse]
-	pauseSandbox   *connect.Client[v1.PauseSandboxRequest, v1.PauseSandboxResponse]
-	resumeSandbox  *connect.Client[v1.ResumeSandboxRequest, v1.ResumeSandboxResponse]
-	killSandbox    *connect.Client[v1.KillSandboxRequest, v1.KillSandboxResponse]
-	listSandboxes  *connect.Client[v1.ListSandboxesRequest, v1.ListSandboxesResponse]
-	sandboxMetrics *connect.Client[v1.SandboxMetricsRequest, v1.SandboxMetricsResponse]
-	sandboxLogs    *connect.Client[v1.SandboxLogsRequest, v1.SandboxLogsResponse]
+	createSandbox        *connect.Client[v1.CreateSandboxRequest, v1.CreateSandboxResponse]
+	pauseSandbox         *connect.Client[v1.PauseSandboxRequest, v1.PauseSandboxResponse]
+	resumeSandbox        *connect.Client[v1.ResumeSandboxRequest, v1.ResumeSandboxResponse]
+	forkSandbox          *connect.Client[v1.ForkSandboxRequest, v1.ForkSandboxResponse]
+	snapshotSandbox      *connect.Client[v1.SnapshotSandboxRequest, v1.SnapshotSandboxResponse]
+	deleteSnapshot       *connect.Client[v1.DeleteSnapshotRequest, v1.DeleteSnapshotResponse]
+	updateSandboxNetwork *connect.Client[v1.UpdateSandboxNetworkRequest, v1.UpdateSandboxNetworkResponse]
+	killSandbox          *connect.Client[v1.KillSandboxRequest, v1.KillSandboxResponse]
+	listSandboxes        *connect.Client[v1.ListSandboxesRequest, v1.ListSandboxesResponse]
+	sandboxMetrics       *connect.Client[v1.SandboxMetricsRequest, v1.SandboxMetricsResponse]
+	sandboxLogs          *connect.Client[v1.SandboxLogsRequest, v1.SandboxLogsResponse]
 }
 
 // CreateSandbox calls lelantos.agent.v1.AgentService.CreateSandbox.
@@ -158,6 +214,26 @@ func (c *agentServiceClient) PauseSandbox(ctx context.Context, req *connect.Requ
 // ResumeSandbox calls lelantos.agent.v1.AgentService.ResumeSandbox.
 func (c *agentServiceClient) ResumeSandbox(ctx context.Context, req *connect.Request[v1.ResumeSandboxRequest]) (*connect.Response[v1.ResumeSandboxResponse], error) {
 	return c.resumeSandbox.CallUnary(ctx, req)
+}
+
+// ForkSandbox calls lelantos.agent.v1.AgentService.ForkSandbox.
+func (c *agentServiceClient) ForkSandbox(ctx context.Context, req *connect.Request[v1.ForkSandboxRequest]) (*connect.Response[v1.ForkSandboxResponse], error) {
+	return c.forkSandbox.CallUnary(ctx, req)
+}
+
+// SnapshotSandbox calls lelantos.agent.v1.AgentService.SnapshotSandbox.
+func (c *agentServiceClient) SnapshotSandbox(ctx context.Context, req *connect.Request[v1.SnapshotSandboxRequest]) (*connect.Response[v1.SnapshotSandboxResponse], error) {
+	return c.snapshotSandbox.CallUnary(ctx, req)
+}
+
+// DeleteSnapshot calls lelantos.agent.v1.AgentService.DeleteSnapshot.
+func (c *agentServiceClient) DeleteSnapshot(ctx context.Context, req *connect.Request[v1.DeleteSnapshotRequest]) (*connect.Response[v1.DeleteSnapshotResponse], error) {
+	return c.deleteSnapshot.CallUnary(ctx, req)
+}
+
+// UpdateSandboxNetwork calls lelantos.agent.v1.AgentService.UpdateSandboxNetwork.
+func (c *agentServiceClient) UpdateSandboxNetwork(ctx context.Context, req *connect.Request[v1.UpdateSandboxNetworkRequest]) (*connect.Response[v1.UpdateSandboxNetworkResponse], error) {
+	return c.updateSandboxNetwork.CallUnary(ctx, req)
 }
 
 // KillSandbox calls lelantos.agent.v1.AgentService.KillSandbox.
@@ -185,10 +261,26 @@ type AgentServiceHandler interface {
 	// CreateSandbox makes and starts a sandbox from a template and waits for its daemon.
 	CreateSandbox(context.Context, *connect.Request[v1.CreateSandboxRequest]) (*connect.Response[v1.CreateSandboxResponse], error)
 	// PauseSandbox stops a running sandbox keeping its state: with memory (checkpoint) where
-	// the runtime can, else fails with FAILED_PRECONDITION naming the runtime.
+	// the runtime can, else fails with FAILED_PRECONDITION naming the runtime. With
+	// filesystem_only it keeps only the sandbox's files.
 	PauseSandbox(context.Context, *connect.Request[v1.PauseSandboxRequest]) (*connect.Response[v1.PauseSandboxResponse], error)
-	// ResumeSandbox brings a paused sandbox back with its memory and files.
+	// ResumeSandbox brings a paused sandbox back with its memory and files, or boots it
+	// fresh with its files when only those were kept or cold_boot asks for it.
 	ResumeSandbox(context.Context, *connect.Request[v1.ResumeSandboxRequest]) (*connect.Response[v1.ResumeSandboxResponse], error)
+	// ForkSandbox starts new sandboxes from one image of a sandbox: a running source is
+	// checkpointed in place (it pauses briefly and runs on with the same id, address and
+	// resources), a paused one's own image is used as it is. Each fork succeeds or fails
+	// on its own; an error of the call itself concerns the source.
+	ForkSandbox(context.Context, *connect.Request[v1.ForkSandboxRequest]) (*connect.Response[v1.ForkSandboxResponse], error)
+	// SnapshotSandbox checkpoints a running sandbox in place into a snapshot the node keeps,
+	// independent of the sandbox, until DeleteSnapshot. A spec with snapshot_id starts a
+	// new sandbox from it.
+	SnapshotSandbox(context.Context, *connect.Request[v1.SnapshotSandboxRequest]) (*connect.Response[v1.SnapshotSandboxResponse], error)
+	// DeleteSnapshot removes a snapshot from the node. Unknown: NOT_FOUND.
+	DeleteSnapshot(context.Context, *connect.Request[v1.DeleteSnapshotRequest]) (*connect.Response[v1.DeleteSnapshotResponse], error)
+	// UpdateSandboxNetwork replaces a running sandbox's internet access and egress rules at
+	// once: new and established connections follow them. Not running: FAILED_PRECONDITION.
+	UpdateSandboxNetwork(context.Context, *connect.Request[v1.UpdateSandboxNetworkRequest]) (*connect.Response[v1.UpdateSandboxNetworkResponse], error)
 	// KillSandbox ends a sandbox and removes everything it had on the node. Unknown: NOT_FOUND.
 	KillSandbox(context.Context, *connect.Request[v1.KillSandboxRequest]) (*connect.Response[v1.KillSandboxResponse], error)
 	// ListSandboxes reports every sandbox the node holds, running, paused or dead.
@@ -224,6 +316,30 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(agentServiceMethods.ByName("ResumeSandbox")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentServiceForkSandboxHandler := connect.NewUnaryHandler(
+		AgentServiceForkSandboxProcedure,
+		svc.ForkSandbox,
+		connect.WithSchema(agentServiceMethods.ByName("ForkSandbox")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentServiceSnapshotSandboxHandler := connect.NewUnaryHandler(
+		AgentServiceSnapshotSandboxProcedure,
+		svc.SnapshotSandbox,
+		connect.WithSchema(agentServiceMethods.ByName("SnapshotSandbox")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentServiceDeleteSnapshotHandler := connect.NewUnaryHandler(
+		AgentServiceDeleteSnapshotProcedure,
+		svc.DeleteSnapshot,
+		connect.WithSchema(agentServiceMethods.ByName("DeleteSnapshot")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentServiceUpdateSandboxNetworkHandler := connect.NewUnaryHandler(
+		AgentServiceUpdateSandboxNetworkProcedure,
+		svc.UpdateSandboxNetwork,
+		connect.WithSchema(agentServiceMethods.ByName("UpdateSandboxNetwork")),
+		connect.WithHandlerOptions(opts...),
+	)
 	agentServiceKillSandboxHandler := connect.NewUnaryHandler(
 		AgentServiceKillSandboxProcedure,
 		svc.KillSandbox,
@@ -256,6 +372,14 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 			agentServicePauseSandboxHandler.ServeHTTP(w, r)
 		case AgentServiceResumeSandboxProcedure:
 			agentServiceResumeSandboxHandler.ServeHTTP(w, r)
+		case AgentServiceForkSandboxProcedure:
+			agentServiceForkSandboxHandler.ServeHTTP(w, r)
+		case AgentServiceSnapshotSandboxProcedure:
+			agentServiceSnapshotSandboxHandler.ServeHTTP(w, r)
+		case AgentServiceDeleteSnapshotProcedure:
+			agentServiceDeleteSnapshotHandler.ServeHTTP(w, r)
+		case AgentServiceUpdateSandboxNetworkProcedure:
+			agentServiceUpdateSandboxNetworkHandler.ServeHTTP(w, r)
 		case AgentServiceKillSandboxProcedure:
 			agentServiceKillSandboxHandler.ServeHTTP(w, r)
 		case AgentServiceListSandboxesProcedure:
@@ -283,6 +407,22 @@ func (UnimplementedAgentServiceHandler) PauseSandbox(context.Context, *connect.R
 
 func (UnimplementedAgentServiceHandler) ResumeSandbox(context.Context, *connect.Request[v1.ResumeSandboxRequest]) (*connect.Response[v1.ResumeSandboxResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("lelantos.agent.v1.AgentService.ResumeSandbox is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) ForkSandbox(context.Context, *connect.Request[v1.ForkSandboxRequest]) (*connect.Response[v1.ForkSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("lelantos.agent.v1.AgentService.ForkSandbox is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) SnapshotSandbox(context.Context, *connect.Request[v1.SnapshotSandboxRequest]) (*connect.Response[v1.SnapshotSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("lelantos.agent.v1.AgentService.SnapshotSandbox is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) DeleteSnapshot(context.Context, *connect.Request[v1.DeleteSnapshotRequest]) (*connect.Response[v1.DeleteSnapshotResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("lelantos.agent.v1.AgentService.DeleteSnapshot is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) UpdateSandboxNetwork(context.Context, *connect.Request[v1.UpdateSandboxNetworkRequest]) (*connect.Response[v1.UpdateSandboxNetworkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("lelantos.agent.v1.AgentService.UpdateSandboxNetwork is not implemented"))
 }
 
 func (UnimplementedAgentServiceHandler) KillSandbox(context.Context, *connect.Request[v1.KillSandboxRequest]) (*connect.Response[v1.KillSandboxResponse], error) {
