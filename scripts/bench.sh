@@ -55,10 +55,7 @@ go build -o "$out/benchfs" ./tests/bench/cmd/benchfs
 go build -o "$out/benchreport" ./tests/bench/cmd/benchreport
 (
   cd tests/bench
-  if [ ! -d node_modules/e2b ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    log "installing the e2b client for the benchmarks"
-    npm ci --no-audit --no-fund --loglevel=error
-  fi
+  npm_ci_once "the e2b client for the benchmarks"
 )
 
 # pkg_bench PACKAGE COUNT: every benchmark of the package, COUNT iterations each.

@@ -31,3 +31,16 @@ wait_for() {
   done
   ! kill -0 "$1" 2>/dev/null
 }
+
+# npm_ci_once WHAT: in the current directory, runs `npm ci` unless node_modules was
+# installed from this very package-lock.json (its hash is kept in node_modules).
+npm_ci_once() {
+  local want have
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  have=$(cat node_modules/.lelantos-lock 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    log "installing $1"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" > node_modules/.lelantos-lock
+  fi
+}

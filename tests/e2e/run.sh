@@ -6,10 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib.sh"
 cd "$here"
-if [ ! -d node_modules/e2b-2.51.0 ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "installing the e2b test clients"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
+npm_ci_once "the e2b test clients"
 export E2E_DATA_DIR=$(mktemp -d /tmp/lelantos-e2e.XXXXXX)
 export E2E_API=127.0.0.1:${E2E_API_PORT:-3100} E2E_SANDBOX=127.0.0.1:${E2E_SANDBOX_PORT:-3101}
 export E2E_SUBNET=${E2E_SUBNET:-10.234.0.0/16}

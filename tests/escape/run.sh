@@ -8,10 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$repo/scripts/lib.sh"
 cd "$here"
-if [ ! -d node_modules/e2b ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "installing the e2b client for the adversarial suite"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
+npm_ci_once "the e2b client for the adversarial suite"
 export E2E_DATA_DIR=$(mktemp -d /tmp/lelantos-escape.XXXXXX)
 export E2E_API=127.0.0.1:${ESCAPE_API_PORT:-3900} E2E_SANDBOX=127.0.0.1:${ESCAPE_SANDBOX_PORT:-3901}
 export E2E_SUBNET=${ESCAPE_SUBNET:-10.235.0.0/16} E2E_NET_PREFIX=lesc

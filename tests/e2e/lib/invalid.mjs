@@ -57,7 +57,6 @@ export function invalidRequests(id) {
     ['resume: autoPause a number', 'POST', `${sb}/resume`, { autoPause: 1 }, 'autoPause'],
     ['connect: timeout above 24 h', 'POST', `${sb}/connect`, { timeout: 90000 }, 'timeout'],
     ['connect: timeout a string', 'POST', `/v2${sb}/connect`, { timeout: '60' }, 'timeout'],
-    ['connect: without memory', 'POST', `/v2${sb}/connect`, { memory: false }, 'memory'],
     ['list: limit 0', 'GET', '/v2/sandboxes?limit=0', undefined, 'limit'],
     ['list: limit 101', 'GET', '/v2/sandboxes?limit=101', undefined, 'limit'],
     ['list: limit abc', 'GET', '/v2/sandboxes?limit=abc', undefined, 'limit'],
