@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"lelantos.dev/lelantos/internal/client"
 )
 
 // sandboxCommand is one `lelantos sandbox` subcommand.
@@ -270,4 +272,21 @@ func formatPairs(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// oneSandbox parses a subcommand's flags, which must leave exactly one sandbox ID,
+// and returns it with a client of the API configured by api.
+func oneSandbox(fs *flag.FlagSet, api *apiFlags, args []string) (string, *client.Client, error) {
+	pos, err := parseFlags(fs, args, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := needIDs(pos, false); err != nil {
+		return "", nil, err
+	}
+	c, err := api.client()
+	if err != nil {
+		return "", nil, err
+	}
+	return pos[0], c, nil
 }

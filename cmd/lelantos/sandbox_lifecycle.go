@@ -130,18 +130,11 @@ func sandboxInfo(ctx context.Context, args []string) error {
 	var api apiFlags
 	fs := sandboxFlags("info", &api)
 	asJSON := fs.Bool("json", false, "print JSON (it includes the sandbox's access token)")
-	pos, err := parseFlags(fs, args, 0)
+	id, c, err := oneSandbox(fs, &api, args)
 	if err != nil {
 		return err
 	}
-	if err := needIDs(pos, false); err != nil {
-		return err
-	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	d, err := c.Get(ctx, pos[0])
+	d, err := c.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -166,21 +159,14 @@ func sandboxInfo(ctx context.Context, args []string) error {
 func sandboxPause(ctx context.Context, args []string) error {
 	var api apiFlags
 	fs := sandboxFlags("pause", &api)
-	pos, err := parseFlags(fs, args, 0)
+	id, c, err := oneSandbox(fs, &api, args)
 	if err != nil {
 		return err
 	}
-	if err := needIDs(pos, false); err != nil {
+	if err := c.Pause(ctx, id); err != nil {
 		return err
 	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	if err := c.Pause(ctx, pos[0]); err != nil {
-		return err
-	}
-	fmt.Println(pos[0])
+	fmt.Println(id)
 	return nil
 }
 
@@ -190,18 +176,11 @@ func sandboxResume(ctx context.Context, args []string) error {
 	fs := sandboxFlags("resume", &api)
 	timeout := 0
 	fs.Var(secondsFlag{&timeout}, "timeout", "seconds until the resumed sandbox is killed (default: the server's, 300)")
-	pos, err := parseFlags(fs, args, 0)
+	id, c, err := oneSandbox(fs, &api, args)
 	if err != nil {
 		return err
 	}
-	if err := needIDs(pos, false); err != nil {
-		return err
-	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	sb, err := c.Resume(ctx, pos[0], timeout)
+	sb, err := c.Resume(ctx, id, timeout)
 	if err != nil {
 		return err
 	}

@@ -26,14 +26,7 @@ func sandboxLogs(ctx context.Context, args []string) error {
 	fs.BoolVar(follow, "follow", false, "same as -f")
 	var since time.Duration
 	fs.Var(sinceFlag{&since}, "since", "only lines of this last duration, e.g. 10m (default: all)")
-	pos, err := parseFlags(fs, args, 0)
-	if err != nil {
-		return err
-	}
-	if err := needIDs(pos, false); err != nil {
-		return err
-	}
-	c, err := api.client()
+	id, c, err := oneSandbox(fs, &api, args)
 	if err != nil {
 		return err
 	}
@@ -42,7 +35,7 @@ func sandboxLogs(ctx context.Context, args []string) error {
 		cur.start = time.Now().Add(-since)
 	}
 	for {
-		lines, err := c.Logs(ctx, pos[0], cur.start, logPage)
+		lines, err := c.Logs(ctx, id, cur.start, logPage)
 		if ctx.Err() != nil {
 			return nil // interrupted while following
 		}
@@ -113,18 +106,11 @@ func sandboxMetrics(ctx context.Context, args []string) error {
 	since := time.Minute
 	fs.Var(sinceFlag{&since}, "since", "samples of this last duration (default 1m)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args, 0)
+	id, c, err := oneSandbox(fs, &api, args)
 	if err != nil {
 		return err
 	}
-	if err := needIDs(pos, false); err != nil {
-		return err
-	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	ms, err := c.Metrics(ctx, pos[0], time.Now().Add(-since), time.Time{})
+	ms, err := c.Metrics(ctx, id, time.Now().Add(-since), time.Time{})
 	if err != nil {
 		return err
 	}
