@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"lelantos.dev/lelantos/internal/agent"
 	"lelantos.dev/lelantos/internal/engine"
@@ -25,6 +26,7 @@ import (
 	"lelantos.dev/lelantos/internal/runtime/cgroups"
 	"lelantos.dev/lelantos/internal/runtime/gvisor"
 	"lelantos.dev/lelantos/internal/runtime/runc"
+	"lelantos.dev/lelantos/internal/telemetry"
 	"lelantos.dev/lelantos/internal/template"
 )
 
@@ -61,6 +63,12 @@ type nodeConfig struct {
 	// loopback addresses builds may pull images from.
 	BuildCacheMB      int64
 	PrivateRegistries []string
+	// Metrics registers the node's metrics (nil: none); Tracing traces its
+	// agent RPCs and engine steps (nil: none).
+	Metrics prometheus.Registerer
+	Tracing *telemetry.Tracing
+	// BuildObserver is told of template builds; startNode sets it.
+	BuildObserver template.Observer
 }
 
 // warmPools keeps cfg.WarmPool sandboxes shaped like a default create from base:
@@ -106,6 +114,11 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--subnet: %w", err)
 	}
+	obs, err := newNodeObservers(cfg.Metrics, cfg.Tracing)
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	cfg.BuildObserver = obs.builds
 	nodeDir := filepath.Join(cfg.DataDir, "node")
 	nm, err := network.NewManager(ctx, network.Config{StateDir: filepath.Join(nodeDir, "network"), Subnet: subnet, NamePrefix: cfg.NetPrefix, ChainPrefix: chainPrefix(cfg.NetPrefix)})
 	if err != nil {
@@ -139,11 +152,15 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	opts := engine.Options{
 		DataDir: nodeDir, Runtimes: runtimes, DefaultClass: gvisor.Class, Network: nm,
 		EnvdPath: cfg.Envd, InterpreterPath: cfg.Interpreter, Logger: cfg.Logger, Warm: warmPools(cfg),
-		Volumes: cfg.Volumes,
+		Volumes: cfg.Volumes, Observer: obs.engine, TracerProvider: obs.tracer,
 	}
 	cfg.Limits.applyEngine(&opts)
 	eng, err := engine.New(ctx, opts)
 	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	if err := obs.collect(eng); err != nil {
+		eng.Close()
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	// Sandboxes allowed on the internet get DNS through the host's resolvers.
@@ -170,7 +187,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.Close(), closeNet())
 	}
 	mux := http.NewServeMux()
-	mux.Handle(agent.NewServer(eng).Handler())
+	mux.Handle(agent.NewServer(eng).Handler(obs.server...))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -185,7 +202,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		MaxIdleConnsPerHost: 64,
 	}}
 	started = true
-	return &localNode{engine: eng, dns: dns, egress: egress, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent"),
+	return &localNode{engine: eng, dns: dns, egress: egress, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent", obs.client...),
 		network: nm, dirty: dirty}, nil
 }
 

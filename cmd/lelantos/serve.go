@@ -57,6 +57,8 @@ type serveFlags struct {
 	// privateRegistries may be on private addresses (--private-registry).
 	buildCacheMB      int64
 	privateRegistries []string
+	// telemetry is where metrics and traces go (--metrics-listen, --otlp-endpoint).
+	telemetry telemetryFlags
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -85,6 +87,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.pausedRetention, "paused-retention", controlplane.DefaultPausedRetention, "how long a sandbox may stay paused before it is killed and its checkpoint removed (e.g. 168h); 0 keeps paused sandboxes until they are killed")
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
 	f.limits.register(fs)
+	f.telemetry.register(fs)
 	fs.Func("dns-upstream", "a resolver (address:port) for sandboxes' DNS and the egress proxy's name lookups, instead of the host's (/etc/resolv.conf); repeat for more, tried in order", func(v string) error {
 		ap, err := netip.ParseAddrPort(v)
 		if err != nil {
@@ -229,11 +232,20 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	f.interpreter = interpreterOrNone(f.interpreter, log)
+	tel, err := startTelemetry(ctx, f.telemetry, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer tel.close()
+	cpObs, err := tel.controlPlaneObservers(db)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	vols := openVolumes(f.dataDir, log)
 	defer vols.close(log) // after the node stops
 	node, err := startNode(ctx, nodeConfig{Volumes: vols.engine(), Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Interpreter: f.interpreter, Subnet: f.subnet,
 		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses, DNSUpstreams: f.dnsUpstreams,
-		BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries})
+		BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries, Metrics: tel.node, Tracing: tel.tracing})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -243,13 +255,14 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	svc, err := controlplane.New(controlplane.Config{Domain: reportedDomain(f), Logger: log,
 		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates,
 		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention),
-		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB},
+		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB, Observer: cpObs.ops, TracerProvider: tel.tracerProvider()},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() },
 			dropSandbox: func(id string) { px.DropSandbox(id) }})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log, SignedFiles: svc, Resumer: svc}, svc)
+	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log, SignedFiles: svc, Resumer: svc,
+		Observer: cpObs.proxy}, svc)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -276,11 +289,12 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	go func() { errs <- svc.Run(ctx) }()
+	go func() { errs <- tel.serve(ctx) }()
 	apiSrv := &http.Server{
 		Handler: api.NewHandler(svc, controlplane.NewAuthenticator(db, nil), api.Options{Logger: log, Spec: apispec.Spec(), Templates: svc, Volumes: vols.routes(svc),
-			Accounts: controlplane.NewAccounts(db)}),
+			Accounts: controlplane.NewAccounts(db), Observer: cpObs.api, TracerProvider: tel.tracerProvider()}),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	go func() { errs <- apiSrv.Serve(apiLn) }()

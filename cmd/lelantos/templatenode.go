@@ -321,7 +321,7 @@ func startTemplates(cfg nodeConfig, nodeDir string, eng *engine.Engine, g runtim
 		DataDir: nodeDir, Store: cfg.Store, Engine: eng, Runtime: g, Network: nm, Logger: cfg.Logger,
 		BaseRootfs:    func() (string, error) { return cfg.BaseRootfs, nil },
 		Registries:    image.RemoteOptions{Keychain: authn.DefaultKeychain, PrivateRegistries: cfg.PrivateRegistries},
-		CacheMaxBytes: cacheMax,
+		CacheMaxBytes: cacheMax, Observer: cfg.BuildObserver,
 	})
 	if err != nil {
 		return nil, err

@@ -33,9 +33,10 @@ func (s *Server) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
 	return agentv1connect.NewAgentServiceHandler(s, opts...)
 }
 
-// NewClient dials the agent at baseURL (e.g. http://127.0.0.1:7801).
-func NewClient(httpClient connect.HTTPClient, baseURL string) agentv1connect.AgentServiceClient {
-	return agentv1connect.NewAgentServiceClient(httpClient, baseURL)
+// NewClient dials the agent at baseURL (e.g. http://127.0.0.1:7801), with
+// opts (e.g. tracing interceptors).
+func NewClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) agentv1connect.AgentServiceClient {
+	return agentv1connect.NewAgentServiceClient(httpClient, baseURL, opts...)
 }
 
 // toConnect maps engine errors to the RPC codes the control plane branches on.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"lelantos.dev/lelantos/internal/controlplane"
 	"lelantos.dev/lelantos/internal/store"
@@ -79,6 +80,11 @@ type Options struct {
 	// 512 MiB when 0. Its JSON form, with the context in base64, is bounded
 	// by 16 MiB (or this, when lower).
 	MaxBuildBodyBytes int64
+	// Observer is told of every request (route, status, duration); nil:
+	// nobody.
+	Observer Observer
+	// TracerProvider traces every request as a server span; nil: no traces.
+	TracerProvider trace.TracerProvider
 }
 
 // defaultMaxBody is the request body limit when Options.MaxBodyBytes is 0.
@@ -117,6 +123,7 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 	}
 
 	r := chi.NewRouter()
+	r.Use(observe(opts.Observer, opts.TracerProvider))
 	r.Use(h.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path)

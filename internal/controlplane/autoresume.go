@@ -10,7 +10,7 @@ import (
 	"lelantos.dev/lelantos/internal/store"
 )
 
-// ResumeForTraffic resumes paused sandbox req.SandboxID for traffic the proxy
+// resumeForTraffic resumes paused sandbox req.SandboxID for traffic the proxy
 // could not route, and returns where it then runs. Only a sandbox created with
 // autoResume and whose pause kept its memory is resumed; the request's tokens
 // must open it as they would open the port (a private sandbox's traffic token,
@@ -18,7 +18,7 @@ import (
 // new end time is now plus the timeout it was created with. A sandbox still in
 // a transition when ctx ends, or whose team has no room, is refused with the
 // proxy's errors; anything not to resume is proxy.ErrSandboxNotFound.
-func (s *Service) ResumeForTraffic(ctx context.Context, req proxy.ResumeRequest) (proxy.Target, error) {
+func (s *Service) resumeForTraffic(ctx context.Context, req proxy.ResumeRequest) (proxy.Target, error) {
 	id := req.SandboxID
 	gone := fmt.Errorf("resume sandbox %s for traffic: %w", id, proxy.ErrSandboxNotFound)
 	if !validSandboxID(id) {

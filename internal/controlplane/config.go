@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"lelantos.dev/lelantos/internal/store"
 )
 
@@ -78,6 +80,11 @@ type Config struct {
 	MaxVolumeSizeMB int
 	// VolumeTokenTTL is how long a volume's content token is valid: 24 h.
 	VolumeTokenTTL time.Duration
+	// Observer is told of lifecycle operations and quota refusals; nil:
+	// nobody.
+	Observer Observer
+	// TracerProvider traces lifecycle operations; nil: no traces.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns c with its zero fields filled in.

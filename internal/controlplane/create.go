@@ -104,13 +104,13 @@ func (s *Service) resolveTemplate(ctx context.Context, teamID, name string) (*st
 	return tpl, alias, nil
 }
 
-// Create makes a sandbox of team teamID and waits until it runs. The
+// create makes a sandbox of team teamID and waits until it runs. The
 // template is looked up among the team's own, then the public ones. The
 // sandbox is stored as starting first, in the transaction that checks the
 // team's quotas (over one is ErrQuota), so a crash in between is repaired by
 // Reconcile; when the node fails it is recorded as dead with the reason and
 // the node's error is returned with its kind.
-func (s *Service) Create(ctx context.Context, teamID string, req CreateRequest) (*store.Sandbox, error) {
+func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) (*store.Sandbox, error) {
 	timeout, err := s.timeoutOr("timeout", req.Timeout)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ type ForkResult struct {
 	Err     error
 }
 
-// Fork makes req.Count new sandboxes of team teamID from running sandbox id:
+// fork makes req.Count new sandboxes of team teamID from running sandbox id:
 // the source is checkpointed in place (it pauses briefly and runs on with its
 // ID, end time and resources) and each fork starts from that moment with its
 // memory, processes and files, under a new ID, access tokens and end time.
@@ -38,7 +38,7 @@ type ForkResult struct {
 // result has one entry per fork, in order. The error is about the request or
 // the source: ErrInvalidArgument, ErrNotFound, ErrConflict (paused or in a
 // transition), or the node's.
-func (s *Service) Fork(ctx context.Context, teamID, id string, req ForkRequest) ([]ForkResult, error) {
+func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) ([]ForkResult, error) {
 	timeout, err := s.timeoutOr("timeout", req.Timeout)
 	if err != nil {
 		return nil, err

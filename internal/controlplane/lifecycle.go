@@ -14,10 +14,10 @@ import (
 // MaxRefresh is the longest a single refresh may extend a sandbox.
 const MaxRefresh = time.Hour
 
-// Kill ends sandbox id of team teamID and forgets it once the node
+// kill ends sandbox id of team teamID and forgets it once the node
 // confirms. An unknown (or dead, or another team's) sandbox is ErrNotFound;
 // a dead one's leftovers are cleaned up anyway.
-func (s *Service) Kill(ctx context.Context, teamID, id string) error {
+func (s *Service) kill(ctx context.Context, teamID, id string) error {
 	if !validSandboxID(id) {
 		return notFound(id)
 	}
@@ -168,9 +168,9 @@ type ResumeRequest struct {
 	ColdBoot bool
 }
 
-// Resume brings paused sandbox id of team teamID back; a running one is
+// resume brings paused sandbox id of team teamID back; a running one is
 // ErrConflict, one the team's quotas have no room for ErrQuota.
-func (s *Service) Resume(ctx context.Context, teamID, id string, req ResumeRequest) (*store.Sandbox, error) {
+func (s *Service) resume(ctx context.Context, teamID, id string, req ResumeRequest) (*store.Sandbox, error) {
 	timeout, err := s.timeoutOr("timeout", req.Timeout)
 	if err != nil {
 		return nil, err
@@ -249,12 +249,12 @@ type ConnectRequest struct {
 	ColdBoot bool
 }
 
-// ConnectWith makes sure sandbox id of team teamID runs for at least
+// connectWith makes sure sandbox id of team teamID runs for at least
 // req.Timeout more: a running sandbox's end time is only ever extended, a
 // paused one is resumed (with its memory, unless req.ColdBoot or its pause
 // kept only its files). resumed tells which happened. Its on-timeout action
 // is kept.
-func (s *Service) ConnectWith(ctx context.Context, teamID, id string, req ConnectRequest) (sb *store.Sandbox, resumed bool, err error) {
+func (s *Service) connectWith(ctx context.Context, teamID, id string, req ConnectRequest) (sb *store.Sandbox, resumed bool, err error) {
 	timeout, err := s.timeoutOr("timeout", req.Timeout)
 	if err != nil {
 		return nil, false, err

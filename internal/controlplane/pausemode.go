@@ -10,11 +10,11 @@ type PauseRequest struct {
 	FilesOnly bool
 }
 
-// PauseWith stops sandbox id of team teamID keeping its memory and files, or
+// pauseWith stops sandbox id of team teamID keeping its memory and files, or
 // only its files with req.FilesOnly. A paused sandbox, or one in a transition,
 // is ErrConflict; a runtime that cannot pause so is ErrConflict with the
 // node's reason, and the sandbox keeps running.
-func (s *Service) PauseWith(ctx context.Context, teamID, id string, req PauseRequest) error {
+func (s *Service) pauseWith(ctx context.Context, teamID, id string, req PauseRequest) error {
 	unlock, err := s.lock(ctx, id)
 	if err != nil {
 		return err

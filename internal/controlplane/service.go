@@ -86,7 +86,7 @@ func New(cfg Config, st Store, node Node) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("new control plane: %w", err)
 	}
-	return &Service{cfg: cfg, store: st, node: node, log: cfg.Logger, locks: newKeyedMutex()}, nil
+	return &Service{cfg: cfg, store: observeQuotas(st, cfg.Observer), node: node, log: cfg.Logger, locks: newKeyedMutex()}, nil
 }
 
 // Domain is the domain clients reach sandboxes under ("" when none).

@@ -54,12 +54,12 @@ type SnapshotListRequest struct {
 	Cursor string
 }
 
-// CreateSnapshot checkpoints running sandbox id of team teamID in place into a
+// createSnapshot checkpoints running sandbox id of team teamID in place into a
 // snapshot: a template of the team whose newest build a create can start from,
 // independent of the sandbox. The sandbox runs on with its ID and end time. A
 // sandbox that is not running (or not the team's) is ErrNotFound; one in a
 // transition, ErrConflict.
-func (s *Service) CreateSnapshot(ctx context.Context, teamID, id string, req SnapshotRequest) (*SnapshotInfo, error) {
+func (s *Service) createSnapshot(ctx context.Context, teamID, id string, req SnapshotRequest) (*SnapshotInfo, error) {
 	team, err := s.team(ctx, teamID)
 	if err != nil {
 		return nil, err

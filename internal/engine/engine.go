@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"lelantos.dev/lelantos/internal/network"
 	"lelantos.dev/lelantos/internal/runtime"
 	"lelantos.dev/lelantos/internal/saferoot"
@@ -88,6 +90,11 @@ type Options struct {
 	CPUOvercommit    float64
 	MemoryOvercommit float64
 	Logger           *slog.Logger
+	// Observer is told how long the steps of sandbox starts take; nil: nobody.
+	Observer Observer
+	// TracerProvider traces those steps within traced operations (the agent
+	// RPC's); nil: no traces.
+	TracerProvider trace.TracerProvider
 }
 
 // Engine runs one node's sandboxes. It is safe for concurrent use; operations on one
@@ -172,6 +179,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, envd: newEnvdClient(), boxes: map[string]*box{}, warm: map[string][]*box{},
 		limit: limit, changed: make(chan struct{})}
+	e.envd.observe(newSteps(opts.Observer, opts.TracerProvider))
 	if e.consoles, err = newConsoleWatch(); err != nil {
 		opts.Logger.Warn("cannot watch consoles; log pumps poll them", "err", err)
 	}

@@ -28,6 +28,8 @@ const EnvdPort = 49983
 // envdClient talks to the daemons inside this node's sandboxes.
 type envdClient struct {
 	http *http.Client
+	// steps times waits and /init calls (see observe).
+	steps *steps
 }
 
 func newEnvdClient() *envdClient {
@@ -43,8 +45,8 @@ func envdURL(addr, path string) string {
 	return "http://" + net.JoinHostPort(addr, strconv.Itoa(EnvdPort)) + path
 }
 
-// waitHealthy polls the daemon's /health until it answers 204 or ctx ends.
-func (c *envdClient) waitHealthy(ctx context.Context, addr string) error {
+// pollHealthy polls the daemon's /health until it answers 204 or ctx ends.
+func (c *envdClient) pollHealthy(ctx context.Context, addr string) error {
 	delay := 2 * time.Millisecond
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, envdURL(addr, "/health"), nil)

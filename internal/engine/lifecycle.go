@@ -124,7 +124,7 @@ func (e *Engine) lay(ctx context.Context, b *box) (*record, error) {
 	if err := e.attachVolumes(ctx, rec.Spec); err != nil {
 		return nil, err
 	}
-	ep, err := e.opts.Network.Setup(ctx, rec.rid(), netOptions(rec.Spec))
+	ep, err := e.setupNetwork(ctx, rec)
 	if err != nil {
 		return nil, networkError(err)
 	}
@@ -144,11 +144,11 @@ func (e *Engine) boot(ctx context.Context, b *box, rt runtime.Runtime, netns str
 		// A snapshot holds open files of the daemon it was taken with; a node with
 		// another daemon starts cold so the sandbox runs the current one.
 		if dir, err := os.ReadFile(filepath.Join(img, snapshotEnvdFile)); err == nil && string(dir) == e.envdDir {
-			return true, rt.Restore(ctx, rec.rid(), e.config(b, netns), img)
+			return true, e.runtimeRestore(ctx, rt, rec.rid(), e.config(b, netns), img)
 		}
 		b.log.event("template snapshot was made with another daemon: starting cold")
 	}
-	return false, rt.Start(ctx, rec.rid(), e.config(b, netns))
+	return false, e.runtimeStart(ctx, rt, rec.rid(), e.config(b, netns))
 }
 
 // snapshotEnvdFile, in a snapshot's directory, names the daemon directory it used.

@@ -57,7 +57,7 @@ func (e *Engine) startFromImage(ctx context.Context, from imageSource, rt runtim
 		}
 	}()
 	rec := b.record()
-	if err := rt.Restore(ctx, s.ID, e.config(b, rec.NetNSPath), from.Image); err != nil {
+	if err := e.runtimeRestore(ctx, rt, s.ID, e.config(b, rec.NetNSPath), from.Image); err != nil {
 		return Status{}, fmt.Errorf("fork %s: %w", s.ID, err)
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, e.opts.ReadyTimeout)

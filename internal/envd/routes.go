@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"lelantos.dev/lelantos/internal/envd/files"
 	"lelantos.dev/lelantos/internal/envd/settings"
@@ -65,8 +66,11 @@ func (d *Daemon) health(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// init applies the control plane's settings.
+// init applies the control plane's settings. Its Server-Timing header tells
+// the node how long that took here, for the node's traces (the daemon cannot
+// reach a collector from inside its sandbox).
 func (d *Daemon) init(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	var in settings.Init
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxInitBody))
@@ -88,6 +92,7 @@ func (d *Daemon) init(w http.ResponseWriter, r *http.Request) {
 		d.log.Info("ignored an /init older than the last one", "timestamp", in.Timestamp)
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Server-Timing", fmt.Sprintf("init;dur=%.3f", float64(time.Since(start).Microseconds())/1000))
 	w.WriteHeader(http.StatusNoContent)
 }
 

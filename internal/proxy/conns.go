@@ -14,6 +14,8 @@ import (
 type connSet struct {
 	mu    sync.Mutex
 	conns map[string]map[*sandboxConn]struct{} // by sandbox ID
+	// obs is told the bytes moved on the connections; nil: nobody.
+	obs Observer
 }
 
 func newConnSet() *connSet { return &connSet{conns: map[string]map[*sandboxConn]struct{}{}} }
@@ -24,6 +26,9 @@ type sandboxConn struct {
 	set       *connSet
 	sandboxID string
 	once      sync.Once
+	// obs, when set, is told the bytes read and written, as route kind kind.
+	obs  Observer
+	kind string
 }
 
 // Close closes the connection and forgets it.
@@ -44,7 +49,7 @@ func (s *connSet) dialer(dial func(ctx context.Context, network, addr string) (n
 		if !ok {
 			return c, nil
 		}
-		sc := &sandboxConn{Conn: c, set: s, sandboxID: up.sandboxID}
+		sc := &sandboxConn{Conn: c, set: s, sandboxID: up.sandboxID, obs: s.obs, kind: routeKind(up.route)}
 		s.mu.Lock()
 		if s.conns[sc.sandboxID] == nil {
 			s.conns[sc.sandboxID] = map[*sandboxConn]struct{}{}

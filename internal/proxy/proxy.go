@@ -82,6 +82,9 @@ type Config struct {
 	// ResumeTimeout bounds a resume and a request's wait for it;
 	// DefaultResumeTimeout when 0.
 	ResumeTimeout time.Duration
+	// Observer is told the bytes moved to and from sandboxes and the
+	// requests the proxy refused; nil: nobody.
+	Observer Observer
 }
 
 // Proxy routes requests to sandbox ports. It is safe for concurrent use.
@@ -98,6 +101,7 @@ type Proxy struct {
 	resumer       Resumer
 	resumeTimeout time.Duration
 	resuming      resumes
+	obs           Observer // nil: nobody
 }
 
 // upstream is the per-request routing decision handed from ServeHTTP to
@@ -127,6 +131,7 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 		log = slog.Default()
 	}
 	p := &Proxy{domain: domain, resolver: r, signed: cfg.SignedFiles, log: log, transport: newTransport(), conns: newConnSet()}
+	p.obs, p.conns.obs = cfg.Observer, cfg.Observer
 	p.transport.DialContext = p.conns.dialer(p.transport.DialContext)
 	p.resumer, p.resumeTimeout = cfg.Resumer, cfg.ResumeTimeout
 	if p.resumeTimeout <= 0 {
@@ -158,6 +163,7 @@ func (p *Proxy) Domain() string { return p.domain }
 // ServeHTTP routes one request to its sandbox port.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
+		p.refused(route{}, ReasonMethod)
 		writeError(w, http.StatusMethodNotAllowed, "CONNECT is not supported by the sandbox proxy")
 		return
 	}
@@ -165,6 +171,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		signed, ok := p.routeSigned(r)
 		if !ok {
+			p.refused(route{}, ReasonNoRoute)
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
@@ -174,11 +181,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, ErrSandboxNotFound) && p.resumer != nil {
 		target, err = p.resume(r, rt)
 		if writeResumeError(w, rt.sandboxID, err) {
+			p.refused(rt, resumeReason(err))
 			return
 		}
 	}
 	switch {
 	case errors.Is(err, ErrSandboxNotFound):
+		p.refused(rt, ReasonNotFound)
 		writeJSON(w, http.StatusBadGateway, sandboxNotFound{
 			SandboxID: rt.sandboxID, Message: msgSandboxNotFound, Code: http.StatusBadGateway})
 		return
@@ -186,16 +195,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() == nil {
 			p.log.Warn("proxy: resolve sandbox", "sandbox", rt.sandboxID, "err", err)
 		}
+		p.refused(rt, ReasonBusy)
 		writeError(w, http.StatusServiceUnavailable,
 			fmt.Sprintf("sandbox %s: the service is busy, try again", rt.sandboxID))
 		return
 	case target.Address == "":
 		p.log.Error("proxy: resolver returned an empty address", "sandbox", rt.sandboxID)
+		p.refused(rt, ReasonNoAddress)
 		writeError(w, http.StatusServiceUnavailable,
 			fmt.Sprintf("sandbox %s: no address known", rt.sandboxID))
 		return
 	}
 	if !trafficAllowed(w, r, rt, target) {
+		p.refused(rt, ReasonToken)
 		return
 	}
 	if r.ProtoMajor == 1 {
@@ -228,12 +240,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 // upstreamError answers a failed round trip to the sandbox port.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	up, ok := r.Context().Value(upstreamKey{}).(*upstream)
 	if r.Context().Err() != nil {
 		// The client went away; nobody reads an answer.
+		if ok {
+			p.refused(up.route, ReasonClientGone)
+		}
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
-	up, ok := r.Context().Value(upstreamKey{}).(*upstream)
 	if !ok {
 		writeError(w, http.StatusBadGateway, "bad gateway")
 		return
@@ -243,11 +258,14 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		body.Message = msgPortNotOpen
+		p.refused(up.route, ReasonPortClosed)
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		body.Message = msgUnreachable
+		p.refused(up.route, ReasonUnreachable)
 		p.log.Warn("proxy: dial sandbox", "sandbox", up.sandboxID, "port", up.port, "err", err)
 	default:
 		body.Message = msgNoAnswer
+		p.refused(up.route, ReasonNoAnswer)
 		p.log.Debug("proxy: forward", "sandbox", up.sandboxID, "port", up.port, "err", err)
 	}
 	writeJSON(w, http.StatusBadGateway, body)

@@ -240,9 +240,9 @@ func (b *Builder) Build(ctx context.Context, req BuildRequest, log io.Writer) (*
 	return b.runBuild(ctx, rec, req, t, log)
 }
 
-// runBuild runs a build whose record exists, once its ticket's turn comes, and
+// runTurn runs a build whose record exists, once its ticket's turn comes, and
 // finishes the record.
-func (b *Builder) runBuild(ctx context.Context, rec *buildRecord, req BuildRequest, t *ticket, w io.Writer) (*Result, error) {
+func (b *Builder) runTurn(ctx context.Context, rec *buildRecord, req BuildRequest, t *ticket, w io.Writer) (*Result, error) {
 	log := rec.logger(w)
 	defer log.close()
 	if err := t.wait(ctx, func() {

@@ -97,6 +97,8 @@ type BuilderOptions struct {
 	// LeaseTime is how long GC keeps a version a create was handed (Lookup)
 	// even though no sandbox runs on it yet; default DefaultLeaseTime.
 	LeaseTime time.Duration
+	// Observer is told how long builds take and how they end; nil: nobody.
+	Observer Observer
 }
 
 // DefaultCacheMaxBytes is the build cache's cap when BuilderOptions sets none.
