@@ -2,19 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -26,11 +20,12 @@ import (
 	"lelantos.dev/lelantos/templates"
 )
 
-// builtinTemplate is a template the server builds itself from a definition in
-// templates.FS. Built-in templates are public: every team may use them.
+// builtinTemplate is a template the server builds itself from a definition:
+// a directory holding a Dockerfile and the files it copies. Built-in
+// templates are public: every team may use them.
 type builtinTemplate struct {
 	name string
-	// dir is the definition's directory in templates.FS.
+	// dir is the definition's directory in its file system.
 	dir                   string
 	cpu, memoryMB, diskMB int
 	startCmd, readyCmd    string
@@ -38,13 +33,25 @@ type builtinTemplate struct {
 	needsInterpreter bool
 }
 
-// builtinTemplates are the templates `lelantos serve` builds.
+// builtinTemplates are the templates `lelantos serve` builds, from templates.FS.
 var builtinTemplates = []builtinTemplate{{
 	name: "code-interpreter-v1", dir: "code-interpreter", cpu: 2, memoryMB: 1024, diskMB: 2048,
 	startCmd:         "sudo -n /lelantos/interpreter serve --detach /var/log/lelantos-interpreter.log",
 	readyCmd:         "curl -sf http://127.0.0.1:49999/health",
 	needsInterpreter: true,
 }}
+
+// builtinDefs are built-in template definitions: the templates and the file
+// system holding their directories.
+type builtinDefs struct {
+	templates []builtinTemplate
+	fsys      fs.FS
+}
+
+// defaultBuiltinDefs are the definitions embedded in lelantos.
+func defaultBuiltinDefs() builtinDefs {
+	return builtinDefs{templates: builtinTemplates, fsys: templates.FS}
+}
 
 // localCADir holds the certificates the host trusts besides its distribution's;
 // they are added to built-in templates' contexts (local-ca/).
@@ -69,6 +76,15 @@ type builtins struct {
 	dataDir     string
 	envd        string
 	interpreter string
+	// baseRootfs is the base template's tree, which the definitions start
+	// FROM; caDir holds the host's local CA certificates (localCADir).
+	baseRootfs, caDir string
+	// defs are the templates to build and their files.
+	defs builtinDefs
+	// cache, when set, keeps built trees across data directories: a data
+	// directory without a template imports its tree from there, and only
+	// takes the start command's snapshot.
+	cache *builtinCache
 	// pools, when set, keeps warm sandboxes of each built-in template once it
 	// is ready, warm of them (--warm-pool-interpreter).
 	pools warmPooler
@@ -108,7 +124,7 @@ func checkBuiltinNames(names string) error {
 	return nil
 }
 
-// start builds, one after the other, every built-in template that is missing
+// start makes, one after the other, every built-in template that is missing
 // or whose definition (files, commands, sizes, the binaries its snapshot runs)
 // changed; a template whose definition is unchanged costs nothing. It returns
 // at once; wait waits for the builds, which end early when ctx does.
@@ -116,7 +132,7 @@ func (b *builtins) start(ctx context.Context) {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		for _, t := range builtinTemplates {
+		for _, t := range b.defs.templates {
 			if ctx.Err() != nil {
 				return
 			}
@@ -136,13 +152,17 @@ func (b *builtins) start(ctx context.Context) {
 
 func (b *builtins) wait() { b.wg.Wait() }
 
-// ensure builds t unless its current build has t's definition.
+// ensure makes a version of t unless its current one has t's definition.
 func (b *builtins) ensure(ctx context.Context, t builtinTemplate) error {
 	if t.needsInterpreter && b.interpreter == "" {
 		b.log.Warn("built-in template: no interpreter binary (--interpreter); not building it", "template", t.name)
 		return nil
 	}
-	def, err := b.definition(t)
+	tree, err := b.treeHash(t)
+	if err != nil {
+		return err
+	}
+	def, err := b.definition(t, tree)
 	if err != nil {
 		return err
 	}
@@ -157,30 +177,14 @@ func (b *builtins) ensure(ctx context.Context, t builtinTemplate) error {
 		return nil
 	}
 	if !ready {
-		// Until the first build is done, a create names what it waits for.
+		// Until the first version is made, a create names what it waits for.
 		if err := b.db.PutTemplate(ctx, &store.Template{ID: t.name, Name: t.name, TeamID: store.DefaultTeamID,
 			CPUCount: t.cpu, MemoryMB: t.memoryMB, DiskSizeMB: t.diskMB, Status: store.TemplateBuilding, Public: true}); err != nil {
 			return fmt.Errorf("register template %s: %w", t.name, err)
 		}
 	}
-	dir, err := os.MkdirTemp(b.dataDir, "builtin-"+t.name+"-")
-	if err != nil {
-		return fmt.Errorf("build template %s: %w", t.name, err)
-	}
-	defer os.RemoveAll(dir)
-	if err := writeDefinition(t, dir); err != nil {
-		return fmt.Errorf("build template %s: %w", t.name, err)
-	}
-	df, err := os.ReadFile(filepath.Join(dir, "Dockerfile"))
-	if err != nil {
-		return fmt.Errorf("build template %s: %w", t.name, err)
-	}
-	b.log.Info("built-in template: building (steps whose inputs are unchanged come from the cache)", "template", t.name)
 	start := time.Now()
-	res, err := b.builder.Build(ctx, template.BuildRequest{
-		Name: t.name, Dockerfile: string(df), ContextDir: dir, CPUCount: t.cpu, MemoryMB: t.memoryMB, DiskSizeMB: t.diskMB,
-		StartCmd: t.startCmd, ReadyCmd: t.readyCmd,
-	}, &progressLog{log: b.log.With("template", t.name)})
+	res, from, err := b.newVersion(ctx, t, tree)
 	if err != nil {
 		if !ready {
 			_ = b.db.PutTemplate(context.WithoutCancel(ctx), &store.Template{ID: t.name, CPUCount: t.cpu, MemoryMB: t.memoryMB,
@@ -198,8 +202,8 @@ func (b *builtins) ensure(ctx context.Context, t builtinTemplate) error {
 	if err := b.writeStates(states); err != nil {
 		b.log.Warn("built-in template: remember the build", "template", t.name, "err", err)
 	}
-	b.log.Info("built-in template ready", "template", t.name, "build", res.BuildID,
-		"took", time.Since(start).Round(time.Second), "steps", res.Steps, "cached", res.CacheHits, "ran", res.Ran)
+	b.log.Info("built-in template ready", "template", t.name, "build", res.BuildID, "from", from,
+		"took", time.Since(start).Round(time.Millisecond), "steps", res.Steps, "cached", res.CacheHits, "ran", res.Ran)
 	return nil
 }
 
@@ -221,112 +225,6 @@ func (b *builtins) pool(ctx context.Context, t builtinTemplate) {
 		return
 	}
 	b.log.Info("built-in template: warm pool set", "template", t.name, "size", b.warm)
-}
-
-// definition hashes what t's build depends on.
-func (b *builtins) definition(t builtinTemplate) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "lelantos-builtin-v1\x00%s\x00%d/%d/%d\x00%s\x00%s\x00", t.name, t.cpu, t.memoryMB, t.diskMB, t.startCmd, t.readyCmd)
-	err := fs.WalkDir(templates.FS, t.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := templates.FS.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
-		h.Write(data)
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("hash template %s: %w", t.name, err)
-	}
-	cas, err := localCAs()
-	if err != nil {
-		return "", fmt.Errorf("hash template %s: %w", t.name, err)
-	}
-	for _, p := range cas {
-		if err := hashInto(h, p); err != nil {
-			return "", fmt.Errorf("hash template %s: %w", t.name, err)
-		}
-	}
-	// The snapshot runs the binaries it was taken with.
-	for _, p := range []string{b.envd, b.interpreter} {
-		if p != "" {
-			if err := hashInto(h, p); err != nil {
-				return "", fmt.Errorf("hash template %s: %w", t.name, err)
-			}
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func hashInto(h hash.Hash, p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fmt.Fprintf(h, "%s\x00", filepath.Base(p))
-	_, err = io.Copy(h, f)
-	return err
-}
-
-// localCAs lists the host's locally added CA certificates, sorted.
-func localCAs() ([]string, error) {
-	ms, err := filepath.Glob(filepath.Join(localCADir, "*.crt"))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, p := range ms {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() < 1<<20 {
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// writeDefinition writes t's files, and the host's local CA certificates into
-// local-ca/, into dir.
-func writeDefinition(t builtinTemplate, dir string) error {
-	err := fs.WalkDir(templates.FS, t.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(p, t.dir), "/")
-		dst := filepath.Join(dir, filepath.FromSlash(rel))
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		data, err := templates.FS.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, data, 0o644)
-	})
-	if err != nil {
-		return err
-	}
-	cas, err := localCAs()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "local-ca"), 0o755); err != nil {
-		return err
-	}
-	for _, p := range cas {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "local-ca", path.Base(p)), data, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (b *builtins) statePath() string { return filepath.Join(b.dataDir, "builtin-templates.json") }

@@ -59,6 +59,12 @@ type serveFlags struct {
 	privateRegistries []string
 	// telemetry is where metrics and traces go (--metrics-listen, --otlp-endpoint).
 	telemetry telemetryFlags
+	// cacheDir keeps what is built once per machine (--cache-dir): the
+	// built trees of the built-in templates, under templates/.
+	cacheDir string
+	// builtinDefs are the built-in templates to build; nil means
+	// defaultBuiltinDefs (tests give their own).
+	builtinDefs *builtinDefs
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -73,6 +79,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.IntVar(&f.warmPool, "warm-pool", 2, "base-template sandboxes kept booted so that creates only initialize one (0 turns the pool off)")
 	fs.StringVar(&f.domain, "domain", "", "serve sandboxes as https://<port>-<id>.DOMAIN with a generated CA (needs wildcard DNS to this machine)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
+	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "directory of what is built once per machine and shared by data directories, the scripts' $LELANTOS_CACHE_DIR (else /var/cache/lelantos): built-in templates' trees are kept in its templates/ (\"\" keeps none)")
 	fs.StringVar(&f.baseRootfs, "base-rootfs", "", "root filesystem of the base template (scripts/build-base.sh prints it)")
 	fs.StringVar(&f.runsc, "runsc", defaultRunsc(), "path of the runsc binary")
 	fs.StringVar(&f.envd, "envd", defaultEnvd(), "path of the envd binary run inside sandboxes")
@@ -164,7 +171,7 @@ func (f *serveFlags) absolute() error {
 	for _, p := range []struct {
 		flag string
 		v    *string
-	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}, {"--client-modules", &f.clientModules}, {"--interpreter", &f.interpreter}} {
+	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}, {"--client-modules", &f.clientModules}, {"--interpreter", &f.interpreter}, {"--cache-dir", &f.cacheDir}} {
 		if *p.v == "" {
 			continue
 		}
@@ -194,12 +201,15 @@ func reportedDomain(f serveFlags) string {
 	return "localhost:" + port
 }
 
-func defaultRunsc() string {
-	dir := os.Getenv("LELANTOS_CACHE_DIR")
-	if dir == "" {
-		dir = "/var/cache/lelantos"
+func defaultRunsc() string { return filepath.Join(defaultCacheDir(), "bin", "runsc") }
+
+// defaultCacheDir is $LELANTOS_CACHE_DIR, else /var/cache/lelantos: the
+// scripts' rule (scripts/lib.sh).
+func defaultCacheDir() string {
+	if dir := os.Getenv("LELANTOS_CACHE_DIR"); dir != "" {
+		return dir
 	}
-	return filepath.Join(dir, "bin", "runsc")
+	return "/var/cache/lelantos"
 }
 
 // defaultEnvd is the envd built next to this binary.
@@ -308,8 +318,16 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	printReady(f, apiLn.Addr().String(), sbLn.Addr().String(), key, clientEnv, px.CAPath())
+	defs := defaultBuiltinDefs()
+	if f.builtinDefs != nil {
+		defs = *f.builtinDefs
+	}
 	bt := &builtins{builder: node.templates.builder, db: db, dataDir: f.dataDir, envd: f.envd, interpreter: f.interpreter,
-		pools: node.engine, warm: f.warmPoolInterpreter, log: log, only: builtinSet(f.builtinNames)}
+		baseRootfs: f.baseRootfs, caDir: localCADir, defs: defs, pools: node.engine, warm: f.warmPoolInterpreter, log: log,
+		only: builtinSet(f.builtinNames)}
+	if f.cacheDir != "" {
+		bt.cache = newBuiltinCache(f.cacheDir)
+	}
 	bt.start(ctx)
 	defer bt.wait()
 
