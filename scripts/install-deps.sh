@@ -2,7 +2,7 @@
 # Installs the Debian packages Lelantos needs on the host, once. Safe to rerun.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-pkgs=(debootstrap iptables iproute2 runc xfsprogs e2fsprogs protobuf-compiler libprotobuf-dev curl ca-certificates util-linux)
+pkgs=(debootstrap iptables iproute2 runc xfsprogs e2fsprogs protobuf-compiler libprotobuf-dev curl ca-certificates util-linux postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

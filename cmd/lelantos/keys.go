@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -19,9 +18,10 @@ import (
 func keys(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
 	dir := fs.String("data-dir", "", "the server's data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
+	storeAt := fs.String("store", storeFlag(), storeUsage)
 	team := fs.String("team", "", "create: the key's team, by slug, made when missing (default: the team \"default\"); list: only this team's keys")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: lelantos keys create NAME [--team TEAM] | list [--team TEAM] | revoke ID  [--data-dir DIR]")
+		fmt.Fprintln(fs.Output(), "usage: lelantos keys create NAME [--team TEAM] | list [--team TEAM] | revoke ID  [--data-dir DIR | --store STORE]")
 		fs.PrintDefaults()
 	}
 	rest, err := parseAdminArgs(fs, args)
@@ -32,7 +32,7 @@ func keys(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errors.New("keys: a subcommand is required: create, list or revoke")
 	}
-	db, err := openAdminStore(ctx, "keys", *dir)
+	db, err := openAdminStore(ctx, "keys", *dir, *storeAt)
 	if err != nil {
 		return err
 	}
@@ -114,25 +114,6 @@ func listKeys(ctx context.Context, db *store.DB, team string) error {
 			k.CreatedAt.Format(time.RFC3339), when(k.LastUsedAt), when(k.RevokedAt))
 	}
 	return w.Flush()
-}
-
-// openAdminStore opens the store of the server whose data directory is
-// flagDir (or its default) for an administrator's command named cmd. The
-// store must exist: a typo in --data-dir must not make a new, empty one.
-func openAdminStore(ctx context.Context, cmd, flagDir string) (*store.DB, error) {
-	d, err := dataDir(flagDir)
-	if err != nil {
-		return nil, fmt.Errorf("%s: --data-dir: %w", cmd, err)
-	}
-	dbPath := filepath.Join(d, "lelantos.db")
-	if _, err := os.Stat(dbPath); err != nil {
-		return nil, fmt.Errorf("%s: no store at %s (start the server once, or pass --data-dir): %w", cmd, dbPath, err)
-	}
-	db, err := store.Open(ctx, dbPath)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd, err)
-	}
-	return db, nil
 }
 
 // parseAdminArgs parses fs's flags wherever they are among args (as in

@@ -34,6 +34,9 @@ type serveFlags struct {
 	builtinNames                    string
 	domain, dataDir                 string
 	baseRootfs, runsc, envd, subnet string
+	// store is where the store is (--store): a PostgreSQL URL or a SQLite
+	// path; "" is the data directory's lelantos.db.
+	store string
 	// interpreter is the code interpreter's server binary ("" when absent:
 	// the templates that run it are not built).
 	interpreter string
@@ -80,6 +83,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.domain, "domain", "", "serve sandboxes as https://<port>-<id>.DOMAIN with a generated CA (needs wildcard DNS to this machine)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "directory of what is built once per machine and shared by data directories, the scripts' $LELANTOS_CACHE_DIR (else /var/cache/lelantos): built-in templates' trees are kept in its templates/ (\"\" keeps none)")
+	fs.StringVar(&f.store, "store", storeFlag(), storeUsage)
 	fs.StringVar(&f.baseRootfs, "base-rootfs", "", "root filesystem of the base template (scripts/build-base.sh prints it)")
 	fs.StringVar(&f.runsc, "runsc", defaultRunsc(), "path of the runsc binary")
 	fs.StringVar(&f.envd, "envd", defaultEnvd(), "path of the envd binary run inside sandboxes")
@@ -168,6 +172,9 @@ func (f *serveFlags) absolute() error {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
 	f.dataDir = d
+	if f.store, err = storeLocation(f.store, d); err != nil {
+		return err
+	}
 	for _, p := range []struct {
 		flag string
 		v    *string
@@ -229,11 +236,16 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	_ = os.Remove(clientEnv)
 	defer os.Remove(clientEnv)
 
-	db, err := store.Open(ctx, filepath.Join(f.dataDir, "lelantos.db"))
+	loc, err := storeLocation(f.store, f.dataDir)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	db, err := store.Open(ctx, loc)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer db.Close()
+	log.Info("store open", "database", db.Dialect(), "at", db.Path())
 	key, err := adminKey(ctx, db, f.dataDir)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

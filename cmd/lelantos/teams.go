@@ -88,10 +88,11 @@ func (f *teamFlags) apply(q *store.QuotaSettings) {
 func teamsCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("teams", flag.ContinueOnError)
 	dir := fs.String("data-dir", "", "the server's data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
+	storeAt := fs.String("store", storeFlag(), storeUsage)
 	var tf teamFlags
 	tf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: lelantos teams list | create TEAM [flags] | set TEAM [flags]  [--data-dir DIR]")
+		fmt.Fprintln(fs.Output(), "usage: lelantos teams list | create TEAM [flags] | set TEAM [flags]  [--data-dir DIR | --store STORE]")
 		fmt.Fprintln(fs.Output(), "TEAM is a slug: 1-63 of a-z, 0-9, '-' and '_'. A quota not set follows the server's default (lelantos serve --team-max-*).")
 		fs.PrintDefaults()
 	}
@@ -103,7 +104,7 @@ func teamsCmd(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errors.New("teams: a subcommand is required: list, create or set")
 	}
-	db, err := openAdminStore(ctx, "teams", *dir)
+	db, err := openAdminStore(ctx, "teams", *dir, *storeAt)
 	if err != nil {
 		return err
 	}

@@ -20,19 +20,26 @@ const duePage = 100
 // Run runs the reaper and the sweep of ended template builds (every
 // ReaperInterval), the metrics sampler (every MetricsInterval) and the
 // repair of sandboxes stuck in a transitional state (every RepairInterval)
-// until ctx ends, then returns nil. Only one Run per Service may be active;
-// a second concurrent call fails.
+// until ctx ends, then returns nil. Of the replicas sharing the store, one
+// runs them at a time: the one holding the store's background lease, which
+// each Run tries to take and keeps renewing; when its holder stops or dies,
+// another takes over within LeaseTTL. Only one Run per Service may be
+// active; a second concurrent call fails.
 func (s *Service) Run(ctx context.Context) error {
 	if !s.runMu.TryLock() {
 		return errors.New("control plane: Run is already active")
 	}
 	defer s.runMu.Unlock()
 	rep := newRepairer()
+	bg := &leaseKeeper{}
 	var wg sync.WaitGroup
-	wg.Go(func() { s.every(ctx, s.cfg.ReaperInterval, s.reapOnce) })
-	wg.Go(func() { s.every(ctx, s.cfg.MetricsInterval, s.sampleOnce) })
-	wg.Go(func() { s.every(ctx, s.cfg.ReaperInterval, func(ctx context.Context) { s.syncBuilds(ctx, "") }) })
-	wg.Go(func() { s.every(ctx, s.cfg.RepairInterval, func(ctx context.Context) { s.repairOnce(ctx, rep) }) })
+	wg.Go(func() { s.keepLease(ctx, backgroundLease, bg) })
+	wg.Go(func() { s.every(ctx, s.cfg.ReaperInterval, bg.under(s.reapOnce)) })
+	wg.Go(func() { s.every(ctx, s.cfg.MetricsInterval, bg.under(s.sampleOnce)) })
+	sweepBuilds := func(ctx context.Context) { s.syncBuilds(ctx, "") }
+	repair := func(ctx context.Context) { s.repairOnce(ctx, rep) }
+	wg.Go(func() { s.every(ctx, s.cfg.ReaperInterval, bg.under(sweepBuilds)) })
+	wg.Go(func() { s.every(ctx, s.cfg.RepairInterval, bg.under(repair)) })
 	wg.Wait()
 	return nil
 }
@@ -235,12 +242,16 @@ func (s *Service) forEach(ctx context.Context, f store.SandboxFilter, fn func(*s
 	}
 }
 
-// prune drops metric samples older than MetricsRetention and the records of
-// dead and killed sandboxes that ended more than DeadRetention ago.
+// prune drops metric samples older than MetricsRetention, the leases of
+// replicas that died, and the records of dead and killed sandboxes that
+// ended more than DeadRetention ago.
 func (s *Service) prune(ctx context.Context) {
 	now := s.now()
 	if _, err := s.store.DeleteMetricsBefore(ctx, now.Add(-s.cfg.MetricsRetention)); err != nil && ctx.Err() == nil {
 		s.log.Warn("sampler: prune metrics", "err", err)
+	}
+	if _, err := s.store.DeleteExpiredLeases(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("sampler: prune expired leases", "err", err)
 	}
 	for _, state := range []string{StateDead, StateKilled} { // both set EndAt when they end
 		s.eachDue(ctx, store.DueFilter{State: state, Before: now.Add(-s.cfg.DeadRetention)}, "sampler: drop ended sandbox", s.dropEnded)

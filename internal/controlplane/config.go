@@ -50,6 +50,12 @@ type Config struct {
 	// sandbox is repaired once it has stayed unchanged, with no operation on
 	// it, for twice NodeTimeout.
 	RepairInterval time.Duration
+	// LeaseTTL is how long this replica's hold on a store lease lasts
+	// without renewal: the lock of an operation on a sandbox, or the
+	// background duties (reaper, sampler, repair, sweeps), which one replica
+	// of those sharing the store runs at a time. Holders renew at a third of
+	// it; when a replica dies, the others take over within it: 15 s.
+	LeaseTTL time.Duration
 	// NodeTimeout bounds one call to the node: 2 min. Node calls that change
 	// a sandbox are not cancelled when the client goes away.
 	NodeTimeout time.Duration
@@ -110,6 +116,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.DeadRetention, time.Hour)
 	setDur(&c.PausedRetention, DefaultPausedRetention)
 	setDur(&c.RepairInterval, time.Minute)
+	setDur(&c.LeaseTTL, 15*time.Second)
 	setDur(&c.NodeTimeout, 2*time.Minute)
 	setInt(&c.VolumeSizeMB, 1024)
 	setInt(&c.MaxVolumeSizeMB, 65536)
@@ -135,7 +142,7 @@ func (c Config) validate() error {
 		"DefaultTimeout": c.DefaultTimeout, "MaxTimeout": c.MaxTimeout,
 		"ReaperInterval": c.ReaperInterval, "MetricsInterval": c.MetricsInterval,
 		"MetricsRetention": c.MetricsRetention, "DeadRetention": c.DeadRetention,
-		"NodeTimeout": c.NodeTimeout, "RepairInterval": c.RepairInterval,
+		"NodeTimeout": c.NodeTimeout, "RepairInterval": c.RepairInterval, "LeaseTTL": c.LeaseTTL,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s must not be negative", name)

@@ -129,6 +129,14 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 	if err := validateEnvVars(req.EnvVars); err != nil {
 		return nil, err
 	}
+	for k, v := range req.Metadata {
+		if err := checkText("metadata", k); err != nil {
+			return nil, err
+		}
+		if err := checkText("metadata."+k, v); err != nil {
+			return nil, err
+		}
+	}
 	if req.AutoPauseFilesOnly && !req.AutoPause {
 		return nil, invalidf("autoPauseMemory=false only applies when autoPause is true.")
 	}

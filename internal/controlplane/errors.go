@@ -3,6 +3,8 @@ package controlplane
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 
@@ -78,8 +80,26 @@ func notFound(id string) error {
 }
 
 // internal wraps an unexpected failure of op (a store error, say).
+// Text the store cannot hold is the client's error: callers check the
+// fields they know by name (checkText), and any other such text still
+// reaches the client as ErrInvalidArgument, never as an internal error.
 func internal(op string, err error) error {
+	if errors.Is(err, store.ErrText) {
+		return newError(ErrInvalidArgument, "%s: %v", op, err)
+	}
 	return &Error{Message: op, Cause: err}
+}
+
+// checkText refuses a client's text that the store cannot hold (not UTF-8,
+// or holding a NUL byte), naming the field.
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return invalidf("%s: %q is not valid UTF-8", field, s)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return invalidf("%s: %q contains a NUL byte", field, s)
+	}
+	return nil
 }
 
 // quotaNouns describe each quota in messages.

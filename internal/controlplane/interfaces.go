@@ -14,7 +14,9 @@ import (
 // Admissions (InsertSandboxWithin, UpdateSandboxWithin, InsertTemplateBuild)
 // check a team's quotas in the transaction that stores the change, and
 // updates are compare-and-swaps on the sandbox's Version: the Service keeps
-// no count of its own.
+// no count of its own. Its leases serialize operations on one sandbox, and
+// elect the replica that runs the background duties, across every replica
+// on the store.
 type Store interface {
 	InsertSandboxWithin(ctx context.Context, sb *store.Sandbox, defaults store.Quotas) error
 	GetSandbox(ctx context.Context, id string) (*store.Sandbox, error)
@@ -38,6 +40,7 @@ type Store interface {
 	ListEvents(ctx context.Context, sandboxID string, start time.Time, limit int) ([]store.Event, error)
 	SnapshotStore
 	VolumeStore
+	LeaseStore
 }
 
 // Node is the part of the agent RPC client the Service uses; the generated

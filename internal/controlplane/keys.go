@@ -86,6 +86,9 @@ func CreateTeamAPIKey(ctx context.Context, keys KeyStore, teamID, name string) (
 	if name == "" {
 		return "", nil, invalidf("name: must not be empty")
 	}
+	if err := checkText("name", name); err != nil {
+		return "", nil, err
+	}
 	plaintext := APIKeyPrefix + randomHex(apiKeyHexLen/2)
 	k := &store.APIKey{
 		ID:        uuid.NewString(),

@@ -51,6 +51,11 @@ func (s *Service) Reconcile(ctx context.Context) error {
 // reconcileOne fixes one stored sandbox given the node's status (nil when
 // the node does not hold it).
 func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.SandboxStatus) error {
+	// Most sandboxes agree with the node: those need no lock (a store lease
+	// each, at every start).
+	if sb, err := s.store.GetSandbox(ctx, id); err != nil || settled(sb, st) {
+		return nil
+	}
 	unlock, err := s.lock(ctx, id)
 	if err != nil {
 		return err
@@ -97,4 +102,20 @@ func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.Sandb
 	}
 	s.event(ctx, id, "state reconciled with node after restart: %s", sb.State)
 	return nil
+}
+
+// settled reports a stored sandbox that agrees with the node's status (nil
+// when the node does not hold it), which reconcileOne leaves as it is.
+func settled(sb *store.Sandbox, st *agentv1.SandboxStatus) bool {
+	switch {
+	case sb.State == StateDead:
+		return true
+	case sb.State == StateKilled || st == nil:
+		return sb.State == StateKilled && st == nil
+	case st.GetState() == agentv1.SandboxState_SANDBOX_STATE_RUNNING:
+		return sb.State == StateRunning && sb.Address == st.GetAddress()
+	case st.GetState() == agentv1.SandboxState_SANDBOX_STATE_PAUSED:
+		return sb.State == StatePaused
+	}
+	return false
 }

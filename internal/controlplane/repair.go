@@ -114,7 +114,13 @@ func (s *Service) repairOnce(ctx context.Context, r *repairer) {
 func (s *Service) holdStuck(ctx context.Context, due map[string]int64) []stuck {
 	var held []stuck
 	for id, version := range due {
-		unlock, ok := s.locks.tryLock(id)
+		unlock, ok, err := s.locks.tryLock(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("repair: lock sandbox", "sandbox", id, "err", err)
+			}
+			continue
+		}
 		if !ok {
 			s.log.Debug("repair: sandbox busy, left alone", "sandbox", id)
 			continue

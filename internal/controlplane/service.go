@@ -72,7 +72,9 @@ type Service struct {
 	store Store
 	node  Node
 	log   *slog.Logger
-	locks *keyedMutex
+	locks *opLocks
+	// replica names this Service among the replicas sharing its store.
+	replica string
 	// runMu makes Run exclusive: one reaper and one sampler per Service.
 	runMu sync.Mutex
 }
@@ -86,7 +88,10 @@ func New(cfg Config, st Store, node Node) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("new control plane: %w", err)
 	}
-	return &Service{cfg: cfg, store: observeQuotas(st, cfg.Observer), node: node, log: cfg.Logger, locks: newKeyedMutex()}, nil
+	replica := replicaID()
+	locks := &opLocks{local: newKeyedMutex(), leases: st, holder: replica, ttl: cfg.LeaseTTL, log: cfg.Logger}
+	return &Service{cfg: cfg, store: observeQuotas(st, cfg.Observer), node: node, log: cfg.Logger, locks: locks,
+		replica: replica}, nil
 }
 
 // Domain is the domain clients reach sandboxes under ("" when none).

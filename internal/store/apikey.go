@@ -73,7 +73,7 @@ func (db *DB) InsertAPIKey(ctx context.Context, k *APIKey) error {
 	if err != nil {
 		return fmt.Errorf("insert API key %s: %w", k.ID, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (`+apiKeyColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, k.ID, k.TeamID, k.Name, k.Hash, k.Prefix, k.Suffix, created, used, revoked)
 		if isUniqueViolation(err) {
@@ -94,7 +94,7 @@ func (db *DB) InsertAPIKey(ctx context.Context, k *APIKey) error {
 // APIKeyByHash returns the key with this hash, revoked or not, or
 // ErrNotFound.
 func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*APIKey, error) {
-	k, err := scanAPIKey(db.sql.QueryRowContext(ctx,
+	k, err := scanAPIKey(db.pool().QueryRowContext(ctx,
 		`SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("look up API key by hash: %w", ErrNotFound)
@@ -107,7 +107,7 @@ func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*APIKey, error) {
 
 // GetAPIKey returns the key with this ID, revoked or not, or ErrNotFound.
 func (db *DB) GetAPIKey(ctx context.Context, id string) (*APIKey, error) {
-	k, err := scanAPIKey(db.sql.QueryRowContext(ctx,
+	k, err := scanAPIKey(db.pool().QueryRowContext(ctx,
 		`SELECT `+apiKeyColumns+` FROM api_keys WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get API key %s: %w", id, ErrNotFound)
@@ -133,7 +133,7 @@ func (db *DB) ListTeamAPIKeys(ctx context.Context, teamID string) ([]*APIKey, er
 
 // listAPIKeys runs a query selecting apiKeyColumns.
 func (db *DB) listAPIKeys(ctx context.Context, q string, args ...any) ([]*APIKey, error) {
-	rows, err := db.sql.QueryContext(ctx, q, args...)
+	rows, err := db.pool().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list API keys: %w", err)
 	}
@@ -186,8 +186,8 @@ func (db *DB) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("touch API key %s: %w", id, err)
 	}
-	if err := db.writeOne(ctx,
-		`UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, ?), ?) WHERE id = ?`,
+	if err := db.writeOne(ctx, `UPDATE api_keys SET last_used_at =
+		CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END WHERE id = ?`,
 		t, t, id); err != nil {
 		return fmt.Errorf("touch API key %s: %w", id, err)
 	}

@@ -73,7 +73,7 @@ func (db *DB) InsertTemplateBuild(ctx context.Context, b *TemplateBuild, default
 	if err != nil {
 		return fmt.Errorf("insert template build %s: %w", b.ID, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		team, err := teamTx(ctx, tx, b.TeamID)
 		if err != nil {
 			return err
@@ -104,7 +104,7 @@ func (db *DB) InsertTemplateBuild(ctx context.Context, b *TemplateBuild, default
 
 // GetTemplateBuild returns the build with this ID, or ErrNotFound.
 func (db *DB) GetTemplateBuild(ctx context.Context, id string) (*TemplateBuild, error) {
-	b, err := scanBuild(db.sql.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM template_builds WHERE id = ?`, id))
+	b, err := scanBuild(db.pool().QueryRowContext(ctx, `SELECT `+buildColumns+` FROM template_builds WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get template build %s: %w", id, ErrNotFound)
 	}
@@ -124,7 +124,7 @@ func (db *DB) ListRunningBuilds(ctx context.Context, teamID string) ([]*Template
 		q = `SELECT ` + buildColumns + ` FROM template_builds WHERE team_id = ? AND status = ? ORDER BY started_at, id`
 		args = []any{teamID, BuildRunning}
 	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
+	rows, err := db.pool().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list running builds: %w", err)
 	}
@@ -154,7 +154,7 @@ func (db *DB) FinishTemplateBuild(ctx context.Context, id, status string, at tim
 	if err != nil {
 		return fmt.Errorf("finish template build %s: %w", id, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		var cur string
 		if err := tx.QueryRowContext(ctx, `SELECT status FROM template_builds WHERE id = ?`, id).Scan(&cur); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {

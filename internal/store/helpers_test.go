@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -14,11 +11,17 @@ import (
 // base is a fixed instant the tests build times from.
 func base() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }
 
-// openTestDB opens a fresh store in a temporary directory, closed at the end
-// of the test.
+// openTestDB opens a fresh SQLite store in a temporary directory, closed at
+// the end of the test.
 func openTestDB(tb testing.TB) *DB {
 	tb.Helper()
-	db, err := Open(context.Background(), filepath.Join(tb.TempDir(), "state.db"))
+	return openAt(tb, filepath.Join(tb.TempDir(), "state.db"))
+}
+
+// openAt opens the SQLite store at path, closed at the end of the test.
+func openAt(tb testing.TB, path string) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), path)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -30,38 +33,11 @@ func openTestDB(tb testing.TB) *DB {
 	return db
 }
 
-// fixedClock makes db.now return t.
-func fixedClock(db *DB, t time.Time) { db.now = func() time.Time { return t } }
-
-// newSandbox returns a running sandbox with every field set.
+// newSandbox returns a running sandbox of the default team.
 func newSandbox(id string) *Sandbox {
-	allow := true
-	return &Sandbox{
-		ID:                  id,
-		TeamID:              DefaultTeamID,
-		TemplateID:          "base",
-		Alias:               "base-alias",
-		ClientID:            "client-1",
-		RuntimeClass:        RuntimeGVisor,
-		WorkloadType:        WorkloadCompute,
-		State:               StateRunning,
-		CPUCount:            2,
-		MemoryMB:            512,
-		DiskSizeMB:          1024,
-		Metadata:            map[string]string{"owner": "alice"},
-		EnvVars:             map[string]string{"PATH": "/bin"},
-		EnvdVersion:         "0.6.4",
-		EnvdAccessToken:     "envd-token",
-		TrafficAccessToken:  "traffic-token",
-		AllowInternetAccess: &allow,
-		Network:             json.RawMessage(`{"allowOut":["1.1.1.1"]}`),
-		AutoPause:           true,
-		AutoResume:          true,
-		StartedAt:           base(),
-		EndAt:               base().Add(5 * time.Minute),
-		NodeID:              "node-a",
-		Address:             "10.0.0.2",
-	}
+	return &Sandbox{ID: id, TeamID: DefaultTeamID, TemplateID: "base", State: StateRunning, CPUCount: 2,
+		MemoryMB: 512, DiskSizeMB: 1024, Metadata: map[string]string{"owner": "alice"}, StartedAt: base(),
+		EndAt: base().Add(5 * time.Minute), NodeID: "node-a", Address: "10.0.0.2"}
 }
 
 // mustInsert inserts sandboxes one by one, failing the test on error.
@@ -74,11 +50,11 @@ func mustInsert(tb testing.TB, db *DB, sbs ...*Sandbox) {
 	}
 }
 
-// bulkInsert inserts many sandboxes in one transaction (fast test setup).
+// bulkInsert inserts many sandboxes in one transaction (fast set-up).
 func bulkInsert(tb testing.TB, db *DB, sbs []*Sandbox) {
 	tb.Helper()
 	ctx := context.Background()
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx conn) error {
 		for _, s := range sbs {
 			r, err := encodeSandbox(s, base(), base())
 			if err != nil {
@@ -103,15 +79,4 @@ func countRows(tb testing.TB, db *DB, table, where string, args ...any) int {
 		tb.Fatalf("count %s: %v", table, err)
 	}
 	return n
-}
-
-// wantErr checks err against a sentinel (nil = no error expected).
-func wantErr(tb testing.TB, what string, err, want error) {
-	tb.Helper()
-	switch {
-	case want == nil && err != nil:
-		tb.Fatalf("%s: unexpected error %v", what, err)
-	case want != nil && !errors.Is(err, want):
-		tb.Fatalf("%s: error %v, want %v", what, err, want)
-	}
 }

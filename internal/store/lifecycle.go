@@ -33,7 +33,7 @@ func (db *DB) PutSandboxLifecycle(ctx context.Context, id string, l SandboxLifec
 	if l.Timeout < 0 {
 		return fmt.Errorf("put lifecycle of sandbox %s: negative timeout: %w", id, ErrInvalid)
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx conn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sandbox_lifecycle (sandbox_id, auto_pause_memory, timeout, paused_memory)
 			VALUES (?, ?, ?, ?) ON CONFLICT (sandbox_id) DO UPDATE SET auto_pause_memory = excluded.auto_pause_memory,
 			timeout = excluded.timeout, paused_memory = excluded.paused_memory`,
@@ -57,7 +57,7 @@ func (db *DB) SandboxLifecycleOf(ctx context.Context, id string) (SandboxLifecyc
 		l       SandboxLifecycle
 		timeout int64
 	)
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx conn) error {
 		return tx.QueryRowContext(ctx, `SELECT auto_pause_memory, timeout, paused_memory FROM sandbox_lifecycle
 			WHERE sandbox_id = ?`, id).Scan(&l.AutoPauseMemory, &timeout, &l.PausedMemory)
 	})

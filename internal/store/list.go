@@ -55,7 +55,7 @@ func decodeCursor(c string) (startedAt int64, id string, err error) {
 		return 0, "", fmt.Errorf("cursor is not base64: %w", ErrInvalidCursor)
 	}
 	parts := strings.SplitN(string(raw), ":", 3)
-	if len(parts) != 3 || parts[0] != cursorVersion || parts[2] == "" {
+	if len(parts) != 3 || parts[0] != cursorVersion || parts[2] == "" || badText(parts[2]) {
 		return 0, "", fmt.Errorf("cursor is malformed: %w", ErrInvalidCursor)
 	}
 	startedAt, err = strconv.ParseInt(parts[1], 10, 64)
@@ -73,7 +73,7 @@ func decodeCursor(c string) (startedAt int64, id string, err error) {
 // (state, started_at, id) tuples; the outer one reads the full rows of just
 // that page. With a metadata filter the first pair's index entries, which
 // carry started_at, drive the inner phase and already come in list order.
-func listQuery(f SandboxFilter) (string, []any, error) {
+func listQuery(d dialect, f SandboxFilter) (string, []any, error) {
 	var (
 		q     strings.Builder
 		where []string
@@ -93,7 +93,8 @@ func listQuery(f SandboxFilter) (string, []any, error) {
 		cmp, order = "<", "DESC"
 	}
 
-	fmt.Fprintf(&q, `WITH page AS MATERIALIZED (SELECT s.rowid AS rid, %s AS started_at, %s AS id FROM sandboxes s`, started, id)
+	key := d.rowKey()
+	fmt.Fprintf(&q, `WITH page AS MATERIALIZED (SELECT s.%s AS rid, %s AS started_at, %s AS id FROM sandboxes s`, key, started, id)
 	// One join per metadata pair: (sandbox_id, key) is the side table's
 	// primary key, so each join matches at most one row and never
 	// duplicates a sandbox.
@@ -144,8 +145,8 @@ func listQuery(f SandboxFilter) (string, []any, error) {
 		q.WriteString(` LIMIT ?`)
 		args = append(args, f.Limit+1)
 	}
-	fmt.Fprintf(&q, `) SELECT %s FROM page p JOIN sandboxes s ON s.rowid = p.rid ORDER BY p.started_at %s, p.id %s`,
-		sandboxColumns, order, order)
+	fmt.Fprintf(&q, `) SELECT %s FROM page p JOIN sandboxes s ON s.%s = p.rid ORDER BY p.started_at %s, p.id %s`,
+		sandboxColumns, key, order, order)
 	return q.String(), args, nil
 }
 
@@ -158,7 +159,7 @@ func (db *DB) ListSandboxes(ctx context.Context, f SandboxFilter) ([]*Sandbox, s
 	if err := checkLimit(f.Limit); err != nil {
 		return nil, "", fmt.Errorf("list sandboxes: %w", err)
 	}
-	q, args, err := listQuery(f)
+	q, args, err := listQuery(db.d, f)
 	if err != nil {
 		return nil, "", fmt.Errorf("list sandboxes: %w", err)
 	}
@@ -235,14 +236,18 @@ func dueQuery(f DueFilter) (string, []any, error) {
 		q += ` AND s.end_at >= ? AND (s.end_at > ? OR s.id > ?)`
 		args = append(args, after, after, f.AfterID)
 	}
-	q += ` ORDER BY s.end_at, s.id LIMIT ?`
-	return q, append(args, sqlLimit(f.Limit)), nil
+	q += ` ORDER BY s.end_at, s.id`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	return q, args, nil
 }
 
 // querySandboxes runs a query selecting sandboxColumns and scans all rows.
 // One statement reads one consistent snapshot, so no transaction is needed.
 func (db *DB) querySandboxes(ctx context.Context, q string, args ...any) ([]*Sandbox, error) {
-	rows, err := db.sql.QueryContext(ctx, q, args...)
+	rows, err := db.pool().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +264,7 @@ func (db *DB) querySandboxes(ctx context.Context, q string, args ...any) ([]*San
 		return nil, err
 	}
 	rows.Close()
-	if err := loadVolumeMounts(ctx, db.sql, items...); err != nil {
+	if err := loadVolumeMounts(ctx, db.pool(), items...); err != nil {
 		return nil, err
 	}
 	return items, nil

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"embed"
 	"fmt"
 	"io/fs"
 	"path"
@@ -11,12 +9,6 @@ import (
 	"slices"
 	"strconv"
 )
-
-// migrationFiles holds the schema history, one file per version, named
-// NNNN_description.sql. Never edit a released file: add the next one.
-//
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
 
 // migration is one schema step.
 type migration struct {
@@ -60,11 +52,19 @@ func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
 	return migs, nil
 }
 
-// migrate brings the database to the newest embedded schema version.
-func (db *DB) migrate(ctx context.Context) error {
-	migs, err := loadMigrations(migrationFiles, "migrations")
+// migrate brings the database to the newest schema version of its dialect,
+// or to version upTo when it is not 0.
+func (db *DB) migrate(ctx context.Context, upTo int) error {
+	fsys, dir := db.d.migrations()
+	migs, err := loadMigrations(fsys, dir)
 	if err != nil {
 		return err
+	}
+	if upTo > 0 {
+		if upTo > len(migs) {
+			return fmt.Errorf("schema version %d: this build knows up to %d: %w", upTo, len(migs), ErrInvalid)
+		}
+		migs = migs[:upTo]
 	}
 	return db.applyMigrations(ctx, migs)
 }
@@ -74,12 +74,11 @@ func (db *DB) migrate(ctx context.Context) error {
 // newer than the last of migs is ErrSchemaTooNew. Either all pending
 // migrations are applied or none is.
 func (db *DB) applyMigrations(ctx context.Context, migs []migration) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version    INTEGER NOT NULL PRIMARY KEY,
-			name       TEXT    NOT NULL,
-			applied_at INTEGER NOT NULL
-		) STRICT`); err != nil {
+	return db.write(ctx, func(tx conn) error {
+		if err := db.d.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.d.schemaTable()); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
 		var current int
@@ -102,7 +101,8 @@ func (db *DB) applyMigrations(ctx context.Context, migs []migration) error {
 			if m.version <= current {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			// The file goes as it is (no placeholders to rewrite).
+			if _, err := tx.x.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("apply migration %s: %w", m.name, err)
 			}
 			if _, err := tx.ExecContext(ctx,
@@ -118,7 +118,7 @@ func (db *DB) applyMigrations(ctx context.Context, migs []migration) error {
 // SchemaVersion returns the schema version recorded in the database.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	if err := db.sql.QueryRowContext(ctx,
+	if err := db.pool().QueryRowContext(ctx,
 		`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}

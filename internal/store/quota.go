@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -84,7 +83,7 @@ func (e *QuotaError) Unwrap() error { return ErrQuota }
 // admitSandboxTx checks, inside the write transaction that then stores sb
 // in a running state, that sb's team can run it besides its other running
 // sandboxes (sb itself is not counted twice).
-func admitSandboxTx(ctx context.Context, tx *sql.Tx, sb *Sandbox, defaults Quotas) error {
+func admitSandboxTx(ctx context.Context, tx conn, sb *Sandbox, defaults Quotas) error {
 	team, err := teamTx(ctx, tx, sb.TeamID)
 	if err != nil {
 		return err
@@ -94,7 +93,8 @@ func admitSandboxTx(ctx context.Context, tx *sql.Tx, sb *Sandbox, defaults Quota
 		return nil
 	}
 	var n, cpu, mem int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(cpu_count), 0), COALESCE(SUM(memory_mb), 0)
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), CAST(COALESCE(SUM(cpu_count), 0) AS BIGINT),
+		CAST(COALESCE(SUM(memory_mb), 0) AS BIGINT)
 		FROM sandboxes WHERE team_id = ? AND state IN (?, ?, ?, ?) AND id <> ?`,
 		sb.TeamID, StateStarting, StateRunning, StatePausing, StateResuming, sb.ID).Scan(&n, &cpu, &mem); err != nil {
 		return fmt.Errorf("count running sandboxes of team %s: %w", team.Slug, err)

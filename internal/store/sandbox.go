@@ -244,7 +244,7 @@ func (db *DB) insertSandbox(ctx context.Context, s *Sandbox, defaults *Quotas) e
 	if err != nil {
 		return fmt.Errorf("insert sandbox: %w", err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		if defaults != nil && holdsResources(s.State) {
 			if err := admitSandboxTx(ctx, tx, s, *defaults); err != nil {
 				return err
@@ -261,7 +261,7 @@ func (db *DB) insertSandbox(ctx context.Context, s *Sandbox, defaults *Quotas) e
 }
 
 // insertSandboxTx inserts s, encoded as r by encodeSandbox, and its metadata.
-func insertSandboxTx(ctx context.Context, tx *sql.Tx, s *Sandbox, r *sandboxRow) error {
+func insertSandboxTx(ctx context.Context, tx conn, s *Sandbox, r *sandboxRow) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (id, team_id, template_id, alias, client_id,
 		runtime_class, workload_type, state, cpu_count, memory_mb, disk_size_mb, metadata, env_vars,
 		envd_version, envd_access_token, traffic_access_token, allow_internet_access, network,
@@ -289,7 +289,7 @@ func insertSandboxTx(ctx context.Context, tx *sql.Tx, s *Sandbox, r *sandboxRow)
 
 // insertMetadata writes the metadata side table rows of sandbox s, which
 // carry a copy of its team and its started_at (the list order).
-func insertMetadata(ctx context.Context, tx *sql.Tx, s *Sandbox, startedAt int64) error {
+func insertMetadata(ctx context.Context, tx conn, s *Sandbox, startedAt int64) error {
 	if len(s.Metadata) == 0 {
 		return nil
 	}
@@ -308,7 +308,7 @@ func insertMetadata(ctx context.Context, tx *sql.Tx, s *Sandbox, startedAt int64
 
 // GetSandbox returns the sandbox with the given ID, or ErrNotFound.
 func (db *DB) GetSandbox(ctx context.Context, id string) (*Sandbox, error) {
-	s, err := scanSandbox(db.sql.QueryRowContext(ctx,
+	s, err := scanSandbox(db.pool().QueryRowContext(ctx,
 		`SELECT `+sandboxColumns+` FROM sandboxes s WHERE s.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get sandbox %s: %w", id, ErrNotFound)
@@ -316,7 +316,7 @@ func (db *DB) GetSandbox(ctx context.Context, id string) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get sandbox %s: %w", id, err)
 	}
-	if err := loadVolumeMounts(ctx, db.sql, s); err != nil {
+	if err := loadVolumeMounts(ctx, db.pool(), s); err != nil {
 		return nil, fmt.Errorf("get sandbox %s: %w", id, err)
 	}
 	return s, nil

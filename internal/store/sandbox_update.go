@@ -32,7 +32,7 @@ func (db *DB) updateSandbox(ctx context.Context, s *Sandbox, defaults *Quotas) e
 	if err != nil {
 		return fmt.Errorf("update sandbox: %w", err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		// The stored team counts, not the caller's copy: TeamID never changes.
 		var (
 			team    string

@@ -89,7 +89,7 @@ func (db *DB) PutSnapshot(ctx context.Context, t *Template, s *Snapshot) error {
 	if name == "" {
 		name = t.ID
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		var team string
 		err := tx.QueryRowContext(ctx, `SELECT team_id FROM templates WHERE id = ?`, t.ID).Scan(&team)
 		switch {
@@ -104,7 +104,7 @@ func (db *DB) PutSnapshot(ctx context.Context, t *Template, s *Snapshot) error {
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO templates (id, team_id, name, build_id, rootfs_path,
 				cpu_count, memory_mb, disk_size_mb, start_cmd, ready_cmd, envd_version, status, public,
-				created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, 0, ?, ?)`,
+				created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, FALSE, ?, ?)`,
 				t.ID, s.TeamID, name, s.ID, t.RootfsPath, t.CPUCount, t.MemoryMB, t.DiskSizeMB, t.EnvdVersion,
 				TemplateReady, created, created); err != nil {
 				if isUniqueViolation(err) {
@@ -183,15 +183,15 @@ func (db *DB) ListSnapshots(ctx context.Context, f SnapshotFilter) ([]*Snapshot,
 		}
 		page, args = "(created_at < ? OR (created_at = ? AND id < ?))", append(args, at, at, id)
 	}
-	limit := sqlLimit(f.Limit)
-	if limit > 0 {
-		limit++ // one more tells whether there is a next page
+	limit := ""
+	if f.Limit > 0 {
+		// One more tells whether there is a next page.
+		limit, args = ` LIMIT ?`, append(args, f.Limit+1)
 	}
-	args = append(args, limit)
 	out, err := db.querySnapshots(ctx, `SELECT `+snapshotColumns+` FROM (
 		SELECT s.*, ROW_NUMBER() OVER (PARTITION BY s.template_id ORDER BY s.created_at DESC, s.id DESC) AS newest
 		FROM snapshots s WHERE `+strings.Join(where, " AND ")+`
-	) WHERE newest = 1 AND `+page+` ORDER BY created_at DESC, id DESC LIMIT ?`, args...)
+	) AS n WHERE newest = 1 AND `+page+` ORDER BY created_at DESC, id DESC`+limit, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list snapshots: %w", err)
 	}
@@ -215,7 +215,7 @@ func (db *DB) DeleteSnapshot(ctx context.Context, id string) error {
 
 func (db *DB) querySnapshots(ctx context.Context, q string, args ...any) ([]*Snapshot, error) {
 	out := []*Snapshot{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx conn) error {
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err

@@ -1,27 +1,36 @@
 // Package store is the control plane's durable state: teams and their
 // quotas, sandboxes and their metadata, API keys, templates and template
-// builds, metrics samples and lifecycle events, kept in one SQLite file (pure
-// Go via modernc.org/sqlite, no cgo). Every key, sandbox, template and build
-// belongs to a team; quota checks run in the transaction that admits a
-// sandbox or a build, so concurrent admissions cannot both take a last slot.
+// builds, snapshots, volumes, metrics samples and lifecycle events, and the
+// leases that serialize work across control-plane replicas. It keeps them in
+// SQLite (one file, pure Go via modernc.org/sqlite, no cgo; the embedded
+// default) or in PostgreSQL (through pgx), with the same statements, the same
+// schema in each database's types, and the same behaviour: one conformance
+// suite (package storetest) runs against both. Every key, sandbox, template
+// and build belongs to a team; quota checks run in the transaction that
+// admits a sandbox or a build, so concurrent admissions cannot both take a
+// last slot.
 //
 // Durability: every method that writes commits its transaction before it
-// returns, and the database runs in WAL mode with synchronous=FULL, so a
-// write that returned nil survives a process crash or a power loss. That is
-// the restart guarantee the control plane relies on when it acknowledges a
-// request only after the store call returned.
+// returns. SQLite runs in WAL mode with synchronous=FULL; PostgreSQL commits
+// synchronously unless its operator says otherwise. A write that returned
+// nil survives a crash of the process, which is the restart guarantee the
+// control plane relies on when it acknowledges a request only after the
+// store call returned.
 //
-// Concurrency: a DB is safe for concurrent use. Writes from one DB are
-// serialized in process (so they never fail with SQLITE_BUSY against each
-// other) and start with BEGIN IMMEDIATE; reads run concurrently with writes
-// thanks to WAL. Several DBs (or processes) on the same file are tolerated:
-// they wait for each other up to a busy timeout.
+// Concurrency: a DB is safe for concurrent use, and several DBs (processes,
+// control-plane replicas) may share one database. With SQLite, writes from
+// one DB are serialized in process and start with BEGIN IMMEDIATE, reads run
+// concurrently with writes thanks to WAL, and DBs on one file wait for each
+// other up to a busy timeout. With PostgreSQL, writes are serializable
+// transactions, rerun when the database reports that they lost a race with
+// another (so a quota check and the insert it admits act as one step across
+// replicas), and reads see one snapshot.
 //
 // Times are stored as UTC Unix nanoseconds; the zero time.Time is stored as
 // 0 and read back as the zero time.Time (so 1970-01-01T00:00:00Z exactly
 // cannot be told from "unset"). Times the int64 nanosecond range cannot hold
 // (before 1678 or after 2262) are refused with ErrInvalid. Times read back
-// are in UTC.
+// are in UTC. Text is UTF-8 without NUL bytes (see ErrInvalid).
 package store
 
 import (
@@ -30,14 +39,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
+	"strings"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Sentinel errors. Methods wrap them with the operation and the key, so test
@@ -55,180 +58,118 @@ var (
 	// produced.
 	ErrInvalidCursor = errors.New("invalid cursor")
 	// ErrInvalid: an argument is unusable (empty ID, unknown state, negative
-	// limit, time out of range, malformed JSON, ...).
+	// limit, time out of range, malformed JSON, text to store that is not
+	// UTF-8 or holds a NUL byte, ...).
 	ErrInvalid = errors.New("invalid argument")
-	// ErrSchemaTooNew: the file was migrated by a newer build of Lelantos
-	// than this one; Open refuses it rather than risk misreading it.
+	// ErrText: a string to store is not UTF-8 or holds a NUL byte, which
+	// PostgreSQL cannot store (the store refuses it on SQLite too). It wraps
+	// ErrInvalid.
+	ErrText = fmt.Errorf("text is not UTF-8 without NUL bytes: %w", ErrInvalid)
+	// ErrSchemaTooNew: the database was migrated by a newer build of
+	// Lelantos than this one; Open refuses it rather than risk misreading it.
 	ErrSchemaTooNew = errors.New("database schema is newer than this build")
 	// ErrQuota: an admission would take a team over one of its quotas; the
 	// error is a *QuotaError.
 	ErrQuota = errors.New("quota exceeded")
 )
 
-// busyTimeout is how long a statement waits for a lock held by another
-// connection (another DB or process on the same file) before SQLITE_BUSY.
-const busyTimeout = 10 * time.Second
-
 // DB is an open store. Create it with Open and release it with Close.
 type DB struct {
-	sql  *sql.DB
-	path string
+	sql *sql.DB
+	d   dialect
+	// loc is where the database is: a file's absolute path, or a
+	// PostgreSQL URL without its password.
+	loc string
 	// wlock is a one-slot semaphore that serializes write transactions of
-	// this DB, so concurrent writers queue here (honouring their contexts)
-	// instead of spinning in SQLite's busy handler.
+	// this DB where the dialect wants it, so concurrent writers queue here
+	// (honouring their contexts) instead of spinning in SQLite's busy
+	// handler.
 	wlock chan struct{}
 	// now is the clock used for CreatedAt/UpdatedAt/RevokedAt defaults.
 	now func() time.Time
 }
 
-// Open opens (creating it and its parent directories when missing) the
-// SQLite database at path and migrates it to the newest schema this build
-// knows. A database whose schema is newer fails with ErrSchemaTooNew.
-func Open(ctx context.Context, path string) (*DB, error) {
-	if path == "" {
-		return nil, fmt.Errorf("open store: empty path: %w", ErrInvalid)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("open store %s: create parent directory: %w", abs, err)
-	}
-	// The file holds access tokens: create it private to the owner. SQLite
-	// gives its -wal and -shm files the database file's permissions.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
-	}
-	sdb, err := sql.Open("sqlite", dsn(abs))
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
-	}
-	// A handful of connections: readers run in parallel under WAL, and the
-	// one writer of the moment (see wlock) always finds a connection.
-	n := max(4, runtime.NumCPU())
-	sdb.SetMaxOpenConns(n)
-	sdb.SetMaxIdleConns(n)
-	sdb.SetConnMaxLifetime(0)
-	sdb.SetConnMaxIdleTime(0)
+// Option changes how Open opens a store.
+type Option func(*options)
 
-	db := &DB{sql: sdb, path: abs, wlock: make(chan struct{}, 1), now: time.Now}
-	if err := db.checkPragmas(ctx); err != nil {
-		sdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
+// options are the settings the Options make.
+type options struct {
+	clock         func() time.Time
+	schemaVersion int
+}
+
+// WithClock makes the store take "now" (the default of creation times,
+// revocations, samples) from clock instead of time.Now. Leases are timed by
+// the database's clock regardless.
+func WithClock(clock func() time.Time) Option {
+	return func(o *options) { o.clock = clock }
+}
+
+// WithSchemaVersion migrates the database only up to schema version v, as
+// an older build would have left it (a staged upgrade; tests of the
+// migrations). A database already past v is ErrSchemaTooNew.
+func WithSchemaVersion(v int) Option {
+	return func(o *options) { o.schemaVersion = v }
+}
+
+// IsPostgresURL reports whether location names a PostgreSQL database
+// (postgres:// or postgresql://) rather than a SQLite file.
+func IsPostgresURL(location string) bool {
+	return strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://")
+}
+
+// Open opens the store at location and migrates it to the newest schema this
+// build knows (or the version WithSchemaVersion names). location is a
+// PostgreSQL URL (postgres://user:password@host:port/database?sslmode=...,
+// or host=/socket/dir for a unix socket), whose database must exist; or else
+// the path of a SQLite file, created with its parent directories when
+// missing. A database whose schema is newer fails with ErrSchemaTooNew.
+func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
+	o := options{clock: time.Now}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if err := db.migrate(ctx); err != nil {
-		sdb.Close()
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	var (
+		db  *DB
+		err error
+	)
+	if IsPostgresURL(location) {
+		db, err = openPostgres(ctx, location)
+	} else {
+		db, err = openSQLite(ctx, location)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.now = o.clock
+	if err := db.migrate(ctx, o.schemaVersion); err != nil {
+		db.sql.Close()
+		return nil, fmt.Errorf("open store %s: %w", db.loc, err)
 	}
 	return db, nil
 }
 
-// dsn builds the modernc.org/sqlite data source name for an absolute path.
-// The pragmas run on every new connection of the pool.
-func dsn(abs string) string {
-	u := url.URL{Scheme: "file", Path: abs}
-	q := url.Values{}
-	q.Add("_txlock", "immediate")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	return u.String() + "?" + q.Encode()
-}
+// Path returns where the database is: the absolute path of a SQLite file,
+// or the PostgreSQL URL without its password.
+func (db *DB) Path() string { return db.loc }
 
-// checkPragmas verifies that the connection settings took effect; WAL in
-// particular silently stays off on file systems that cannot support it.
-func (db *DB) checkPragmas(ctx context.Context) error {
-	var mode string
-	if err := db.sql.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("read journal_mode: %w", err)
-	}
-	if mode != "wal" {
-		return fmt.Errorf("journal_mode is %q, want wal", mode)
-	}
-	var fk int
-	if err := db.sql.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
-		return fmt.Errorf("read foreign_keys: %w", err)
-	}
-	if fk != 1 {
-		return errors.New("foreign keys are not enforced")
-	}
-	return nil
-}
+// Dialect names the database the store runs on: "sqlite" or "postgres".
+func (db *DB) Dialect() string { return db.d.name() }
 
-// Path returns the absolute path of the database file.
-func (db *DB) Path() string { return db.path }
-
-// Close lets SQLite refresh its query planner statistics, then closes the
-// database. Every write already returned has been committed; Close must not
-// be called while other calls are in flight.
+// Close lets the database refresh its planner statistics where that is
+// cheap, then closes the store. Every write already returned has been
+// committed; Close must not be called while other calls are in flight.
 func (db *DB) Close() error {
-	// Best effort: a failure here only costs planner quality.
-	_, _ = db.sql.Exec("PRAGMA optimize")
+	db.d.optimize(db.sql)
 	if err := db.sql.Close(); err != nil {
-		return fmt.Errorf("close store %s: %w", db.path, err)
+		return fmt.Errorf("close store %s: %w", db.loc, err)
 	}
 	return nil
 }
 
-// write runs fn in a write transaction (BEGIN IMMEDIATE) and commits it,
-// holding the DB's write lock for the duration. fn's error aborts it.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	select {
-	case db.wlock <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-db.wlock }()
-
-	tx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// writeOne runs one statement that must change exactly one row (an UPDATE or
-// DELETE by primary key) in a write transaction; no row is ErrNotFound.
-func (db *DB) writeOne(ctx context.Context, q string, args ...any) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-}
-
-// read runs fn in a read-only transaction, so that its queries see one
-// consistent snapshot.
-func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	return fn(tx)
-}
+// pool is a conn on the connection pool, for single statements (one
+// statement reads one consistent snapshot).
+func (db *DB) pool() conn { return conn{x: db.sql, d: db.d} }
 
 // encTime converts t to the stored form: 0 for the zero time, else UTC Unix
 // nanoseconds.
@@ -268,38 +209,10 @@ func decTimePtr(n sql.NullInt64) *time.Time {
 	return &t
 }
 
-// sqliteCode returns the extended SQLite result code of err, or 0.
-func sqliteCode(err error) int {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code()
-	}
-	return 0
-}
-
-// isUniqueViolation reports a PRIMARY KEY or UNIQUE constraint failure.
-func isUniqueViolation(err error) bool {
-	c := sqliteCode(err)
-	return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
-}
-
-// isForeignKeyViolation reports a FOREIGN KEY constraint failure.
-func isForeignKeyViolation(err error) bool {
-	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
-}
-
 // checkLimit rejects negative limits; 0 means no limit.
 func checkLimit(limit int) error {
 	if limit < 0 {
 		return fmt.Errorf("limit %d is negative: %w", limit, ErrInvalid)
 	}
 	return nil
-}
-
-// sqlLimit turns a checked limit into a SQLite LIMIT value (-1 = none).
-func sqlLimit(limit int) int64 {
-	if limit == 0 {
-		return -1
-	}
-	return int64(limit)
 }

@@ -2,36 +2,25 @@ package store
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"testing/fstest"
-	"time"
 )
 
-func TestOpenMigratesAndSurvivesReopen(t *testing.T) {
-	known, err := loadMigrations(migrationFiles, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		rel  string
-	}{
-		{"plain", "state.db"},
-		{"missing parent directories", "a/b/c/state.db"},
-		{"URI-special characters", "dir with space/st?ate#%20&x=y.db"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), tt.rel)
-			db, err := Open(ctx, path)
-			if err != nil {
-				t.Fatalf("Open: %v", err)
+// TestSQLiteFile: the file (and its WAL) is private to the owner wherever it
+// is, its parent directories are made, and every connection runs with the
+// pragmas durability and the foreign keys need.
+func TestSQLiteFile(t *testing.T) {
+	for _, rel := range []string{"state.db", "a/b/c/state.db", "dir with space/st?ate#%20&x=y.db"} {
+		t.Run(rel, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), rel)
+			db := openAt(t, path)
+			if db.Path() != path || db.Dialect() != "sqlite" {
+				t.Errorf("Path %q, Dialect %q", db.Path(), db.Dialect())
 			}
+			mustInsert(t, db, newSandbox("sbx1"))
 			for _, p := range []string{path, path + "-wal"} {
 				fi, err := os.Stat(p)
 				if err != nil {
@@ -41,9 +30,6 @@ func TestOpenMigratesAndSurvivesReopen(t *testing.T) {
 					t.Errorf("%s has mode %v, want 0600", p, fi.Mode().Perm())
 				}
 			}
-			if v, err := db.SchemaVersion(ctx); err != nil || v != len(known) {
-				t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, len(known))
-			}
 			for _, p := range []struct{ pragma, want string }{
 				{"journal_mode", "wal"}, {"synchronous", "2"}, {"foreign_keys", "1"}, {"busy_timeout", "10000"},
 			} {
@@ -52,77 +38,7 @@ func TestOpenMigratesAndSurvivesReopen(t *testing.T) {
 					t.Fatalf("PRAGMA %s = %q, %v; want %q", p.pragma, got, err, p.want)
 				}
 			}
-
-			sb := newSandbox("sbxreopen")
-			mustInsert(t, db, sb)
-			key := &APIKey{ID: "k1", TeamID: DefaultTeamID, Name: "ci", Hash: "abc123", Prefix: "e2b_ab"}
-			if err := db.InsertAPIKey(ctx, key); err != nil {
-				t.Fatal(err)
-			}
-			tpl := &Template{ID: "base", BuildID: "b1", Status: TemplateReady, Aliases: []string{"default"}}
-			if err := db.PutTemplate(ctx, tpl); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.AppendEvent(ctx, sb.ID, Event{Timestamp: base(), Line: "created"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.InsertMetric(ctx, sb.ID, Metric{Timestamp: base(), CPUCount: 2}); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-
-			db, err = Open(ctx, path)
-			if err != nil {
-				t.Fatalf("reopen: %v", err)
-			}
-			defer db.Close()
-			if n := countRows(t, db, "schema_migrations", "1"); n != len(known) {
-				t.Fatalf("schema_migrations has %d rows after reopen, want %d", n, len(known))
-			}
-			got, err := db.GetSandbox(ctx, sb.ID)
-			if err != nil {
-				t.Fatalf("GetSandbox after reopen: %v", err)
-			}
-			if !reflect.DeepEqual(got, sb) {
-				t.Fatalf("sandbox after reopen:\n got %+v\nwant %+v", got, sb)
-			}
-			if k, err := db.APIKeyByHash(ctx, key.Hash); err != nil || k.ID != key.ID {
-				t.Fatalf("APIKeyByHash after reopen = %+v, %v", k, err)
-			}
-			if tp, err := db.FindTemplate(ctx, DefaultTeamID, "default"); err != nil || tp.ID != "base" {
-				t.Fatalf("GetTemplate after reopen = %+v, %v", tp, err)
-			}
-			if ev, err := db.ListEvents(ctx, sb.ID, time.Time{}, 0); err != nil || len(ev) != 1 {
-				t.Fatalf("ListEvents after reopen = %v, %v", ev, err)
-			}
-			if ms, err := db.ListMetrics(ctx, sb.ID, time.Time{}, time.Time{}); err != nil || len(ms) != 1 {
-				t.Fatalf("ListMetrics after reopen = %v, %v", ms, err)
-			}
 		})
-	}
-}
-
-func TestOpenRefusesNewerSchema(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.sql.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future.sql', 0)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err = Open(ctx, path)
-	if !errors.Is(err, ErrSchemaTooNew) {
-		if db != nil {
-			db.Close()
-		}
-		t.Fatalf("Open of a newer schema: %v, want ErrSchemaTooNew", err)
 	}
 }
 
@@ -221,5 +137,24 @@ func TestLoadMigrations(t *testing.T) {
 				t.Fatalf("versions = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBothDialectsKnowTheSameVersions: every schema version exists for both
+// databases, under the same file name.
+func TestBothDialectsKnowTheSameVersions(t *testing.T) {
+	var names [2][]string
+	for i, d := range []dialect{sqliteDialect{}, postgresDialect{}} {
+		fsys, dir := d.migrations()
+		migs, err := loadMigrations(fsys, dir)
+		if err != nil {
+			t.Fatalf("%s: %v", d.name(), err)
+		}
+		for _, m := range migs {
+			names[i] = append(names[i], m.name)
+		}
+	}
+	if !reflect.DeepEqual(names[0], names[1]) {
+		t.Fatalf("SQLite migrations %v, PostgreSQL migrations %v", names[0], names[1])
 	}
 }

@@ -99,7 +99,7 @@ func (db *DB) InsertTeam(ctx context.Context, t *Team) error {
 		return fmt.Errorf("insert team %s: %w", t.Slug, err)
 	}
 	args := append([]any{t.ID, t.Slug, t.Name, created}, quotaArgs(t.Quotas)...)
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO teams (`+teamColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if isUniqueViolation(err) {
 			return ErrExists
@@ -115,7 +115,7 @@ func (db *DB) InsertTeam(ctx context.Context, t *Team) error {
 
 // GetTeam returns the team with this ID, or ErrNotFound.
 func (db *DB) GetTeam(ctx context.Context, id string) (*Team, error) {
-	t, err := scanTeam(db.sql.QueryRowContext(ctx, `SELECT `+teamColumns+` FROM teams WHERE id = ?`, id))
+	t, err := scanTeam(db.pool().QueryRowContext(ctx, `SELECT `+teamColumns+` FROM teams WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get team %s: %w", id, ErrNotFound)
 	}
@@ -127,7 +127,7 @@ func (db *DB) GetTeam(ctx context.Context, id string) (*Team, error) {
 
 // TeamBySlug returns the team with this slug, or ErrNotFound.
 func (db *DB) TeamBySlug(ctx context.Context, slug string) (*Team, error) {
-	t, err := scanTeam(db.sql.QueryRowContext(ctx, `SELECT `+teamColumns+` FROM teams WHERE slug = ?`, slug))
+	t, err := scanTeam(db.pool().QueryRowContext(ctx, `SELECT `+teamColumns+` FROM teams WHERE slug = ?`, slug))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get team %q: %w", slug, ErrNotFound)
 	}
@@ -139,7 +139,7 @@ func (db *DB) TeamBySlug(ctx context.Context, slug string) (*Team, error) {
 
 // ListTeams returns every team, ordered by slug. The result is never nil.
 func (db *DB) ListTeams(ctx context.Context) ([]*Team, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+teamColumns+` FROM teams ORDER BY slug`)
+	rows, err := db.pool().QueryContext(ctx, `SELECT `+teamColumns+` FROM teams ORDER BY slug`)
 	if err != nil {
 		return nil, fmt.Errorf("list teams: %w", err)
 	}
@@ -181,7 +181,7 @@ func (db *DB) UpdateTeam(ctx context.Context, t *Team) error {
 // admission (see admitSandboxTx): a server database would lock the row here
 // (SELECT ... FOR UPDATE) so that admissions of one team run one at a time;
 // SQLite's write transactions are serialized already.
-func teamTx(ctx context.Context, tx *sql.Tx, id string) (*Team, error) {
+func teamTx(ctx context.Context, tx conn, id string) (*Team, error) {
 	t, err := scanTeam(tx.QueryRowContext(ctx, `SELECT `+teamColumns+` FROM teams WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("team %s: %w", id, ErrNotFound)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math"
 	"time"
@@ -42,7 +41,7 @@ func (db *DB) InsertMetric(ctx context.Context, sandboxID string, m Metric) erro
 		err = fmt.Errorf("cpuUsedPct %v is not a number: %w", m.CPUUsedPct, ErrInvalid)
 	}
 	if err == nil {
-		err = db.write(ctx, func(tx *sql.Tx) error {
+		err = db.write(ctx, func(tx conn) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO sandbox_metrics (sandbox_id, ts, cpu_count,
 				cpu_used_pct, mem_used, mem_total, mem_cache, disk_used, disk_total)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, sandboxID, ts, m.CPUCount, m.CPUUsedPct,
@@ -67,9 +66,9 @@ func (db *DB) ListMetrics(ctx context.Context, sandboxID string, start, end time
 	if err != nil {
 		return nil, fmt.Errorf("list metrics of sandbox %s: %w", sandboxID, err)
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT ts, cpu_count, cpu_used_pct, mem_used, mem_total,
+	rows, err := db.pool().QueryContext(ctx, `SELECT ts, cpu_count, cpu_used_pct, mem_used, mem_total,
 		mem_cache, disk_used, disk_total FROM sandbox_metrics
-		WHERE sandbox_id = ? AND ts >= ? AND ts <= ? ORDER BY ts, rowid`, sandboxID, from, to)
+		WHERE sandbox_id = ? AND ts >= ? AND ts <= ? ORDER BY ts, `+db.d.insertOrder(), sandboxID, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("list metrics of sandbox %s: %w", sandboxID, err)
 	}
@@ -117,7 +116,7 @@ func (db *DB) DeleteMetricsBefore(ctx context.Context, t time.Time) (int64, erro
 		return 0, fmt.Errorf("delete metrics before: %w", err)
 	}
 	var n int64
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM sandbox_metrics WHERE ts < ?`, before)
 		if err != nil {
 			return err
@@ -139,7 +138,7 @@ func (db *DB) AppendEvent(ctx context.Context, sandboxID string, e Event) error 
 	}
 	ts, err := encTime(e.Timestamp)
 	if err == nil {
-		err = db.write(ctx, func(tx *sql.Tx) error {
+		err = db.write(ctx, func(tx conn) error {
 			_, err := tx.ExecContext(ctx,
 				`INSERT INTO sandbox_events (sandbox_id, ts, line) VALUES (?, ?, ?)`, sandboxID, ts, e.Line)
 			if isForeignKeyViolation(err) {
@@ -166,8 +165,12 @@ func (db *DB) ListEvents(ctx context.Context, sandboxID string, start time.Time,
 	if err != nil {
 		return nil, fmt.Errorf("list events of sandbox %s: %w", sandboxID, err)
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT ts, line FROM sandbox_events
-		WHERE sandbox_id = ? AND ts >= ? ORDER BY ts, rowid LIMIT ?`, sandboxID, from, sqlLimit(limit))
+	q, args := `SELECT ts, line FROM sandbox_events WHERE sandbox_id = ? AND ts >= ? ORDER BY ts, `+db.d.insertOrder(),
+		[]any{sandboxID, from}
+	if limit > 0 {
+		q, args = q+` LIMIT ?`, append(args, limit)
+	}
+	rows, err := db.pool().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list events of sandbox %s: %w", sandboxID, err)
 	}

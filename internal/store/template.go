@@ -108,7 +108,7 @@ func (db *DB) PutTemplate(ctx context.Context, t *Template) error {
 		storedCreated int64
 		team, name    string
 	)
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		var storedTeam, storedName string
 		err := tx.QueryRowContext(ctx, `SELECT team_id, name FROM templates WHERE id = ?`, t.ID).Scan(&storedTeam, &storedName)
 		switch {

@@ -26,7 +26,7 @@ func (db *DB) GetTemplate(ctx context.Context, id string) (*Template, error) {
 // template is never returned.
 func (db *DB) FindTemplate(ctx context.Context, teamID, ref string) (*Template, error) {
 	t, err := db.oneTemplate(ctx, `SELECT `+templateColumns+` FROM templates t
-		WHERE (t.team_id = ?1 OR t.public = 1) AND (t.name = ?2 OR t.id = ?2 OR EXISTS (
+		WHERE (t.team_id = ?1 OR t.public) AND (t.name = ?2 OR t.id = ?2 OR EXISTS (
 			SELECT 1 FROM template_aliases a WHERE a.team_id = t.team_id AND a.alias = ?2 AND a.template_id = t.id))
 		ORDER BY CASE WHEN t.team_id = ?1 THEN 0 ELSE 3 END
 			+ CASE WHEN t.name = ?2 THEN 0 WHEN t.id = ?2 THEN 2 ELSE 1 END, t.created_at, t.id
@@ -41,7 +41,7 @@ func (db *DB) FindTemplate(ctx context.Context, teamID, ref string) (*Template, 
 // the same snapshot. No row is ErrNotFound.
 func (db *DB) oneTemplate(ctx context.Context, q string, args ...any) (*Template, error) {
 	var t *Template
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx conn) error {
 		var err error
 		t, err = scanTemplate(tx.QueryRowContext(ctx, q, args...))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -56,7 +56,7 @@ func (db *DB) oneTemplate(ctx context.Context, q string, args ...any) (*Template
 }
 
 // loadAliases fills in the aliases of ts.
-func loadAliases(ctx context.Context, tx *sql.Tx, ts []*Template) error {
+func loadAliases(ctx context.Context, tx conn, ts []*Template) error {
 	if len(ts) == 0 {
 		return nil
 	}
@@ -98,7 +98,7 @@ func (db *DB) ListTemplates(ctx context.Context) ([]*Template, error) {
 // public ones, ordered by ID. The result is never nil.
 func (db *DB) ListTeamTemplates(ctx context.Context, teamID string) ([]*Template, error) {
 	list, err := db.listTemplates(ctx, `SELECT `+templateColumns+` FROM templates t
-		WHERE t.team_id = ? OR t.public = 1 ORDER BY t.id`, teamID)
+		WHERE t.team_id = ? OR t.public ORDER BY t.id`, teamID)
 	if err != nil {
 		return nil, fmt.Errorf("list templates of team %s: %w", teamID, err)
 	}
@@ -108,7 +108,7 @@ func (db *DB) ListTeamTemplates(ctx context.Context, teamID string) ([]*Template
 // listTemplates runs a query selecting templates, with their aliases.
 func (db *DB) listTemplates(ctx context.Context, q string, args ...any) ([]*Template, error) {
 	list := []*Template{}
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := db.read(ctx, func(tx conn) error {
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err

@@ -115,7 +115,7 @@ func (db *DB) InsertVolume(ctx context.Context, v *Volume) error {
 	if err != nil {
 		return fmt.Errorf("insert volume %s: %w", v.ID, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx conn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 			v.ID, v.TeamID, v.Name, v.SizeMB, v.TokenKey, created)
 		switch {
@@ -135,7 +135,7 @@ func (db *DB) InsertVolume(ctx context.Context, v *Volume) error {
 
 // GetVolume returns the volume with this ID, or ErrNotFound.
 func (db *DB) GetVolume(ctx context.Context, id string) (*Volume, error) {
-	v, err := scanVolume(db.sql.QueryRowContext(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE id = ?`, id))
+	v, err := scanVolume(db.pool().QueryRowContext(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get volume %s: %w", id, ErrNotFound)
 	}
@@ -152,7 +152,7 @@ func (db *DB) ListVolumes(ctx context.Context, teamID string) ([]*Volume, error)
 	if teamID != "" {
 		q, args = `SELECT `+volumeColumns+` FROM volumes WHERE team_id = ? ORDER BY name`, []any{teamID}
 	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
+	rows, err := db.pool().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list volumes: %w", err)
 	}
@@ -175,7 +175,7 @@ func (db *DB) ListVolumes(ctx context.Context, teamID string) ([]*Volume, error)
 // dead) mounts it: then it is a *VolumeInUseError (ErrInUse) and nothing changes.
 // The mounts of ended sandboxes go with it. A missing volume is ErrNotFound.
 func (db *DB) DeleteVolume(ctx context.Context, id string) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx conn) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM volumes WHERE id = ?`, id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -220,7 +220,7 @@ func (db *DB) DeleteVolume(ctx context.Context, id string) error {
 
 // insertVolumeMounts stores the mounts of the new sandbox s, each volume looked up
 // in s's team: by VolumeID when given, else by Name (VolumeID is then filled in).
-func insertVolumeMounts(ctx context.Context, tx *sql.Tx, s *Sandbox) error {
+func insertVolumeMounts(ctx context.Context, tx conn, s *Sandbox) error {
 	for i := range s.VolumeMounts {
 		m := &s.VolumeMounts[i]
 		q, arg := `SELECT id, name FROM volumes WHERE team_id = ? AND name = ?`, m.Name
@@ -242,13 +242,8 @@ func insertVolumeMounts(ctx context.Context, tx *sql.Tx, s *Sandbox) error {
 	return nil
 }
 
-// querier is a *sql.DB or *sql.Tx.
-type querier interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-}
-
 // loadVolumeMounts fills in the VolumeMounts of items, with each volume's name.
-func loadVolumeMounts(ctx context.Context, q querier, items ...*Sandbox) error {
+func loadVolumeMounts(ctx context.Context, q conn, items ...*Sandbox) error {
 	const chunk = 500
 	for len(items) > 0 {
 		n := min(len(items), chunk)

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -7,15 +7,17 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
-// TestListScopedByTeam: a listing with TeamID returns that team's sandboxes
+// testListScopedByTeam: a listing with TeamID returns that team's sandboxes
 // only, with every other filter and across pages.
-func TestListScopedByTeam(t *testing.T) {
+func testListScopedByTeam(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
-	mustTeam(t, db, "acme", QuotaSettings{})
-	var all []*Sandbox
+	db := e.open(t)
+	mustTeam(t, db, "acme", store.QuotaSettings{})
+	var all []*store.Sandbox
 	for i := range 30 {
 		s := newSandbox(fmt.Sprintf("sb%02d", i))
 		if i%3 == 0 {
@@ -25,15 +27,15 @@ func TestListScopedByTeam(t *testing.T) {
 		s.Metadata = map[string]string{"owner": "alice", "i": fmt.Sprint(i % 2)}
 		all = append(all, s)
 	}
-	bulkInsert(t, db, all)
-	filters := []SandboxFilter{
+	mustInsert(t, db, all...)
+	filters := []store.SandboxFilter{
 		{},
-		{States: []string{StateRunning}},
+		{States: []string{store.StateRunning}},
 		{TemplateID: "base"},
 		{Metadata: map[string]string{"owner": "alice"}},
 		{Metadata: map[string]string{"owner": "alice", "i": "0"}, Descending: true},
 	}
-	for _, team := range []string{"team-acme", DefaultTeamID, "team-none"} {
+	for _, team := range []string{"team-acme", store.DefaultTeamID, "team-none"} {
 		for i, f := range filters {
 			t.Run(fmt.Sprintf("%s/%d", team, i), func(t *testing.T) {
 				f.TeamID, f.Limit = team, 4
@@ -54,7 +56,7 @@ func TestListScopedByTeam(t *testing.T) {
 					}
 					f.Cursor = next
 				}
-				var mine []*Sandbox
+				var mine []*store.Sandbox
 				for _, s := range all {
 					if s.TeamID == team {
 						mine = append(mine, s)
@@ -69,32 +71,32 @@ func TestListScopedByTeam(t *testing.T) {
 	}
 	// An update keeps the team, whatever the caller's copy says.
 	s := all[0]
-	s.TeamID, s.Version = DefaultTeamID, 1
+	s.TeamID, s.Version = store.DefaultTeamID, 1
 	if err := db.UpdateSandbox(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := db.GetSandbox(ctx, s.ID); got.TeamID != "team-acme" {
 		t.Fatalf("an update moved the sandbox to team %s", got.TeamID)
 	}
-	items, _, err := db.ListSandboxes(ctx, SandboxFilter{TeamID: "team-acme", Metadata: map[string]string{"owner": "alice"}})
-	if err != nil || !slices.ContainsFunc(items, func(x *Sandbox) bool { return x.ID == s.ID }) {
+	items, _, err := db.ListSandboxes(ctx, store.SandboxFilter{TeamID: "team-acme", Metadata: map[string]string{"owner": "alice"}})
+	if err != nil || !slices.ContainsFunc(items, func(x *store.Sandbox) bool { return x.ID == s.ID }) {
 		t.Fatalf("the updated sandbox left its team's metadata listing: %v", err)
 	}
 }
 
-// TestTemplatesPerTeam: names are per team, lookups see the caller's own
+// testTemplatesPerTeam: names are per team, lookups see the caller's own
 // templates and public ones, never another team's private one.
-func TestTemplatesPerTeam(t *testing.T) {
+func testTemplatesPerTeam(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
-	mustTeam(t, db, "acme", QuotaSettings{})
-	mustTeam(t, db, "beta", QuotaSettings{})
-	for _, tp := range []*Template{
-		{ID: "base", Status: TemplateReady, Public: true},
-		{ID: "web", Status: TemplateReady},
-		{ID: "acme-web-id", TeamID: "team-acme", Name: "web", Aliases: []string{"site"}, Status: TemplateReady},
-		{ID: "beta-web-id", TeamID: "team-beta", Name: "web", Status: TemplateReady},
-		{ID: "beta-tools-id", TeamID: "team-beta", Name: "tools", Public: true, Aliases: []string{"kit"}, Status: TemplateReady},
+	db := e.open(t)
+	mustTeam(t, db, "acme", store.QuotaSettings{})
+	mustTeam(t, db, "beta", store.QuotaSettings{})
+	for _, tp := range []*store.Template{
+		{ID: "base", Status: store.TemplateReady, Public: true},
+		{ID: "web", Status: store.TemplateReady},
+		{ID: "acme-web-id", TeamID: "team-acme", Name: "web", Aliases: []string{"site"}, Status: store.TemplateReady},
+		{ID: "beta-web-id", TeamID: "team-beta", Name: "web", Status: store.TemplateReady},
+		{ID: "beta-tools-id", TeamID: "team-beta", Name: "tools", Public: true, Aliases: []string{"kit"}, Status: store.TemplateReady},
 	} {
 		if err := db.PutTemplate(ctx, tp); err != nil {
 			t.Fatalf("PutTemplate(%s): %v", tp.ID, err)
@@ -114,15 +116,15 @@ func TestTemplatesPerTeam(t *testing.T) {
 		{"team-beta", "web", "beta-web-id"},
 		{"team-beta", "site", ""},
 		{"team-beta", "acme-web-id", ""},
-		{DefaultTeamID, "web", "web"},
-		{DefaultTeamID, "acme-web-id", ""},
+		{store.DefaultTeamID, "web", "web"},
+		{store.DefaultTeamID, "acme-web-id", ""},
 		{"team-none", "web", ""},
 	}
 	for _, tt := range lookups {
 		t.Run(tt.team+"/"+tt.ref, func(t *testing.T) {
 			got, err := db.FindTemplate(ctx, tt.team, tt.ref)
 			if tt.wantID == "" {
-				wantErr(t, "find", err, ErrNotFound)
+				wantErr(t, "find", err, store.ErrNotFound)
 				return
 			}
 			if err != nil || got.ID != tt.wantID {
@@ -131,9 +133,9 @@ func TestTemplatesPerTeam(t *testing.T) {
 		})
 	}
 	visible := map[string][]string{
-		"team-acme":   {"acme-web-id", "base", "beta-tools-id"},
-		"team-beta":   {"base", "beta-tools-id", "beta-web-id"},
-		DefaultTeamID: {"base", "beta-tools-id", "web"},
+		"team-acme":         {"acme-web-id", "base", "beta-tools-id"},
+		"team-beta":         {"base", "beta-tools-id", "beta-web-id"},
+		store.DefaultTeamID: {"base", "beta-tools-id", "web"},
 	}
 	for team, want := range visible {
 		list, err := db.ListTeamTemplates(ctx, team)
@@ -151,24 +153,24 @@ func TestTemplatesPerTeam(t *testing.T) {
 
 	conflicts := []struct {
 		name string
-		tpl  *Template
+		tpl  *store.Template
 		want error
 	}{
-		{"another team's ID", &Template{ID: "acme-web-id", TeamID: "team-beta"}, ErrExists},
-		{"a second web in one team", &Template{ID: "acme-web-2", TeamID: "team-acme", Name: "web"}, ErrExists},
-		{"a name that is an alias in the team", &Template{ID: "acme-site", TeamID: "team-acme", Name: "site"}, ErrExists},
-		{"an alias that is a name in the team", &Template{ID: "acme-x", TeamID: "team-acme", Aliases: []string{"web"}}, ErrExists},
-		{"an unknown team", &Template{ID: "lost", TeamID: "team-none"}, ErrNotFound},
+		{"another team's ID", &store.Template{ID: "acme-web-id", TeamID: "team-beta"}, store.ErrExists},
+		{"a second web in one team", &store.Template{ID: "acme-web-2", TeamID: "team-acme", Name: "web"}, store.ErrExists},
+		{"a name that is an alias in the team", &store.Template{ID: "acme-site", TeamID: "team-acme", Name: "site"}, store.ErrExists},
+		{"an alias that is a name in the team", &store.Template{ID: "acme-x", TeamID: "team-acme", Aliases: []string{"web"}}, store.ErrExists},
+		{"an unknown team", &store.Template{ID: "lost", TeamID: "team-none"}, store.ErrNotFound},
 	}
 	for _, tt := range conflicts {
 		t.Run(tt.name, func(t *testing.T) { wantErr(t, tt.name, db.PutTemplate(ctx, tt.tpl), tt.want) })
 	}
 	// Another team may use the same alias.
-	if err := db.PutTemplate(ctx, &Template{ID: "beta-site", TeamID: "team-beta", Name: "site"}); err != nil {
+	if err := db.PutTemplate(ctx, &store.Template{ID: "beta-site", TeamID: "team-beta", Name: "site"}); err != nil {
 		t.Fatalf("beta's own site: %v", err)
 	}
 	// A put without team or name (as the template builder does) keeps both.
-	rebuilt := &Template{ID: "acme-web-id", BuildID: "b2", Status: TemplateReady, Aliases: []string{"site"}}
+	rebuilt := &store.Template{ID: "acme-web-id", BuildID: "b2", Status: store.TemplateReady, Aliases: []string{"site"}}
 	if err := db.PutTemplate(ctx, rebuilt); err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +183,11 @@ func TestTemplatesPerTeam(t *testing.T) {
 	}
 	// The first build of a template registers it in the team that started
 	// the build, under the name it gave.
-	if err := db.InsertTemplateBuild(ctx, &TemplateBuild{ID: "b-new", TeamID: "team-beta", TemplateID: "beta-api-id",
-		Name: "api"}, Quotas{}); err != nil {
+	if err := db.InsertTemplateBuild(ctx, &store.TemplateBuild{ID: "b-new", TeamID: "team-beta", TemplateID: "beta-api-id",
+		Name: "api"}, store.Quotas{}); err != nil {
 		t.Fatal(err)
 	}
-	first := &Template{ID: "beta-api-id", BuildID: "b-new", Status: TemplateReady}
+	first := &store.Template{ID: "beta-api-id", BuildID: "b-new", Status: store.TemplateReady}
 	if err := db.PutTemplate(ctx, first); err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +199,13 @@ func TestTemplatesPerTeam(t *testing.T) {
 	}
 }
 
-// TestTeamAPIKeys: keys are listed per team.
-func TestTeamAPIKeys(t *testing.T) {
+// testTeamAPIKeys: keys are listed per team.
+func testTeamAPIKeys(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
-	mustTeam(t, db, "acme", QuotaSettings{})
-	for i, team := range []string{DefaultTeamID, "team-acme", "team-acme"} {
-		k := &APIKey{ID: fmt.Sprint("k", i), TeamID: team, Name: "n", Hash: fmt.Sprint("h", i), CreatedAt: base()}
+	db := e.open(t)
+	mustTeam(t, db, "acme", store.QuotaSettings{})
+	for i, team := range []string{store.DefaultTeamID, "team-acme", "team-acme"} {
+		k := &store.APIKey{ID: fmt.Sprint("k", i), TeamID: team, Name: "n", Hash: fmt.Sprint("h", i), CreatedAt: base()}
 		if err := db.InsertAPIKey(ctx, k); err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +217,7 @@ func TestTeamAPIKeys(t *testing.T) {
 	if err != nil || len(list) != 2 || list[0].ID != "k1" || list[1].Name != "renamed" {
 		t.Fatalf("keys of acme = %+v, %v", list, err)
 	}
-	if k, err := db.GetAPIKey(ctx, "k0"); err != nil || k.TeamID != DefaultTeamID {
+	if k, err := db.GetAPIKey(ctx, "k0"); err != nil || k.TeamID != store.DefaultTeamID {
 		t.Fatalf("GetAPIKey = %+v, %v", k, err)
 	}
 	if list, err := db.ListTeamAPIKeys(ctx, "team-none"); err != nil || len(list) != 0 || list == nil {

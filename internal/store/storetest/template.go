@@ -1,24 +1,26 @@
-package store
+package storetest
 
 import (
 	"context"
 	"reflect"
 	"testing"
 	"time"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
-func TestTemplates(t *testing.T) {
+func testTemplates(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
-	fixedClock(db, base())
-	baseTpl := &Template{
+	db := e.open(t)
+	e.setClock(db, base())
+	baseTpl := &store.Template{
 		ID: "base", BuildID: "b1", RootfsPath: "/var/lib/lelantos/base/b1", CPUCount: 2,
 		MemoryMB: 512, DiskSizeMB: 2048, StartCmd: "start", ReadyCmd: "ready",
-		EnvdVersion: "0.6.4", Status: TemplateReady, Public: true,
+		EnvdVersion: "0.6.4", Status: store.TemplateReady, Public: true,
 		Aliases: []string{"default", "b", "default"},
 	}
-	py := &Template{ID: "python", BuildID: "p1", Status: TemplateBuilding}
-	for _, tp := range []*Template{baseTpl, py} {
+	py := &store.Template{ID: "python", BuildID: "p1", Status: store.TemplateBuilding}
+	for _, tp := range []*store.Template{baseTpl, py} {
 		if err := db.PutTemplate(ctx, tp); err != nil {
 			t.Fatalf("PutTemplate(%s): %v", tp.ID, err)
 		}
@@ -39,11 +41,11 @@ func TestTemplates(t *testing.T) {
 		{"default", "base", nil},
 		{"b", "base", nil},
 		{"python", "python", nil},
-		{"missing", "", ErrNotFound},
+		{"missing", "", store.ErrNotFound},
 	}
 	for _, tt := range lookups {
 		t.Run("get "+tt.key, func(t *testing.T) {
-			got, err := db.FindTemplate(ctx, DefaultTeamID, tt.key)
+			got, err := db.FindTemplate(ctx, store.DefaultTeamID, tt.key)
 			wantErr(t, tt.key, err, tt.want)
 			if tt.want != nil {
 				return
@@ -59,15 +61,15 @@ func TestTemplates(t *testing.T) {
 
 	conflicts := []struct {
 		name string
-		tpl  *Template
+		tpl  *store.Template
 		want error
 	}{
-		{"alias owned by another template", &Template{ID: "python", Aliases: []string{"default"}}, ErrExists},
-		{"alias is another template's ID", &Template{ID: "python", Aliases: []string{"base"}}, ErrExists},
-		{"ID is another template's alias", &Template{ID: "default"}, ErrExists},
-		{"empty alias", &Template{ID: "python", Aliases: []string{""}}, ErrInvalid},
-		{"empty ID", &Template{}, ErrInvalid},
-		{"nil", nil, ErrInvalid},
+		{"alias owned by another template", &store.Template{ID: "python", Aliases: []string{"default"}}, store.ErrExists},
+		{"alias is another template's ID", &store.Template{ID: "python", Aliases: []string{"base"}}, store.ErrExists},
+		{"ID is another template's alias", &store.Template{ID: "default"}, store.ErrExists},
+		{"empty alias", &store.Template{ID: "python", Aliases: []string{""}}, store.ErrInvalid},
+		{"empty ID", &store.Template{}, store.ErrInvalid},
+		{"nil", nil, store.ErrInvalid},
 	}
 	for _, tt := range conflicts {
 		t.Run(tt.name, func(t *testing.T) { wantErr(t, tt.name, db.PutTemplate(ctx, tt.tpl), tt.want) })
@@ -78,21 +80,21 @@ func TestTemplates(t *testing.T) {
 	}
 
 	// Replacing keeps CreatedAt, replaces fields and aliases.
-	fixedClock(db, base().Add(time.Hour))
+	e.setClock(db, base().Add(time.Hour))
 	next := *baseTpl
-	next.BuildID, next.Status, next.Aliases, next.CreatedAt = "b2", TemplateError, []string{"latest"}, time.Time{}
+	next.BuildID, next.Status, next.Aliases, next.CreatedAt = "b2", store.TemplateError, []string{"latest"}, time.Time{}
 	if err := db.PutTemplate(ctx, &next); err != nil {
 		t.Fatal(err)
 	}
 	if !next.CreatedAt.Equal(base()) || !next.UpdatedAt.Equal(base().Add(time.Hour)) {
 		t.Fatalf("times after replace: %v %v", next.CreatedAt, next.UpdatedAt)
 	}
-	wantErr(t, "old alias", func() error { _, err := db.FindTemplate(ctx, DefaultTeamID, "default"); return err }(), ErrNotFound)
-	if got, err := db.FindTemplate(ctx, DefaultTeamID, "latest"); err != nil || !reflect.DeepEqual(got, &next) {
+	wantErr(t, "old alias", func() error { _, err := db.FindTemplate(ctx, store.DefaultTeamID, "default"); return err }(), store.ErrNotFound)
+	if got, err := db.FindTemplate(ctx, store.DefaultTeamID, "latest"); err != nil || !reflect.DeepEqual(got, &next) {
 		t.Fatalf("after replace = %+v, %v; want %+v", got, err, &next)
 	}
 	// The freed alias can go to another template.
-	if err := db.PutTemplate(ctx, &Template{ID: "python", Aliases: []string{"default"}}); err != nil {
+	if err := db.PutTemplate(ctx, &store.Template{ID: "python", Aliases: []string{"default"}}); err != nil {
 		t.Fatalf("reuse freed alias: %v", err)
 	}
 
@@ -109,9 +111,14 @@ func TestTemplates(t *testing.T) {
 	if err := db.DeleteTemplate(ctx, "base"); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "delete again", db.DeleteTemplate(ctx, "base"), ErrNotFound)
-	wantErr(t, "alias of deleted", func() error { _, err := db.FindTemplate(ctx, DefaultTeamID, "latest"); return err }(), ErrNotFound)
-	if n := countRows(t, db, "template_aliases", "template_id = 'base'"); n != 0 {
-		t.Errorf("%d aliases of the deleted template remain", n)
+	wantErr(t, "delete again", db.DeleteTemplate(ctx, "base"), store.ErrNotFound)
+	wantErr(t, "alias of deleted", func() error { _, err := db.FindTemplate(ctx, store.DefaultTeamID, "latest"); return err }(), store.ErrNotFound)
+	// A template made again under the ID inherits none of the aliases.
+	if err := db.PutTemplate(ctx, &store.Template{ID: "base"}); err != nil {
+		t.Fatal(err)
 	}
+	wantErr(t, "alias of a deleted template, made again", func() error {
+		_, err := db.FindTemplate(ctx, store.DefaultTeamID, "latest")
+		return err
+	}(), store.ErrNotFound)
 }

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -7,26 +7,28 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
-func TestMetrics(t *testing.T) {
+func testMetrics(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
+	db := e.open(t)
 	mustInsert(t, db, newSandbox("sb1"), newSandbox("sb2"))
 	sec := func(n int) time.Time { return base().Add(time.Duration(n) * time.Second) }
 	// Inserted out of order; sb2 gets samples that must not leak into sb1's.
 	for _, n := range []int{3, 1, 2, 5, 4} {
-		m := Metric{Timestamp: sec(n), CPUCount: 2, CPUUsedPct: float64(n) + 0.5,
+		m := store.Metric{Timestamp: sec(n), CPUCount: 2, CPUUsedPct: float64(n) + 0.5,
 			MemUsed: int64(n) << 20, MemTotal: 1 << 30, MemCache: 7, DiskUsed: 1 << 31, DiskTotal: 1 << 33}
 		if err := db.InsertMetric(ctx, "sb1", m); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.InsertMetric(ctx, "sb2", Metric{Timestamp: sec(n)}); err != nil {
+		if err := db.InsertMetric(ctx, "sb2", store.Metric{Timestamp: sec(n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wantErr(t, "unknown sandbox", db.InsertMetric(ctx, "nope", Metric{Timestamp: sec(1)}), ErrNotFound)
-	wantErr(t, "NaN", db.InsertMetric(ctx, "sb1", Metric{Timestamp: sec(1), CPUUsedPct: math.NaN()}), ErrInvalid)
+	wantErr(t, "unknown sandbox", db.InsertMetric(ctx, "nope", store.Metric{Timestamp: sec(1)}), store.ErrNotFound)
+	wantErr(t, "NaN", db.InsertMetric(ctx, "sb1", store.Metric{Timestamp: sec(1), CPUUsedPct: math.NaN()}), store.ErrInvalid)
 
 	tests := []struct {
 		name       string
@@ -58,7 +60,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	list, _ := db.ListMetrics(ctx, "sb1", sec(3), sec(3))
-	want := Metric{Timestamp: sec(3), CPUCount: 2, CPUUsedPct: 3.5, MemUsed: 3 << 20, MemTotal: 1 << 30,
+	want := store.Metric{Timestamp: sec(3), CPUCount: 2, CPUUsedPct: 3.5, MemUsed: 3 << 20, MemTotal: 1 << 30,
 		MemCache: 7, DiskUsed: 1 << 31, DiskTotal: 1 << 33}
 	if len(list) != 1 || !reflect.DeepEqual(list[0], want) {
 		t.Fatalf("sample = %+v, want %+v", list, want)
@@ -73,29 +75,29 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func TestEvents(t *testing.T) {
+func testEvents(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
+	db := e.open(t)
 	mustInsert(t, db, newSandbox("sb1"), newSandbox("sb2"))
 	sec := func(n int) time.Time { return base().Add(time.Duration(n) * time.Second) }
-	appends := []Event{
-		{sec(1), "created"}, {sec(2), "running"}, {sec(2), "same time, appended second"},
-		{sec(3), "paused"}, {sec(4), "resumed"},
+	appends := []store.Event{
+		{Timestamp: sec(1), Line: "created"}, {Timestamp: sec(2), Line: "running"}, {Timestamp: sec(2), Line: "same time, appended second"},
+		{Timestamp: sec(3), Line: "paused"}, {Timestamp: sec(4), Line: "resumed"},
 	}
-	for _, e := range appends {
-		if err := db.AppendEvent(ctx, "sb1", e); err != nil {
+	for _, ev := range appends {
+		if err := db.AppendEvent(ctx, "sb1", ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.AppendEvent(ctx, "sb2", Event{sec(1), "other"}); err != nil {
+	if err := db.AppendEvent(ctx, "sb2", store.Event{Timestamp: sec(1), Line: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "unknown sandbox", db.AppendEvent(ctx, "nope", Event{sec(1), "x"}), ErrNotFound)
+	wantErr(t, "unknown sandbox", db.AppendEvent(ctx, "nope", store.Event{Timestamp: sec(1), Line: "x"}), store.ErrNotFound)
 	_, err := db.ListEvents(ctx, "sb1", time.Time{}, -1)
-	wantErr(t, "negative limit", err, ErrInvalid)
+	wantErr(t, "negative limit", err, store.ErrInvalid)
 
-	fixedClock(db, sec(9))
-	if err := db.AppendEvent(ctx, "sb2", Event{Line: "no timestamp"}); err != nil {
+	e.setClock(db, sec(9))
+	if err := db.AppendEvent(ctx, "sb2", store.Event{Line: "no timestamp"}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := db.ListEvents(ctx, "sb2", sec(5), 0); len(got) != 1 || !got[0].Timestamp.Equal(sec(9)) {

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"cmp"
@@ -8,18 +8,19 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
 // listFixture inserts 57 sandboxes with shuffled IDs, started_at values
 // shared by three sandboxes each (so the ID breaks ties), and a mix of
 // states, templates and metadata with spaces, & and =.
-func listFixture(t *testing.T, db *DB) []*Sandbox {
+func listFixture(t *testing.T, db *store.DB) []*store.Sandbox {
 	t.Helper()
-	states := []string{StateRunning, StatePaused, StateKilled, StateStarting}
-	var all []*Sandbox
+	states := []string{store.StateRunning, store.StatePaused, store.StateKilled, store.StateStarting}
+	var all []*store.Sandbox
 	for i := range 57 {
 		s := newSandbox(fmt.Sprintf("sb%03d", (i*37)%57))
 		s.StartedAt = base().Add(time.Duration(i/3) * time.Second)
@@ -37,13 +38,13 @@ func listFixture(t *testing.T, db *DB) []*Sandbox {
 		}
 		all = append(all, s)
 	}
-	bulkInsert(t, db, all)
+	mustInsert(t, db, all...)
 	return all
 }
 
 // expectList filters and orders sbs as ListSandboxes should.
-func expectList(sbs []*Sandbox, f SandboxFilter) []string {
-	var ids []*Sandbox
+func expectList(sbs []*store.Sandbox, f store.SandboxFilter) []string {
+	var ids []*store.Sandbox
 	for _, s := range sbs {
 		if len(f.States) > 0 && !slices.Contains(f.States, s.State) {
 			continue
@@ -64,7 +65,7 @@ func expectList(sbs []*Sandbox, f SandboxFilter) []string {
 			ids = append(ids, s)
 		}
 	}
-	slices.SortFunc(ids, func(a, b *Sandbox) int {
+	slices.SortFunc(ids, func(a, b *store.Sandbox) int {
 		c := cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
 		if f.Descending {
 			return -c
@@ -78,27 +79,27 @@ func expectList(sbs []*Sandbox, f SandboxFilter) []string {
 	return out
 }
 
-func TestListSandboxesPaging(t *testing.T) {
+func testListSandboxesPaging(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
+	db := e.open(t)
 	all := listFixture(t, db)
 
 	filters := []struct {
 		name string
-		f    SandboxFilter
+		f    store.SandboxFilter
 	}{
-		{"all", SandboxFilter{}},
-		{"running", SandboxFilter{States: []string{StateRunning}}},
-		{"running or paused", SandboxFilter{States: []string{StateRunning, StatePaused}}},
-		{"no such state", SandboxFilter{States: []string{StateDead}}},
-		{"metadata with space and &", SandboxFilter{Metadata: map[string]string{"a b": "c&d"}}},
-		{"two metadata pairs", SandboxFilter{Metadata: map[string]string{"a b": "c&d", "x=y": "1 2"}}},
-		{"metadata value must match exactly", SandboxFilter{Metadata: map[string]string{"a b": "c&d "}}},
-		{"metadata unknown key", SandboxFilter{Metadata: map[string]string{"nope": "c&d"}}},
-		{"template", SandboxFilter{TemplateID: "py"}},
-		{"started after", SandboxFilter{StartedAfter: base().Add(5 * time.Second)}},
-		{"everything combined", SandboxFilter{
-			States:       []string{StateRunning, StatePaused},
+		{"all", store.SandboxFilter{}},
+		{"running", store.SandboxFilter{States: []string{store.StateRunning}}},
+		{"running or paused", store.SandboxFilter{States: []string{store.StateRunning, store.StatePaused}}},
+		{"no such state", store.SandboxFilter{States: []string{store.StateDead}}},
+		{"metadata with space and &", store.SandboxFilter{Metadata: map[string]string{"a b": "c&d"}}},
+		{"two metadata pairs", store.SandboxFilter{Metadata: map[string]string{"a b": "c&d", "x=y": "1 2"}}},
+		{"metadata value must match exactly", store.SandboxFilter{Metadata: map[string]string{"a b": "c&d "}}},
+		{"metadata unknown key", store.SandboxFilter{Metadata: map[string]string{"nope": "c&d"}}},
+		{"template", store.SandboxFilter{TemplateID: "py"}},
+		{"started after", store.SandboxFilter{StartedAfter: base().Add(5 * time.Second)}},
+		{"everything combined", store.SandboxFilter{
+			States:       []string{store.StateRunning, store.StatePaused},
 			Metadata:     map[string]string{"x=y": "1 2"},
 			TemplateID:   "py",
 			StartedAfter: base().Add(2 * time.Second),
@@ -152,11 +153,11 @@ func TestListSandboxesPaging(t *testing.T) {
 	}
 }
 
-func TestListSandboxesReturnsFullRecords(t *testing.T) {
-	db := openTestDB(t)
+func testListSandboxesReturnsFullRecords(t *testing.T, e *env) {
+	db := e.open(t)
 	s := newSandbox("full")
 	mustInsert(t, db, s)
-	items, next, err := db.ListSandboxes(context.Background(), SandboxFilter{Limit: 10})
+	items, next, err := db.ListSandboxes(context.Background(), store.SandboxFilter{Limit: 10})
 	if err != nil || next != "" || len(items) != 1 {
 		t.Fatalf("ListSandboxes = %d items, %q, %v", len(items), next, err)
 	}
@@ -167,22 +168,22 @@ func TestListSandboxesReturnsFullRecords(t *testing.T) {
 	}
 }
 
-func TestListSandboxesBadInput(t *testing.T) {
-	db := openTestDB(t)
+func testListSandboxesBadInput(t *testing.T, e *env) {
+	db := e.open(t)
 	mustInsert(t, db, newSandbox("sb1"))
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 	tests := []struct {
 		name string
-		f    SandboxFilter
+		f    store.SandboxFilter
 		want error
 	}{
-		{"not base64", SandboxFilter{Cursor: "not base64!"}, ErrInvalidCursor},
-		{"no separators", SandboxFilter{Cursor: b64("garbage")}, ErrInvalidCursor},
-		{"wrong version", SandboxFilter{Cursor: b64("c9:1:sb1")}, ErrInvalidCursor},
-		{"position not a number", SandboxFilter{Cursor: b64("c1:abc:sb1")}, ErrInvalidCursor},
-		{"empty ID", SandboxFilter{Cursor: b64("c1:1:")}, ErrInvalidCursor},
-		{"negative limit", SandboxFilter{Limit: -1}, ErrInvalid},
-		{"valid cursor", SandboxFilter{Cursor: encodeCursor(1, "a")}, nil},
+		{"not base64", store.SandboxFilter{Cursor: "not base64!"}, store.ErrInvalidCursor},
+		{"no separators", store.SandboxFilter{Cursor: b64("garbage")}, store.ErrInvalidCursor},
+		{"wrong version", store.SandboxFilter{Cursor: b64("c9:1:sb1")}, store.ErrInvalidCursor},
+		{"position not a number", store.SandboxFilter{Cursor: b64("c1:abc:sb1")}, store.ErrInvalidCursor},
+		{"empty ID", store.SandboxFilter{Cursor: b64("c1:1:")}, store.ErrInvalidCursor},
+		{"negative limit", store.SandboxFilter{Limit: -1}, store.ErrInvalid},
+		{"valid cursor", store.SandboxFilter{Cursor: b64("c1:1:a")}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,24 +193,24 @@ func TestListSandboxesBadInput(t *testing.T) {
 	}
 }
 
-func TestListDue(t *testing.T) {
+func testListDue(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
+	db := e.open(t)
 	now := base().Add(time.Hour)
-	mk := func(id, state string, end time.Time) *Sandbox {
+	mk := func(id, state string, end time.Time) *store.Sandbox {
 		s := newSandbox(id)
 		s.State, s.EndAt = state, end
 		return s
 	}
 	mustInsert(t, db,
-		mk("late", StateRunning, now.Add(-time.Minute)),
-		mk("exact", StateRunning, now),
-		mk("later", StateRunning, now.Add(-2*time.Minute)),
-		mk("tie-b", StateRunning, now.Add(-2*time.Minute)),
-		mk("future", StateRunning, now.Add(time.Nanosecond)),
-		mk("paused", StatePaused, now.Add(-time.Hour)),
-		mk("starting", StateStarting, now.Add(-time.Hour)),
-		mk("killed", StateKilled, now.Add(-time.Hour)),
+		mk("late", store.StateRunning, now.Add(-time.Minute)),
+		mk("exact", store.StateRunning, now),
+		mk("later", store.StateRunning, now.Add(-2*time.Minute)),
+		mk("tie-b", store.StateRunning, now.Add(-2*time.Minute)),
+		mk("future", store.StateRunning, now.Add(time.Nanosecond)),
+		mk("paused", store.StatePaused, now.Add(-time.Hour)),
+		mk("starting", store.StateStarting, now.Add(-time.Hour)),
+		mk("killed", store.StateKilled, now.Add(-time.Hour)),
 	)
 	tests := []struct {
 		name  string
@@ -218,17 +219,17 @@ func TestListDue(t *testing.T) {
 		limit int
 		want  []string
 	}{
-		{"now", StateRunning, now, 0, []string{"later", "tie-b", "late", "exact"}},
-		{"a nanosecond later", StateRunning, now.Add(time.Nanosecond), 0, []string{"later", "tie-b", "late", "exact", "future"}},
-		{"long before", StateRunning, base().Add(-time.Hour), 0, []string{}},
-		{"pages of one", StateRunning, now, 1, []string{"later", "tie-b", "late", "exact"}},
-		{"pages of three", StateRunning, now.Add(time.Nanosecond), 3, []string{"later", "tie-b", "late", "exact", "future"}},
-		{"paused", StatePaused, now, 2, []string{"paused"}},
+		{"now", store.StateRunning, now, 0, []string{"later", "tie-b", "late", "exact"}},
+		{"a nanosecond later", store.StateRunning, now.Add(time.Nanosecond), 0, []string{"later", "tie-b", "late", "exact", "future"}},
+		{"long before", store.StateRunning, base().Add(-time.Hour), 0, []string{}},
+		{"pages of one", store.StateRunning, now, 1, []string{"later", "tie-b", "late", "exact"}},
+		{"pages of three", store.StateRunning, now.Add(time.Nanosecond), 3, []string{"later", "tie-b", "late", "exact", "future"}},
+		{"paused", store.StatePaused, now, 2, []string{"paused"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := []string{}
-			f := DueFilter{State: tt.state, Before: tt.now, Limit: tt.limit}
+			f := store.DueFilter{State: tt.state, Before: tt.now, Limit: tt.limit}
 			for pages := 0; ; pages++ {
 				due, err := db.ListDue(ctx, f)
 				if err != nil {
@@ -251,36 +252,9 @@ func TestListDue(t *testing.T) {
 			}
 		})
 	}
-	for _, f := range []DueFilter{{State: "gone", Before: now}, {State: StateRunning, Limit: -1}} {
-		if _, err := db.ListDue(ctx, f); !errors.Is(err, ErrInvalid) {
+	for _, f := range []store.DueFilter{{State: "gone", Before: now}, {State: store.StateRunning, Limit: -1}} {
+		if _, err := db.ListDue(ctx, f); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("ListDue(%+v) = %v, want ErrInvalid", f, err)
 		}
-	}
-}
-
-// TestListDuePlan: the reaper's query reads the (state, end_at) index, not
-// the whole table.
-func TestListDuePlan(t *testing.T) {
-	db := openTestDB(t)
-	q, args, err := dueQuery(DueFilter{State: StateRunning, Before: base(), AfterEndAt: base(), AfterID: "a", Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.sql.Query("EXPLAIN QUERY PLAN "+q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if text := strings.Join(plan, "\n"); !strings.Contains(text, "sandboxes_state_end") {
-		t.Errorf("ListDue does not use the (state, end_at) index:\n%s", text)
 	}
 }

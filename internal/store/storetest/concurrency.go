@@ -1,48 +1,23 @@
-package store
+package storetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
-// runConcurrently runs fn(0..n-1) in n goroutines released together and
-// reports every error.
-func runConcurrently(t *testing.T, n int, fn func(i int) error) {
-	t.Helper()
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		errs  = make(chan error, n)
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			if err := fn(i); err != nil {
-				errs <- fmt.Errorf("goroutine %d: %w", i, err)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
-
-// TestConcurrentCompareAndSwap: 50 callers increment one counter with
+// testConcurrentCompareAndSwap: 50 callers increment one counter with
 // read-modify-write; only ErrConflict may happen, and no increment is lost.
-func TestConcurrentCompareAndSwap(t *testing.T) {
+func testConcurrentCompareAndSwap(t *testing.T, e *env) {
 	const callers, increments = 50, 4
 	ctx := context.Background()
-	db := openTestDB(t)
+	db := e.open(t)
 	s := newSandbox("counter")
 	s.Metadata = map[string]string{"n": "0"}
 	mustInsert(t, db, s)
@@ -58,7 +33,7 @@ func TestConcurrentCompareAndSwap(t *testing.T) {
 				n, _ := strconv.Atoi(cur.Metadata["n"])
 				cur.Metadata["n"] = strconv.Itoa(n + 1)
 				err = db.UpdateSandbox(ctx, cur)
-				if errors.Is(err, ErrConflict) {
+				if errors.Is(err, store.ErrConflict) {
 					conflicts.Add(1)
 					continue
 				}
@@ -81,12 +56,12 @@ func TestConcurrentCompareAndSwap(t *testing.T) {
 	t.Logf("%d conflicts retried", conflicts.Load())
 }
 
-// TestConcurrentMixedCallers: 50 callers use every kind of call at once;
+// testConcurrentMixedCallers: 50 callers use every kind of call at once;
 // none may fail (in particular not with SQLITE_BUSY).
-func TestConcurrentMixedCallers(t *testing.T) {
+func testConcurrentMixedCallers(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := openTestDB(t)
-	if err := db.InsertAPIKey(ctx, &APIKey{ID: "k", TeamID: DefaultTeamID, Hash: "h"}); err != nil {
+	db := e.open(t)
+	if err := db.InsertAPIKey(ctx, &store.APIKey{ID: "k", TeamID: store.DefaultTeamID, Hash: "h"}); err != nil {
 		t.Fatal(err)
 	}
 	runConcurrently(t, 50, func(i int) error {
@@ -101,16 +76,16 @@ func TestConcurrentMixedCallers(t *testing.T) {
 			if err := db.UpdateSandbox(ctx, s); err != nil {
 				return err
 			}
-			if err := db.AppendEvent(ctx, s.ID, Event{Line: "step"}); err != nil {
+			if err := db.AppendEvent(ctx, s.ID, store.Event{Line: "step"}); err != nil {
 				return err
 			}
-			if err := db.InsertMetric(ctx, s.ID, Metric{CPUCount: j}); err != nil {
+			if err := db.InsertMetric(ctx, s.ID, store.Metric{CPUCount: j}); err != nil {
 				return err
 			}
 			if err := db.TouchAPIKey(ctx, "k", time.Now()); err != nil {
 				return err
 			}
-			items, _, err := db.ListSandboxes(ctx, SandboxFilter{
+			items, _, err := db.ListSandboxes(ctx, store.SandboxFilter{
 				Metadata: map[string]string{"worker": strconv.Itoa(i)}, Limit: 10})
 			if err != nil {
 				return err
@@ -119,7 +94,7 @@ func TestConcurrentMixedCallers(t *testing.T) {
 				return fmt.Errorf("listed %d items, want own sandbox at version %d", len(items), j+2)
 			}
 		}
-		if _, err := db.ListDue(ctx, DueFilter{State: StateRunning, Before: time.Now(), Limit: 100}); err != nil {
+		if _, err := db.ListDue(ctx, store.DueFilter{State: store.StateRunning, Before: time.Now(), Limit: 100}); err != nil {
 			return err
 		}
 		if i%2 == 0 {
@@ -127,43 +102,45 @@ func TestConcurrentMixedCallers(t *testing.T) {
 		}
 		return nil
 	})
-	if n := countRows(t, db, "sandboxes", "1"); n != 25 {
-		t.Fatalf("%d sandboxes left, want 25", n)
+	left, _, err := db.ListSandboxes(ctx, store.SandboxFilter{})
+	if err != nil || len(left) != 25 {
+		t.Fatalf("%d sandboxes left, %v; want 25", len(left), err)
 	}
-	if n := countRows(t, db, "sandbox_events", "1"); n != 75 {
-		t.Fatalf("%d events left, want 75", n)
-	}
-}
-
-// TestConcurrentHandlesOnOneFile: two DBs on one file (as two processes
-// would be) write at the same time; SQLite's busy timeout, not luck, keeps
-// them from failing.
-func TestConcurrentHandlesOnOneFile(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "shared.db")
-	var dbs [2]*DB
-	for i := range dbs {
-		db, err := Open(ctx, path)
+	events := 0
+	for i := range 50 {
+		ev, err := db.ListEvents(ctx, fmt.Sprintf("sb%02d", i), time.Time{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer db.Close()
-		dbs[i] = db
+		events += len(ev)
 	}
+	if events != 75 {
+		t.Fatalf("%d events left, want 75", events)
+	}
+}
+
+// testConcurrentHandlesOnOneDatabase: two DBs on one database (as two
+// processes or control-plane replicas would be) write at the same time; the
+// database's locking (SQLite's busy timeout, PostgreSQL's serializable
+// transactions rerun), not luck, keeps them from failing.
+func testConcurrentHandlesOnOneDatabase(t *testing.T, e *env) {
+	ctx := context.Background()
+	loc := e.b.NewLocation(t)
+	dbs := [2]*store.DB{e.openAt(t, loc), e.openAt(t, loc)}
 	runConcurrently(t, 50, func(i int) error {
 		db := dbs[i%2]
 		s := newSandbox(fmt.Sprintf("sb%02d", i))
 		if err := db.InsertSandbox(ctx, s); err != nil {
 			return err
 		}
-		s.State = StatePaused
+		s.State = store.StatePaused
 		if err := db.UpdateSandbox(ctx, s); err != nil {
 			return err
 		}
-		_, _, err := db.ListSandboxes(ctx, SandboxFilter{States: []string{StatePaused}, Limit: 100})
+		_, _, err := db.ListSandboxes(ctx, store.SandboxFilter{States: []string{store.StatePaused}, Limit: 100})
 		return err
 	})
-	items, _, err := dbs[0].ListSandboxes(ctx, SandboxFilter{States: []string{StatePaused}})
+	items, _, err := dbs[0].ListSandboxes(ctx, store.SandboxFilter{States: []string{store.StatePaused}})
 	if err != nil || len(items) != 50 {
 		t.Fatalf("%d paused sandboxes, %v; want 50", len(items), err)
 	}

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -7,43 +7,45 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"lelantos.dev/lelantos/internal/store"
 )
 
 // newVolume is a volume of the default team.
-func newVolume(id, name string) *Volume {
-	return &Volume{ID: id, TeamID: DefaultTeamID, Name: name, SizeMB: 64, TokenKey: "k-" + id}
+func newVolume(id, name string) *store.Volume {
+	return &store.Volume{ID: id, TeamID: store.DefaultTeamID, Name: name, SizeMB: 64, TokenKey: "k-" + id}
 }
 
 // otherTeam adds a second team and returns its ID.
-func otherTeam(t *testing.T, db *DB) string {
+func otherTeam(t *testing.T, db *store.DB) string {
 	t.Helper()
-	tm := &Team{ID: "11111111-1111-1111-1111-111111111111", Slug: "other", Name: "Other"}
+	tm := &store.Team{ID: "11111111-1111-1111-1111-111111111111", Slug: "other", Name: "Other"}
 	if err := db.InsertTeam(context.Background(), tm); err != nil {
 		t.Fatal(err)
 	}
 	return tm.ID
 }
 
-func TestInsertVolume(t *testing.T) {
-	db := openTestDB(t)
+func testInsertVolume(t *testing.T, e *env) {
+	db := e.open(t)
 	ctx := context.Background()
 	other := otherTeam(t, db)
-	fixedClock(db, base())
+	e.setClock(db, base())
 	tests := []struct {
 		name string
-		v    *Volume
+		v    *store.Volume
 		want error
 	}{
 		{"new", newVolume("v1", "data"), nil},
 		{"second of the team", newVolume("v2", "Cache_2-x"), nil},
-		{"name taken in the team", newVolume("v3", "data"), ErrExists},
-		{"same name in another team", &Volume{ID: "v4", TeamID: other, Name: "data", SizeMB: 1, TokenKey: "k"}, nil},
-		{"ID taken", newVolume("v1", "fresh"), ErrExists},
-		{"bad name", newVolume("v5", "no.dots"), ErrInvalid},
-		{"empty name", newVolume("v6", ""), ErrInvalid},
-		{"no size", &Volume{ID: "v7", TeamID: DefaultTeamID, Name: "z", TokenKey: "k"}, ErrInvalid},
-		{"no key", &Volume{ID: "v8", TeamID: DefaultTeamID, Name: "z", SizeMB: 1}, ErrInvalid},
-		{"unknown team", &Volume{ID: "v9", TeamID: "nope", Name: "z", SizeMB: 1, TokenKey: "k"}, ErrNotFound},
+		{"name taken in the team", newVolume("v3", "data"), store.ErrExists},
+		{"same name in another team", &store.Volume{ID: "v4", TeamID: other, Name: "data", SizeMB: 1, TokenKey: "k"}, nil},
+		{"ID taken", newVolume("v1", "fresh"), store.ErrExists},
+		{"bad name", newVolume("v5", "no.dots"), store.ErrInvalid},
+		{"empty name", newVolume("v6", ""), store.ErrInvalid},
+		{"no size", &store.Volume{ID: "v7", TeamID: store.DefaultTeamID, Name: "z", TokenKey: "k"}, store.ErrInvalid},
+		{"no key", &store.Volume{ID: "v8", TeamID: store.DefaultTeamID, Name: "z", SizeMB: 1}, store.ErrInvalid},
+		{"unknown team", &store.Volume{ID: "v9", TeamID: "nope", Name: "z", SizeMB: 1, TokenKey: "k"}, store.ErrNotFound},
 	}
 	for _, tt := range tests {
 		wantErr(t, tt.name, db.InsertVolume(ctx, tt.v), tt.want)
@@ -52,18 +54,18 @@ func TestInsertVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Volume{ID: "v1", TeamID: DefaultTeamID, Name: "data", SizeMB: 64, TokenKey: "k-v1", CreatedAt: base()}); *got != want {
+	if want := (store.Volume{ID: "v1", TeamID: store.DefaultTeamID, Name: "data", SizeMB: 64, TokenKey: "k-v1", CreatedAt: base()}); *got != want {
 		t.Errorf("get: %+v, want %+v", *got, want)
 	}
 	_, err = db.GetVolume(ctx, "missing")
-	wantErr(t, "get missing", err, ErrNotFound)
-	names := func(vs []*Volume) (out []string) {
+	wantErr(t, "get missing", err, store.ErrNotFound)
+	names := func(vs []*store.Volume) (out []string) {
 		for _, v := range vs {
 			out = append(out, v.ID)
 		}
 		return out
 	}
-	mine, err := db.ListVolumes(ctx, DefaultTeamID)
+	mine, err := db.ListVolumes(ctx, store.DefaultTeamID)
 	if err != nil || !slices.Equal(names(mine), []string{"v2", "v1"}) {
 		t.Errorf("list of the team by name: %v, %v", names(mine), err)
 	}
@@ -77,20 +79,20 @@ func TestInsertVolume(t *testing.T) {
 	}
 }
 
-func TestSandboxVolumeMounts(t *testing.T) {
-	db := openTestDB(t)
+func testSandboxVolumeMounts(t *testing.T, e *env) {
+	db := e.open(t)
 	ctx := context.Background()
 	other := otherTeam(t, db)
-	for _, v := range []*Volume{newVolume("va", "alpha"), newVolume("vb", "beta"),
+	for _, v := range []*store.Volume{newVolume("va", "alpha"), newVolume("vb", "beta"),
 		{ID: "vx", TeamID: other, Name: "theirs", SizeMB: 1, TokenKey: "k"}} {
 		if err := db.InsertVolume(ctx, v); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s := newSandbox("sbmounts")
-	s.VolumeMounts = []VolumeMount{{Name: "beta", Path: "/mnt/b"}, {Name: "alpha", Path: "/data"}, {VolumeID: "vb", Path: "/again"}}
+	s.VolumeMounts = []store.VolumeMount{{Name: "beta", Path: "/mnt/b"}, {Name: "alpha", Path: "/data"}, {VolumeID: "vb", Path: "/again"}}
 	mustInsert(t, db, s)
-	want := []VolumeMount{{VolumeID: "vb", Name: "beta", Path: "/mnt/b"}, {VolumeID: "va", Name: "alpha", Path: "/data"},
+	want := []store.VolumeMount{{VolumeID: "vb", Name: "beta", Path: "/mnt/b"}, {VolumeID: "va", Name: "alpha", Path: "/data"},
 		{VolumeID: "vb", Name: "beta", Path: "/again"}}
 	if !slices.Equal(s.VolumeMounts, want) {
 		t.Errorf("after insert: %+v, want %+v", s.VolumeMounts, want)
@@ -101,7 +103,7 @@ func TestSandboxVolumeMounts(t *testing.T) {
 	}
 	plain := newSandbox("sbplain")
 	mustInsert(t, db, plain)
-	page, _, err := db.ListSandboxes(ctx, SandboxFilter{})
+	page, _, err := db.ListSandboxes(ctx, store.SandboxFilter{})
 	if err != nil || len(page) != 2 {
 		t.Fatalf("list: %d, %v", len(page), err)
 	}
@@ -111,7 +113,7 @@ func TestSandboxVolumeMounts(t *testing.T) {
 		}
 	}
 	// The mounts stay through an update.
-	got.State = StatePaused
+	got.State = store.StatePaused
 	if err := db.UpdateSandbox(ctx, got); err != nil {
 		t.Fatal(err)
 	}
@@ -121,40 +123,41 @@ func TestSandboxVolumeMounts(t *testing.T) {
 
 	for _, tt := range []struct {
 		name   string
-		mounts []VolumeMount
+		mounts []store.VolumeMount
 		index  int
 	}{
-		{"unknown name", []VolumeMount{{Name: "alpha", Path: "/a"}, {Name: "gamma", Path: "/g"}}, 1},
-		{"another team's name", []VolumeMount{{Name: "theirs", Path: "/t"}}, 0},
-		{"another team's ID", []VolumeMount{{VolumeID: "vx", Path: "/t"}}, 0},
+		{"unknown name", []store.VolumeMount{{Name: "alpha", Path: "/a"}, {Name: "gamma", Path: "/g"}}, 1},
+		{"another team's name", []store.VolumeMount{{Name: "theirs", Path: "/t"}}, 0},
+		{"another team's ID", []store.VolumeMount{{VolumeID: "vx", Path: "/t"}}, 0},
 	} {
 		sb := newSandbox("sbbad")
 		sb.VolumeMounts = tt.mounts
 		err := db.InsertSandbox(ctx, sb)
-		var me *MountError
-		if !errors.As(err, &me) || me.Index != tt.index || !errors.Is(err, ErrNotFound) {
+		var me *store.MountError
+		if !errors.As(err, &me) || me.Index != tt.index || !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s: %v, want a MountError of mount #%d", tt.name, err, tt.index)
 		}
-		if _, err := db.GetSandbox(ctx, "sbbad"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.GetSandbox(ctx, "sbbad"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s: the refused sandbox was stored", tt.name)
 		}
 	}
 
 	// A volume goes only once no sandbox that has not ended mounts it.
 	err = db.DeleteVolume(ctx, "vb")
-	var inUse *VolumeInUseError
-	if !errors.As(err, &inUse) || !errors.Is(err, ErrInUse) || !slices.Equal(inUse.Sandboxes, []string{s.ID}) {
+	var inUse *store.VolumeInUseError
+	if !errors.As(err, &inUse) || !errors.Is(err, store.ErrInUse) || !slices.Equal(inUse.Sandboxes, []string{s.ID}) {
 		t.Fatalf("delete a paused sandbox's volume: %v", err)
 	}
 	got, _ = db.GetSandbox(ctx, s.ID)
-	got.State = StateKilled
+	got.State = store.StateKilled
 	if err := db.UpdateSandbox(ctx, got); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, "delete after the kill", db.DeleteVolume(ctx, "vb"), nil)
-	wantErr(t, "delete again", db.DeleteVolume(ctx, "vb"), ErrNotFound)
-	if n := countRows(t, db, "sandbox_volume_mounts", "volume_id = ?", "vb"); n != 0 {
-		t.Errorf("%d mounts of the deleted volume left", n)
+	wantErr(t, "delete again", db.DeleteVolume(ctx, "vb"), store.ErrNotFound)
+	// A volume made again under the ID is not mounted by the old sandbox.
+	if err := db.InsertVolume(ctx, newVolume("vb", "beta")); err != nil {
+		t.Fatal(err)
 	}
 	if after, _ := db.GetSandbox(ctx, s.ID); len(after.VolumeMounts) != 1 || after.VolumeMounts[0].VolumeID != "va" {
 		t.Errorf("the killed sandbox's other mount: %+v", after.VolumeMounts)
@@ -163,15 +166,17 @@ func TestSandboxVolumeMounts(t *testing.T) {
 	if err := db.DeleteSandbox(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n := countRows(t, db, "sandbox_volume_mounts", "sandbox_id = ?", s.ID); n != 0 {
-		t.Errorf("%d mounts of the deleted sandbox left", n)
+	again := newSandbox(s.ID)
+	mustInsert(t, db, again)
+	if got, _ := db.GetSandbox(ctx, s.ID); len(got.VolumeMounts) != 0 {
+		t.Errorf("a sandbox made again under the ID has the old one's mounts: %+v", got.VolumeMounts)
 	}
 }
 
-// TestDeleteVolumeRacesMount runs sandbox creates that mount a volume against its
+// testDeleteVolumeRacesMount runs sandbox creates that mount a volume against its
 // deletion: either the volume goes and no create got it, or it stays mounted.
-func TestDeleteVolumeRacesMount(t *testing.T) {
-	db := openTestDB(t)
+func testDeleteVolumeRacesMount(t *testing.T, e *env) {
+	db := e.open(t)
 	ctx := context.Background()
 	for round := range 20 {
 		id := fmt.Sprintf("race%d", round)
@@ -184,14 +189,14 @@ func TestDeleteVolumeRacesMount(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			sb := newSandbox(fmt.Sprintf("sbrace%d", round))
-			sb.VolumeMounts = []VolumeMount{{Name: id, Path: "/v"}}
+			sb.VolumeMounts = []store.VolumeMount{{Name: id, Path: "/v"}}
 			insErr = db.InsertSandbox(ctx, sb)
 		}()
 		go func() { defer wg.Done(); delErr = db.DeleteVolume(ctx, id) }()
 		wg.Wait()
 		switch {
-		case insErr == nil && errors.Is(delErr, ErrInUse):
-		case delErr == nil && errors.Is(insErr, ErrNotFound):
+		case insErr == nil && errors.Is(delErr, store.ErrInUse):
+		case delErr == nil && errors.Is(insErr, store.ErrNotFound):
 		default:
 			t.Fatalf("round %d: insert %v, delete %v", round, insErr, delErr)
 		}
