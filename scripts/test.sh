@@ -2,8 +2,8 @@
 # `make test`: everything, on a fresh Debian 12 machine as root. Installs what the
 # tests need (host packages, the pinned runsc, the base template, the npm e2b
 # clients), then runs the Go tests (real gVisor sandboxes, real SQLite files) and the
-# end-to-end suites with the real e2b client against a server started like `make run`,
-# then the adversarial suite (tests/escape) against another such server.
+# end-to-end suites with the real e2b client and E2B's own CLI against servers started
+# like `make run`, then the adversarial suite (tests/escape) against another such server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -33,6 +33,9 @@ LELANTOS_TEST_REQUIRE_POSTGRES=1 go test -p 2 -count=1 -timeout 30m ./... || sta
 
 log "end-to-end suites with the npm e2b client"
 bash tests/e2e/run.sh || status=1
+
+log "E2B's own CLI (@e2b/cli), unmodified, against another such server"
+bash tests/e2bcli/run.sh || status=1
 
 log "the adversarial suite: every trust boundary attacked through the API"
 bash tests/escape/run.sh || status=1

@@ -38,8 +38,9 @@ const (
 	// LoggerLifecycle marks the control plane's and the node's lifecycle
 	// events: created, paused, resumed, out of memory, ended...
 	LoggerLifecycle = "lifecycle"
-	// LoggerConsole marks the output of the sandbox's first process (its
-	// daemon and the template's start command): whatever the sandbox prints.
+	// LoggerConsole marks the output of the sandbox's first process, its
+	// daemon. Processes the daemon starts (the template's start command
+	// among them) stream their output to their clients instead.
 	LoggerConsole = "console"
 )
 

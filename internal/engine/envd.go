@@ -147,7 +147,9 @@ func (c *envdClient) metrics(ctx context.Context, addr, token string) (envdMetri
 
 // startCommand starts cmd in the sandbox through the daemon as a background process
 // tagged "start-cmd", running as the default user, and returns once it has a pid:
-// the daemon keeps it running after this call's stream ends.
+// the daemon keeps it running after this call's stream ends. ctx bounds that wait
+// only: a request's deadline reaches the daemon, which kills the process when it
+// passes, so the request carries none.
 func (c *envdClient) startCommand(ctx context.Context, addr, token, cmd string) (uint32, error) {
 	client := processconnect.NewProcessClient(c.http, envdURL(addr, ""))
 	tag := "start-cmd"
@@ -158,9 +160,11 @@ func (c *envdClient) startCommand(ctx context.Context, addr, token, cmd string) 
 	if token != "" {
 		req.Header().Set("X-Access-Token", token)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel() // ends our stream only; the process goes on
-	stream, err := client.Start(ctx, req)
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	stream, err := client.Start(reqCtx, req)
 	if err != nil {
 		return 0, fmt.Errorf("start command %q: %w", cmd, err)
 	}
