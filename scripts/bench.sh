@@ -9,13 +9,23 @@
 #     runc started by hand on the same root filesystem;
 #   - tests/bench/envd.mjs: the npm e2b client against a server started as the e2e
 #     suites start one (commands, transfers, envd's memory, API creates), inside a
-#     private network namespace.
+#     private network namespace;
+#   - tests/bench/features.mjs: the npm e2b and @e2b/code-interpreter clients against
+#     a server of its own (code interpreter, fork, snapshots, auto-resume, egress
+#     rules, template builds), in the host's network namespace, since the server
+#     builds the code interpreter's template from the Debian mirror.
 # Everything lands in $BENCH_OUT_DIR (default .lelantos/bench/<UTC time>), the report
 # in bench-results.md there. Counts come from the environment [defaults]:
 #   BENCH_CREATE_N [30]  BENCH_BASELINE_N [30]  BENCH_PAUSE_CYCLES [5]  BENCH_FORKS [10]
 #   BENCH_FORK_ROUNDS [2]  BENCH_IDLE_N [20]  BENCH_IDLE_RUNC_N [5]  BENCH_SETTLE_S [10]
 #   BENCH_CMD_N [200]  BENCH_TRANSFER_MB [512]  BENCH_TRANSFER_RUNS [3]
 #   BENCH_API_CREATE_N [20]  BENCH_PKG_N [100]  BENCH_PROXY_N [10]  BENCH_NET_N [20]
+#   features.mjs: BENCH_FEATURES [interp,sandbox,templates]  BENCH_INTERP_WAIT_S [1800]
+#   BENCH_INTERP_CREATE_N [10]  BENCH_INTERP_RUN_N [100]  BENCH_INTERP_IDLE_N [3]
+#   BENCH_FEATURE_FORK_ROUNDS [3]  BENCH_SNAPSHOT_N [5]  BENCH_RESUME_N [5]
+#   BENCH_EGRESS_MB [1024]  BENCH_EGRESS_RUNS [3]  BENCH_TEMPLATE_ROUNDS [1]
+#   (about 4 minutes with these, plus the code interpreter template's build when it
+#   is not cached: about 6 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -35,9 +45,14 @@ export LELANTOS_BASE_ROOTFS
 : "${BENCH_FORK_ROUNDS:=2}" "${BENCH_IDLE_N:=20}" "${BENCH_IDLE_RUNC_N:=5}" "${BENCH_SETTLE_S:=10}"
 : "${BENCH_CMD_N:=200}" "${BENCH_TRANSFER_MB:=512}" "${BENCH_TRANSFER_RUNS:=3}"
 : "${BENCH_API_CREATE_N:=20}" "${BENCH_PKG_N:=100}" "${BENCH_PROXY_N:=10}" "${BENCH_NET_N:=20}"
+: "${BENCH_FEATURES:=interp,sandbox,templates}" "${BENCH_INTERP_WAIT_S:=1800}" "${BENCH_INTERP_CREATE_N:=10}"
+: "${BENCH_INTERP_RUN_N:=100}" "${BENCH_INTERP_IDLE_N:=3}" "${BENCH_FEATURE_FORK_ROUNDS:=3}" "${BENCH_SNAPSHOT_N:=5}"
+: "${BENCH_RESUME_N:=5}" "${BENCH_EGRESS_MB:=1024}" "${BENCH_EGRESS_RUNS:=3}" "${BENCH_TEMPLATE_ROUNDS:=1}"
 vars="BENCH_CREATE_N BENCH_BASELINE_N BENCH_PAUSE_CYCLES BENCH_FORKS BENCH_FORK_ROUNDS BENCH_IDLE_N
   BENCH_IDLE_RUNC_N BENCH_SETTLE_S BENCH_CMD_N BENCH_TRANSFER_MB BENCH_TRANSFER_RUNS BENCH_API_CREATE_N
-  BENCH_PKG_N BENCH_PROXY_N BENCH_NET_N"
+  BENCH_PKG_N BENCH_PROXY_N BENCH_NET_N BENCH_FEATURES BENCH_INTERP_WAIT_S BENCH_INTERP_CREATE_N
+  BENCH_INTERP_RUN_N BENCH_INTERP_IDLE_N BENCH_FEATURE_FORK_ROUNDS BENCH_SNAPSHOT_N BENCH_RESUME_N
+  BENCH_EGRESS_MB BENCH_EGRESS_RUNS BENCH_TEMPLATE_ROUNDS"
 settings=
 for v in $vars; do
   export "${v?}"
@@ -46,7 +61,7 @@ done
 out=${BENCH_OUT_DIR:-.lelantos/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out/packages.txt" "$out/engine.txt" "$out/envd.json"
+rm -f "$out/packages.txt" "$out/engine.txt" "$out/envd.json" "$out/features.json"
 status=0
 
 log "building the benchmarks into $out"
@@ -89,6 +104,9 @@ engine_bench BenchmarkBaselineIdleDensityRunc 1
 
 log "e2b client measurements against a server in a private network namespace"
 unshare --net bash tests/bench/envd.sh "$out" || status=1
+
+log "code interpreter, sandbox features and template builds through the npm clients"
+bash tests/bench/features.sh "$out" || status=1
 
 "$out/benchreport" -dir "$out" -command "make bench" -settings "${settings# }" \
   -runsc "$RUNSC_VERSION" -commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" \

@@ -70,6 +70,22 @@ export async function startInternet(x) {
   return { ...a, dns: `${a.remote}:53`, stop }
 }
 
+/** Answers an HTTP request with n bytes (a random MiB, repeated), minding backpressure. */
+function sendBytes(sock, n) {
+  const block = randomBytes(1 << 20)
+  sock.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${n}\r\nConnection: close\r\n\r\n`)
+  let left = n
+  const more = () => {
+    while (left > 0) {
+      const chunk = left >= block.length ? block : block.subarray(0, left)
+      left -= chunk.length
+      if (!sock.write(chunk)) return sock.once('drain', more)
+    }
+    sock.end()
+  }
+  more()
+}
+
 /** The servers, inside the namespace. */
 async function serve(dir, x) {
   const net = await import('node:net')
@@ -83,13 +99,16 @@ async function serve(dir, x) {
   const echo = (sock) => sock.on('data', (d) => sock.write(d))
   const listen = (srv, port) => new Promise((r) => srv.listen(port, '0.0.0.0', r))
 
-  // Port 80: the Host header of the request head.
+  // Port 80: the Host header of the request head; GET /bytes/N answers N bytes
+  // (the benchmarks' downloads).
   const http = net.createServer((sock) => {
     let head = ''
     const onData = (d) => {
       head += d
       if (!head.includes('\r\n\r\n')) return
       sock.off('data', onData)
+      const bulk = head.match(/^GET \/bytes\/(\d+) /)
+      if (bulk) return sendBytes(sock, Number(bulk[1]))
       told(sock, (head.match(/^host:\s*([^\r\n]*)/im) || [])[1]?.trim())
       echo(sock)
     }

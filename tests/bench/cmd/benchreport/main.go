@@ -5,8 +5,9 @@
 //	benchreport -dir RESULTS [-command CMD] [-settings S] [-runsc VERSION] [-commit C]
 //	            [-took T] [-load-start "1 5 15"]
 //
-// RESULTS holds engine.txt and packages.txt (go test -bench output) and envd.json
-// (tests/bench/envd.mjs); any of them may be missing, and its rows then say so.
+// RESULTS holds engine.txt and packages.txt (go test -bench output), envd.json
+// (tests/bench/envd.mjs) and features.json (tests/bench/features.mjs); any of them
+// may be missing, and its rows then say so.
 package main
 
 import (
@@ -27,7 +28,7 @@ import (
 )
 
 func main() {
-	dir := flag.String("dir", "", "directory holding engine.txt, packages.txt and envd.json")
+	dir := flag.String("dir", "", "directory holding engine.txt, packages.txt, envd.json and features.json")
 	command := flag.String("command", "make bench", "the command that produced the results")
 	settings := flag.String("settings", "", "the settings it ran with (BENCH_* variables)")
 	runsc := flag.String("runsc", "", "the runsc version the sandboxes ran on")
@@ -52,6 +53,11 @@ func main() {
 			log.Fatalf("benchreport: envd.json: %v", err)
 		}
 	}
+	if b, err := os.ReadFile(filepath.Join(*dir, "features.json")); err == nil {
+		if err := json.Unmarshal(b, &r.features); err != nil {
+			log.Fatalf("benchreport: features.json: %v", err)
+		}
+	}
 	m := machineInfo()
 	m.runsc, m.commit = *runsc, *commit
 	render(os.Stdout, r, m, run{command: *command, settings: *settings, took: *took, loadStart: *loadStart}, raw)
@@ -61,8 +67,9 @@ func main() {
 type results struct {
 	// bench maps a benchmark's name (without the -GOMAXPROCS suffix) to its
 	// metrics by unit.
-	bench map[string]map[string]float64
-	envd  map[string]any
+	bench    map[string]map[string]float64
+	envd     map[string]any
+	features map[string]any
 }
 
 // readBench reads go test -bench output from path, keeps its benchmark lines and
@@ -194,7 +201,7 @@ func render(w io.Writer, r *results, m machine, how run, raw []string) {
 	fmt.Fprintf(w, "- Software: %s, runsc %s, source %s\n", m.goVersion, orUnknown(m.runsc), orUnknown(m.commit))
 	fmt.Fprintln(w, "- Percentiles are nearest-rank over the iterations shown; MB = 10^6 bytes, MiB = 2^20 bytes.")
 	fmt.Fprintln(w, "  Every baseline was measured in the same run on the same machine.")
-	for _, s := range sections(r) {
+	for _, s := range append(sections(r), featureSections(r)...) {
 		fmt.Fprintf(w, "\n## %s\n\n", s.title)
 		fmt.Fprintln(w, "| measure | figure | target | baseline (same run) | status |")
 		fmt.Fprintln(w, "| --- | --- | --- | --- | --- |")
@@ -207,6 +214,7 @@ func render(w io.Writer, r *results, m machine, how run, raw []string) {
 		b, _ := json.MarshalIndent(r.envd, "", " ")
 		fmt.Fprintf(w, "\n<details><summary>envd.json (e2b client measurements)</summary>\n\n```json\n%s\n```\n</details>\n", b)
 	}
+	featuresDetails(w, r)
 }
 
 // loadavg is the first three fields of /proc/loadavg.
