@@ -8,8 +8,10 @@
 #     pause and resume with 200 MiB resident, fork, idle memory) against runsc and
 #     runc started by hand on the same root filesystem;
 #   - tests/bench/envd.mjs: the npm e2b client against a server started as the e2e
-#     suites start one (commands, transfers, envd's memory, API creates), inside a
-#     private network namespace;
+#     suites start one (commands, transfers, envd's memory, API creates; and, in
+#     client.mjs, create to first command one by one and in bursts, commands and
+#     small files beside their floors, pause and resume), inside a private network
+#     namespace;
 #   - tests/bench/features.mjs: the npm e2b and @e2b/code-interpreter clients against
 #     a server of its own (code interpreter, fork, snapshots, auto-resume, egress
 #     rules, template builds), in the host's network namespace, since the server
@@ -20,6 +22,8 @@
 #   BENCH_FORK_ROUNDS [2]  BENCH_IDLE_N [20]  BENCH_IDLE_RUNC_N [5]  BENCH_SETTLE_S [10]
 #   BENCH_CMD_N [200]  BENCH_TRANSFER_MB [512]  BENCH_TRANSFER_RUNS [3]
 #   BENCH_API_CREATE_N [20]  BENCH_PKG_N [100]  BENCH_PROXY_N [10]  BENCH_NET_N [20]
+#   BENCH_CLIENT_CREATE_N [20]  BENCH_BURST_SIZE [10]  BENCH_BURST_ROUNDS [3]
+#   BENCH_SMALL_N [200]  BENCH_CLIENT_PAUSE_N [3]
 #   features.mjs: BENCH_FEATURES [interp,sandbox,templates]  BENCH_INTERP_WAIT_S [1800]
 #   BENCH_INTERP_CREATE_N [10]  BENCH_INTERP_RUN_N [100]  BENCH_INTERP_IDLE_N [3]
 #   BENCH_FEATURE_FORK_ROUNDS [3]  BENCH_SNAPSHOT_N [5]  BENCH_RESUME_N [5]
@@ -48,11 +52,14 @@ export LELANTOS_BASE_ROOTFS
 : "${BENCH_FEATURES:=interp,sandbox,templates}" "${BENCH_INTERP_WAIT_S:=1800}" "${BENCH_INTERP_CREATE_N:=10}"
 : "${BENCH_INTERP_RUN_N:=100}" "${BENCH_INTERP_IDLE_N:=3}" "${BENCH_FEATURE_FORK_ROUNDS:=3}" "${BENCH_SNAPSHOT_N:=5}"
 : "${BENCH_RESUME_N:=5}" "${BENCH_EGRESS_MB:=1024}" "${BENCH_EGRESS_RUNS:=3}" "${BENCH_TEMPLATE_ROUNDS:=1}"
+: "${BENCH_CLIENT_CREATE_N:=20}" "${BENCH_BURST_SIZE:=10}" "${BENCH_BURST_ROUNDS:=3}" "${BENCH_SMALL_N:=200}"
+: "${BENCH_CLIENT_PAUSE_N:=3}"
 vars="BENCH_CREATE_N BENCH_BASELINE_N BENCH_PAUSE_CYCLES BENCH_FORKS BENCH_FORK_ROUNDS BENCH_IDLE_N
   BENCH_IDLE_RUNC_N BENCH_SETTLE_S BENCH_CMD_N BENCH_TRANSFER_MB BENCH_TRANSFER_RUNS BENCH_API_CREATE_N
   BENCH_PKG_N BENCH_PROXY_N BENCH_NET_N BENCH_FEATURES BENCH_INTERP_WAIT_S BENCH_INTERP_CREATE_N
   BENCH_INTERP_RUN_N BENCH_INTERP_IDLE_N BENCH_FEATURE_FORK_ROUNDS BENCH_SNAPSHOT_N BENCH_RESUME_N
-  BENCH_EGRESS_MB BENCH_EGRESS_RUNS BENCH_TEMPLATE_ROUNDS"
+  BENCH_EGRESS_MB BENCH_EGRESS_RUNS BENCH_TEMPLATE_ROUNDS
+  BENCH_CLIENT_CREATE_N BENCH_BURST_SIZE BENCH_BURST_ROUNDS BENCH_SMALL_N BENCH_CLIENT_PAUSE_N"
 settings=
 for v in $vars; do
   export "${v?}"

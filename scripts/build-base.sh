@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Builds the `base` template's root filesystem from Debian's packages with debootstrap,
-# once, into $LELANTOS_CACHE_DIR/rootfs/base-<hash of the recipe>. Pass --rebuild to
-# build anew. Prints the finished tree's path on stdout; progress goes to stderr.
+# once, into $LELANTOS_CACHE_DIR/rootfs/base-<hash of the recipe>, then the login
+# profile on top of it, in a tree of hard links to the first:
+# $LELANTOS_CACHE_DIR/rootfs/base-<hash of both>. Pass --rebuild to build both anew.
+# Prints the finished tree's path on stdout; progress goes to stderr.
 #
 # The tree behaves like E2B's base image for what agents do first: `user` (uid 1000)
 # has passwordless sudo, `python` is python3, pip installs for `user` without a venv
 # (no EXTERNALLY-MANAGED marker), `npm install -g` works as `user` (it owns
 # /usr/local), and gcc, make and the C headers are there for native packages.
+#
+# The login profile is Debian's, made cheaper where it forks without need: the e2b
+# clients run every command as `bash -l -c`, and in gVisor a fork and exec costs
+# milliseconds. /etc/profile asks `id -u` in a subshell where bash knows $EUID, and
+# root's ~/.profile runs `mesg n` even when no terminal is there for it to change.
+# What a login shell ends up with (PATH, PS1, the terminal's mode) is the same.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 recipe_pkgs="bash coreutils procps iproute2 python3 python3-pip python3-venv python3-dev python-is-python3
@@ -25,10 +33,36 @@ setup='
   apt-get clean
   rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 '
+# The login profile, applied to a tree of hard links to the packages' tree: every
+# file it changes is written anew and renamed into place (sed -i), never written
+# through a link. Its text is part of the second tree's cache key.
+profile='
+  set -e
+  sed -i "s/if \[ \"\$(id -u)\" -eq 0 \]; then/if [ \"\${EUID:-\$(id -u)}\" -eq 0 ]; then/" etc/profile
+  grep -q "EUID:-" etc/profile
+  ! grep -q "if \[ \"\$(id -u)\"" etc/profile
+  sed -i "s|^mesg n 2> /dev/null \|\| true$|if [ -t 0 ] \|\| [ -t 1 ]; then mesg n 2> /dev/null \|\| true; fi|" root/.profile
+  grep -q "^if \[ -t 0 \] || \[ -t 1 \]; then mesg n" root/.profile
+'
 hash=$(printf '%s|%s|bookworm|v3' "$recipe_pkgs" "$setup" | sha256sum | cut -c1-12)
-out="$LELANTOS_CACHE_DIR/rootfs/base-$hash"
-if [ "${1:-}" = "--rebuild" ]; then rm -rf "$out"; fi
-if [ -f "$out/.lelantos-complete" ]; then echo "$out"; exit 0; fi
+pkgs="$LELANTOS_CACHE_DIR/rootfs/base-$hash"
+final=$(printf '%s|%s|v1' "$hash" "$profile" | sha256sum | cut -c1-12)
+final="$LELANTOS_CACHE_DIR/rootfs/base-$final"
+if [ "${1:-}" = "--rebuild" ]; then rm -rf "$pkgs" "$final"; fi
+if [ -f "$final/.lelantos-complete" ]; then echo "$final"; exit 0; fi
+
+# profile_tree: the final tree, from the packages' tree, in about a second.
+profile_tree() {
+  local tmp="$final.tmp"
+  rm -rf "$tmp"
+  cp -al "$pkgs" "$tmp"
+  rm -f "$tmp/.lelantos-complete"
+  (cd "$tmp" && sh -c "$profile")
+  touch "$tmp/.lelantos-complete"
+  mv "$tmp" "$final"
+  log "base template: login profile applied: $final"
+}
+out=$pkgs
 mkdir -p "$LELANTOS_CACHE_DIR/rootfs"
 # One build at a time: a second caller waits for the first and uses its tree.
 exec 9>"$LELANTOS_CACHE_DIR/rootfs/.build.lock"
@@ -36,7 +70,8 @@ if ! flock -n 9; then
   log "waiting for another build of the base template to finish"
   flock 9
 fi
-if [ -f "$out/.lelantos-complete" ]; then echo "$out"; exit 0; fi
+if [ -f "$final/.lelantos-complete" ]; then echo "$final"; exit 0; fi
+if [ -f "$out/.lelantos-complete" ]; then profile_tree; echo "$final"; exit 0; fi
 tmp="$out.tmp"
 if mountpoint -q "$tmp/proc" 2>/dev/null; then umount "$tmp/proc"; fi
 rm -rf "$tmp"
@@ -83,5 +118,6 @@ chmod 0444 "$tmp/tmp/.lelantos-tmp-on-disk"
 umount "$tmp/proc"
 touch "$tmp/.lelantos-complete"
 mv "$tmp" "$out"
-log "base template ready in $(($(date +%s) - started)) s: $out"
-echo "$out"
+profile_tree
+log "base template ready in $(($(date +%s) - started)) s: $final"
+echo "$final"

@@ -46,7 +46,9 @@ type nodeConfig struct {
 	// template's tree, which FROM base builds on.
 	Store      template.Store
 	BaseRootfs string
-	// WarmPool is how many base-template sandboxes to keep booted.
+	// WarmPool is the most sandboxes any one pool keeps booted: the base pool
+	// keeps min(2, WarmPool) and grows to WarmPool with its create rate, and a
+	// template or shape that is created from gets a pool of up to WarmPool.
 	WarmPool int
 	// Limits are what the node's sandboxes may take of it.
 	Limits nodeLimits
@@ -71,17 +73,22 @@ type nodeConfig struct {
 	BuildObserver template.Observer
 }
 
-// warmPools keeps cfg.WarmPool sandboxes shaped like a default create from base:
-// the control plane asks for exactly this spec when a request sets no sizes.
+// warmPools keeps up to baseWarmFloor sandboxes shaped like a default create
+// from base at all times (the control plane asks for exactly this spec when a
+// request sets no sizes); demand grows it up to cfg.WarmPool.
 func warmPools(cfg nodeConfig) []engine.WarmPool {
 	if cfg.WarmPool == 0 {
 		return nil
 	}
-	return []engine.WarmPool{{Size: cfg.WarmPool, Spec: engine.Spec{
+	return []engine.WarmPool{{Size: min(cfg.WarmPool, baseWarmFloor), Spec: engine.Spec{
 		TemplateID: "base", RootfsPath: cfg.BaseRootfs, RuntimeClass: gvisor.Class,
 		CPUCount: baseCPU, MemoryMB: baseMemoryMB, DiskSizeMB: baseDiskMB, AllowInternet: true,
 	}}}
 }
+
+// baseWarmFloor is how many default base sandboxes stay booted while nobody
+// creates any.
+const baseWarmFloor = 2
 
 // chainPrefix names the iptables chains of a node whose names start with netPrefix.
 func chainPrefix(netPrefix string) string {
@@ -151,7 +158,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	}
 	opts := engine.Options{
 		DataDir: nodeDir, Runtimes: runtimes, DefaultClass: gvisor.Class, Network: nm,
-		EnvdPath: cfg.Envd, InterpreterPath: cfg.Interpreter, Logger: cfg.Logger, Warm: warmPools(cfg),
+		EnvdPath: cfg.Envd, InterpreterPath: cfg.Interpreter, Logger: cfg.Logger, Warm: warmPools(cfg), WarmMax: cfg.WarmPool,
 		Volumes: cfg.Volumes, Observer: obs.engine, TracerProvider: obs.tracer,
 	}
 	cfg.Limits.applyEngine(&opts)

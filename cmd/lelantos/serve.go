@@ -79,7 +79,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.builtinNames, "builtin-templates", "all", `built-in templates to build in the background after start: "all", "none" or a comma list (e.g. code-interpreter-v1)`)
 	fs.IntVar(&f.warmPoolInterpreter, "warm-pool-interpreter", 1, "code-interpreter-v1 sandboxes kept booted (restored from its snapshot) once the template is built (0 turns the pool off)")
 	fs.IntVar(&f.volumeSizeMB, "volume-size-mb", 1024, "size (MiB) of a volume whose create gives none; each is a sparse file of that size under the data directory")
-	fs.IntVar(&f.warmPool, "warm-pool", 2, "base-template sandboxes kept booted so that creates only initialize one (0 turns the pool off)")
+	fs.IntVar(&f.warmPool, "warm-pool", 10, "most sandboxes of one template and shape kept booted so that creates only initialize one: the base pool keeps 2 and grows to this with the recent create rate (0 turns the pools off)")
 	fs.StringVar(&f.domain, "domain", "", "serve sandboxes as https://<port>-<id>.DOMAIN with a generated CA (needs wildcard DNS to this machine)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "directory of what is built once per machine and shared by data directories, the scripts' $LELANTOS_CACHE_DIR (else /var/cache/lelantos): built-in templates' trees are kept in its templates/ (\"\" keeps none)")

@@ -66,6 +66,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Warm lists the pools of pre-booted sandboxes to keep; none by default.
 	Warm []WarmPool
+	// WarmMax is the operator's ceiling on each pool's size: a pool grows past its
+	// configured Size, up to WarmMax, when its recent create rate asks for more,
+	// and a template and shape with no configured pool gets one, up to WarmMax,
+	// while it is created from. 0 turns that off: pools keep their Size.
+	WarmMax int
 	// WarmRetry is the first delay before a failed warm-pool boot is tried again; it
 	// doubles with each further failure in a row, up to two minutes. Default 1s.
 	WarmRetry time.Duration
@@ -122,6 +127,13 @@ type Engine struct {
 	filled     chan struct{}
 	poolCtx    context.Context
 	poolCancel context.CancelFunc
+	// poolWake wakes the running filler; demand is the recent creates by pool
+	// key, poolBooting how many sandboxes each pool has booting, poolRetry the
+	// backoff of pools whose last boot failed.
+	poolWake    chan struct{}
+	demand      map[string]*poolDemand
+	poolBooting map[string]int
+	poolRetry   map[string]backoff
 	// snaps orders the removal of snapshots after the starts from them.
 	snaps snapshotLocks
 }
@@ -178,7 +190,8 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		}
 	}
 	e := &Engine{opts: opts, envd: newEnvdClient(), boxes: map[string]*box{}, warm: map[string][]*box{},
-		limit: limit, changed: make(chan struct{})}
+		limit: limit, changed: make(chan struct{}), poolWake: make(chan struct{}, 1),
+		demand: map[string]*poolDemand{}, poolBooting: map[string]int{}, poolRetry: map[string]backoff{}}
 	e.envd.observe(newSteps(opts.Observer, opts.TracerProvider))
 	if e.consoles, err = newConsoleWatch(); err != nil {
 		opts.Logger.Warn("cannot watch consoles; log pumps poll them", "err", err)

@@ -177,6 +177,31 @@ func (c *envdClient) startCommand(ctx context.Context, addr, token, cmd string) 
 	return 0, fmt.Errorf("start command %q: stream ended without a pid: %v", cmd, stream.Err())
 }
 
+// run runs argv in the sandbox through the daemon, before its init (so
+// without a token), and waits for it to end; a non-zero exit is an error.
+func (c *envdClient) run(ctx context.Context, addr string, argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("run: no command")
+	}
+	client := processconnect.NewProcessClient(c.http, envdURL(addr, ""))
+	stream, err := client.Start(ctx, connect.NewRequest(&process.StartRequest{
+		Process: &process.ProcessConfig{Cmd: argv[0], Args: argv[1:]},
+	}))
+	if err != nil {
+		return fmt.Errorf("run %q: %w", argv, err)
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		if end := stream.Msg().GetEvent().GetEnd(); end != nil {
+			if !end.GetExited() || end.GetExitCode() != 0 {
+				return fmt.Errorf("run %q: ended with %s", argv, end.GetStatus())
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("run %q: stream ended without an exit: %v", argv, stream.Err())
+}
+
 // installEnvd copies the daemon binary (and the interpreter binary, when set)
 // into DataDir/envd/<hash>/ once and returns that directory: sandboxes keep the
 // binaries they started with across pauses and upgrades, and a checkpoint always

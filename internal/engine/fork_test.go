@@ -203,7 +203,7 @@ func TestForkErrors(t *testing.T) {
 	if _, err := e.Pause(ctx, src.Spec.ID); err != nil {
 		t.Fatal(err)
 	}
-	pausedOnly := node.HostState(t, prefix)
+	pausedOnly := node.SettledHostState(t, prefix) // the checkpointed runsc state goes after Pause returns
 	tests := []struct {
 		name  string
 		src   string

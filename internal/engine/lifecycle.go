@@ -28,6 +28,12 @@ func (e *Engine) Create(ctx context.Context, s Spec) (st Status, err error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("create sandbox %s: %w", s.ID, err)
 	}
+	if poolable(s) {
+		e.mu.Lock()
+		e.noteCreateLocked(s, time.Now())
+		e.mu.Unlock()
+		defer e.refill() // the pool grows with its demand, and refills
+	}
 	if b := e.takeWarm(s); b != nil {
 		st, err := e.createFromWarm(ctx, b, s)
 		if err == nil || errors.Is(err, ErrExists) {

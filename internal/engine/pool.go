@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"time"
 
 	"lelantos.dev/lelantos/internal/runtime"
 )
@@ -14,11 +13,13 @@ import (
 // matches it. Warm sandboxes are not listed.
 const StateWarm State = "warm"
 
-// WarmPool asks the engine to keep Size sandboxes of Spec booted ahead of demand. A
-// Create whose spec matches (same template tree, snapshot, runtime, sizes and
-// internet access) takes one and only has to initialize its daemon. Pooled
-// sandboxes count against the node's capacity: a Create, Resume or Fork that does
-// not fit takes the room of pooled ones, and the pools refill once there is room.
+// WarmPool asks the engine to keep at least Size sandboxes of Spec booted ahead of
+// demand, and more, up to Options.WarmMax, while its recent creates ask for more
+// (see demandWindow). A Create whose spec matches (same template tree, snapshot,
+// runtime, sizes and internet access) takes one and only has to initialize its
+// daemon. Pooled sandboxes count against the node's capacity: a Create, Resume or
+// Fork that does not fit takes the room of pooled ones, and the pools refill once
+// there is room.
 type WarmPool struct {
 	Spec Spec
 	Size int
@@ -39,74 +40,6 @@ func warmID() string {
 		b[i] = letters[int(b[i])%len(letters)]
 	}
 	return "warm" + string(b)
-}
-
-// fillPools tops every configured pool up, one sandbox at a time, until ctx ends. A
-// boot that fails is logged and retried after a delay that doubles with each failure
-// in a row, from Options.WarmRetry up to maxWarmRetry; it never stops the engine.
-func (e *Engine) fillPools(ctx context.Context) {
-	for _, p := range e.opts.Warm {
-		if p.Spec.RuntimeClass == "" {
-			p.Spec.RuntimeClass = e.opts.DefaultClass
-		}
-		key := poolKey(p.Spec)
-		delay := e.opts.WarmRetry
-		for ctx.Err() == nil {
-			e.mu.Lock()
-			have := len(e.warm[key])
-			e.mu.Unlock()
-			if have >= p.Size {
-				break
-			}
-			b, err := e.bootWarm(ctx, p.Spec)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				e.opts.Logger.Error("warm pool: boot a sandbox; retrying", "template", p.Spec.TemplateID, "in", delay, "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(delay):
-				}
-				delay = min(2*delay, maxWarmRetry)
-				continue
-			}
-			delay = e.opts.WarmRetry
-			e.mu.Lock()
-			if ctx.Err() != nil { // drained meanwhile: this one is not wanted
-				e.mu.Unlock()
-				rt, _ := e.runtimeFor(b.rec.Spec.RuntimeClass)
-				b.op.Lock()
-				_ = e.destroy(context.WithoutCancel(ctx), b, rt)
-				b.op.Unlock()
-				return
-			}
-			e.addWarmLocked(key, b)
-			e.mu.Unlock()
-		}
-	}
-}
-
-// maxWarmRetry caps the delay between failed warm-pool boots.
-const maxWarmRetry = 2 * time.Minute
-
-// refill starts topping the pools up in the background unless that already runs.
-func (e *Engine) refill() {
-	e.mu.Lock()
-	if e.filled != nil || e.poolCtx == nil || e.poolCtx.Err() != nil {
-		e.mu.Unlock()
-		return
-	}
-	done := make(chan struct{})
-	e.filled = done
-	e.mu.Unlock()
-	go func() {
-		defer close(done)
-		e.fillPools(e.poolCtx)
-		e.mu.Lock()
-		e.filled = nil
-		e.mu.Unlock()
-	}()
 }
 
 // bootWarm boots one pooled sandbox: network, runtime, healthy daemon, no init. On
@@ -153,9 +86,20 @@ func (e *Engine) bootWarmBox(ctx context.Context, b *box, rt runtime.Runtime) er
 	if err := e.envd.waitHealthy(readyCtx, rec.Address); err != nil {
 		return err
 	}
+	// A login shell once, as the clients run every command: its files are then in
+	// the sandbox's page cache, and the first command of the create that takes
+	// the sandbox does not read them from the host. It leaves nothing behind.
+	if err := e.envd.run(readyCtx, rec.Address, warmUpCmd); err != nil {
+		e.opts.Logger.Debug("warm pool: warm-up command", "sandbox", rec.rid(), "err", err)
+	}
 	rec.State, rec.Restored = StateWarm, restored
 	return b.save(rec)
 }
+
+// warmUpCmd is what a pooled sandbox runs once before it is pooled: an empty
+// command in a login shell, as the e2b clients' commands.run starts every
+// command.
+var warmUpCmd = []string{"/bin/bash", "-l", "-c", "true"}
 
 // takeWarm hands a pooled sandbox matching s to a Create, or nil when none is ready.
 func (e *Engine) takeWarm(s Spec) *box {

@@ -6,8 +6,10 @@
 // Settings: E2B_API_URL, E2B_SANDBOX_URL, E2B_API_KEY (the server's client.env);
 // BENCH_LOCAL_URL, the baseline file server (cmd/benchfs); BENCH_WORK_DIR, scratch
 // space for the local file; BENCH_CMD_N (200), BENCH_TRANSFER_MB (512),
-// BENCH_TRANSFER_RUNS (3), BENCH_API_CREATE_N (20).
+// BENCH_TRANSFER_RUNS (3), BENCH_API_CREATE_N (20); client.mjs's (see there);
+// BENCH_ONLY=client to run only client.mjs's measurements (without the code interpreter's).
 import { Sandbox } from 'e2b'
+import { clientBench } from './client.mjs'
 import { spawn, execFile } from 'node:child_process'
 import { createReadStream, existsSync, readFileSync } from 'node:fs'
 import { open, rm } from 'node:fs/promises'
@@ -250,6 +252,12 @@ async function transfers(sbx) {
 
 async function main() {
   const result = { settings: { N_CMD, MB, RUNS, N_CREATE } }
+  const client = clientBench({ API, SANDBOX_URL, KEY, count, dist, round, timed, kill, log })
+  result.client = await client.run()
+  if (env.BENCH_ONLY === 'client') {
+    console.log(JSON.stringify(result, null, 1))
+    return
+  }
   log(`API creates x${N_CREATE}`)
   result.apiCreateMs = await apiCreates()
   log('Sandbox.create')
@@ -265,6 +273,8 @@ async function main() {
   } finally {
     await kill(sbx.sandboxId)
   }
+  log('client: code interpreter creates')
+  result.client.interpreterFirstMs = await client.interpreter() // last: its template builds meanwhile
   console.log(JSON.stringify(result, null, 1))
 }
 

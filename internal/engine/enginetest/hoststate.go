@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // HostState is what a node's sandboxes hold on the host, for before/after checks: the
@@ -108,6 +109,26 @@ func (n *Node) HostState(t testing.TB, idPrefix string) HostState {
 		}
 	}
 	return s
+}
+
+// SettledHostState is HostState once it stops changing: sampled every 50 ms
+// until two samples in a row agree, for at most 10 s. A runtime may remove a
+// sandbox's state after the operation that ended it has returned (a gVisor
+// checkpoint does), so a baseline taken right after such an operation uses it.
+func (n *Node) SettledHostState(t testing.TB, idPrefix string) HostState {
+	t.Helper()
+	prev := n.HostState(t, idPrefix)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		now := n.HostState(t, idPrefix)
+		if now.Diff(prev) == "" {
+			return now
+		}
+		prev = now
+	}
+	t.Fatalf("the host state of sandboxes %s* did not settle in 10 s", idPrefix)
+	return prev
 }
 
 // Diff describes how s differs from before, field by field; "" when they are equal.

@@ -40,6 +40,8 @@ func TestDownload(t *testing.T) {
 	}
 	fifo := filepath.Join(root, "fifo")
 	must(t, syscall.Mkfifo(fifo, 0o644))
+	small := filepath.Join(root, "small")
+	must(t, os.WriteFile(small, []byte("twenty bytes of text"), 0o644))
 	empty := filepath.Join(root, "empty")
 	must(t, os.WriteFile(empty, nil, 0o644))
 	cases := []struct {
@@ -63,6 +65,11 @@ func TestDownload(t *testing.T) {
 			}
 			if b, _ := io.ReadAll(zr); string(b) != content {
 				t.Fatalf("decoded %d bytes", len(b))
+			}
+		}},
+		{"small files are not compressed", get("path="+url.QueryEscape(small), "Accept-Encoding", "gzip, deflate"), 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if w.Header().Get("Content-Encoding") != "" || w.Body.String() != "twenty bytes of text" {
+				t.Fatalf("encoding %q, body %q", w.Header().Get("Content-Encoding"), w.Body)
 			}
 		}},
 		{"gzip refused with q=0", get(pq, "Accept-Encoding", "gzip;q=0"), 200, func(t *testing.T, w *httptest.ResponseRecorder) {

@@ -32,6 +32,7 @@ type Settings interface {
 // Handler serves GET and POST /files.
 type Handler struct {
 	settings Settings
+	users    *identity.Users
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -41,7 +42,7 @@ func NewHandler(settings Settings, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{settings: settings, log: log, now: time.Now}
+	return &Handler{settings: settings, users: identity.NewUsers(), log: log, now: time.Now}
 }
 
 // ServeHTTP dispatches on the method.
@@ -67,7 +68,7 @@ func (h *Handler) caller(w http.ResponseWriter, r *http.Request, op string) (ide
 		WriteError(w, status, err)
 		return identity.User{}, false
 	}
-	u, err := identity.Resolve(r.URL.Query().Get("username"), h.settings.DefaultUser())
+	u, err := h.users.Resolve(r.URL.Query().Get("username"), h.settings.DefaultUser())
 	if err != nil {
 		WriteError(w, http.StatusUnauthorized, fmt.Errorf("resolve user: %w", err))
 		return identity.User{}, false

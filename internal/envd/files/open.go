@@ -19,28 +19,35 @@ var errNotRegular = errors.New("not a regular file")
 // else errNotRegular. The open never blocks on a FIFO or a device, and it follows
 // symlinks as the kernel does for the calling thread's credentials.
 func openRegular(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, _, err := openRegularInfo(path, flag, perm)
+	return f, err
+}
+
+// openRegularInfo is openRegular that also returns what the open file's stat
+// said.
+func openRegularInfo(path string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
 	f, err := os.OpenFile(path, flag|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case st.IsDir():
 		_ = f.Close()
-		return nil, &fs.PathError{Op: "open", Path: path, Err: syscall.EISDIR}
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: syscall.EISDIR}
 	case !st.Mode().IsRegular():
 		_ = f.Close()
-		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
 	}
 	if err := blocking(f); err != nil {
 		_ = f.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return f, nil
+	return f, st, nil
 }
 
 // blocking clears O_NONBLOCK on f.

@@ -24,9 +24,17 @@ import (
 // file stays usable with the daemon's credentials. When the daemon already runs
 // as u (root for root), fn runs as it is. A panic in fn is raised again in the
 // caller once the thread's credentials are back.
+//
+// A user resolved by Users runs fn on a thread its Threads pool keeps with u's
+// credentials for good (never with anyone else's, and never unlocked, so no
+// other goroutine runs on it); fn must then leave the thread's credentials as
+// they are, or the thread ends and Do reports it.
 func (u User) Do(fn func() error) error {
 	if os.Geteuid() == int(u.UID) && os.Getegid() == int(u.GID) {
 		return fn()
+	}
+	if u.threads != nil {
+		return u.threads.do(u, fn)
 	}
 	type result struct {
 		err      error

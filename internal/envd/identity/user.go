@@ -38,6 +38,8 @@ type User struct {
 	Groups []uint32
 	// Home is the home directory.
 	Home string
+	// threads, when set, keeps threads holding the user's credentials for Do.
+	threads *Threads
 }
 
 // IsRoot reports whether the user is uid 0.

@@ -37,9 +37,10 @@ type Environment interface {
 
 // Service implements processconnect.ProcessHandler.
 type Service struct {
-	env Environment
-	mgr *manager
-	log *slog.Logger
+	env   Environment
+	mgr   *manager
+	users *identity.Users
+	log   *slog.Logger
 }
 
 var _ processconnect.ProcessHandler = (*Service)(nil)
@@ -49,7 +50,7 @@ func NewService(env Environment, spawner Spawner, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{env: env, mgr: newManager(spawner), log: log}
+	return &Service{env: env, mgr: newManager(spawner), users: identity.NewUsers(), log: log}
 }
 
 // Handler returns the route prefix and HTTP handler of the service.
@@ -66,7 +67,7 @@ func (s *Service) user(h http.Header) (identity.User, error) {
 	if err != nil {
 		return identity.User{}, connect.NewError(connect.CodeUnauthenticated, err)
 	}
-	u, err := identity.Resolve(name, s.env.DefaultUser())
+	u, err := s.users.Resolve(name, s.env.DefaultUser())
 	if err != nil {
 		return identity.User{}, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("resolve user: %w", err))
 	}
@@ -90,6 +91,11 @@ func (s *Service) Start(ctx context.Context, req *connect.Request[pb.StartReques
 	}
 	p, sub, err := s.mgr.start(sp)
 	if err != nil {
+		if sp.explain != nil {
+			if why := sp.explain(); why != nil {
+				return why
+			}
+		}
 		return err
 	}
 	defer p.out.unsubscribe(sub)

@@ -31,6 +31,10 @@ type spec struct {
 	stdin  bool
 	tag    *string
 	config *pb.ProcessConfig
+	// explain, when set, checks the working directory and the command as the
+	// user after a start failed, and returns the error that says which is wrong
+	// (nil when both are fine).
+	explain func() error
 }
 
 // buildSpec validates req for user u, with the sandbox's environment and
@@ -53,27 +57,46 @@ func buildSpec(req *pb.StartRequest, u identity.User, sandboxEnv map[string]stri
 	}
 	// The user's view of the tree: what the process will find once it runs as u.
 	var path string
-	if err := u.Do(func() error {
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cwd '%s' does not exist or is not a directory", dir))
-		}
-		var err error
-		if path, err = lookPath(cfg.GetCmd(), dir, envValue(env, "PATH")); err != nil {
-			return connect.NewError(connect.CodeInvalidArgument, err)
+	check := func() error {
+		err := u.Do(func() error {
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cwd '%s' does not exist or is not a directory", dir))
+			}
+			var err error
+			if path, err = lookPath(cfg.GetCmd(), dir, envValue(env, "PATH")); err != nil {
+				return connect.NewError(connect.CodeInvalidArgument, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return errmap.Connect("start "+cfg.GetCmd(), err)
 		}
 		return nil
-	}); err != nil {
-		return nil, errmap.Connect("start "+cfg.GetCmd(), err)
+	}
+	// A command named by its path needs no search: the child changes into the
+	// directory as u and execs the path, so the kernel checks both then, and the
+	// check runs only to explain a start that failed (see spec.explain).
+	explain := check
+	if strings.Contains(cfg.GetCmd(), "/") {
+		if path, err = lookPath(cfg.GetCmd(), dir, ""); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+	} else {
+		if err := check(); err != nil {
+			return nil, err
+		}
+		explain = nil
 	}
 	sp := &spec{
-		path:   path,
-		args:   append([]string{cfg.GetCmd()}, cfg.GetArgs()...),
-		env:    env,
-		dir:    dir,
-		user:   u,
-		stdin:  req.Stdin == nil || req.GetStdin(),
-		tag:    req.Tag,
-		config: cfg,
+		path:    path,
+		args:    append([]string{cfg.GetCmd()}, cfg.GetArgs()...),
+		env:     env,
+		dir:     dir,
+		user:    u,
+		stdin:   req.Stdin == nil || req.GetStdin(),
+		tag:     req.Tag,
+		config:  cfg,
+		explain: explain,
 	}
 	if req.Pty != nil {
 		sp.pty = req.GetPty().GetSize()

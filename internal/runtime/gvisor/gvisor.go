@@ -57,6 +57,9 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	watches map[string]*pidWatch
+	// cleaning holds, by sandbox, the removal of a checkpointed sandbox's runsc
+	// state and cgroup, done after Checkpoint returns; closed when done.
+	cleaning map[string]chan struct{}
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -72,7 +75,7 @@ func New(opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("gvisor runtime: state dir: %w", err)
 	}
-	r := &Runtime{opts: opts, cg: cgroups.Detect(""), watches: map[string]*pidWatch{}}
+	r := &Runtime{opts: opts, cg: cgroups.Detect(""), watches: map[string]*pidWatch{}, cleaning: map[string]chan struct{}{}}
 	if opts.Cgroups != nil {
 		r.cg = *opts.Cgroups
 	}
@@ -138,6 +141,9 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
 	}
+	if err := r.awaitCleanup(ctx, id); err != nil {
+		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
+	}
 	bundle := filepath.Join(cfg.Dir, "bundle")
 	if err := oci.WriteBundle(bundle, oci.Spec(id, cfg, cfg.RootfsPath)); err != nil {
 		return fmt.Errorf("%s sandbox %s: %w", op, id, err)
@@ -166,13 +172,17 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 		}
 		return nil
 	}
+	// runsc writes the sandbox process's pid here, so that watching it needs no
+	// runsc state.
+	pidFile := filepath.Join(cfg.Dir, "runsc.pid")
+	_ = os.Remove(pidFile)
 	if image == "" {
 		// Created first, so that the process is watched before the first process can
 		// exit: its status is then never lost.
-		if err := runsc(createArgs(cfg, bundle, id)...); err != nil {
+		if err := runsc(createArgs(cfg, bundle, pidFile, id)...); err != nil {
 			return fail(err)
 		}
-		if err := r.watch(ctx, id); err != nil {
+		if err := r.watchFrom(ctx, id, pidFile); err != nil {
 			return fail(err)
 		}
 		if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
@@ -183,19 +193,19 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 		}
 		return nil
 	}
-	if err := runsc("restore", "--detach", "--image-path", image, "--bundle", bundle, id); err != nil {
+	if err := runsc("restore", "--detach", "--image-path", image, "--bundle", bundle, "--pid-file", pidFile, id); err != nil {
 		return fail(err)
 	}
 	if err := r.cg.SetMemoryLimit(oci.CgroupPath(id), memoryHeadroom(cfg.MemoryMB)); err != nil {
 		return fail(err)
 	}
-	_ = r.watch(ctx, id) // a restored process that already ended reports code -1
+	_ = r.watchFrom(ctx, id, pidFile) // a restored process that already ended reports code -1
 	return nil
 }
 
 // Checkpoint implements runtime.Runtime.
 func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
-	st, err := r.cli.State(ctx, id)
+	pid, err := r.pidOf(ctx, id)
 	if err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
@@ -210,14 +220,15 @@ func (r *Runtime) Checkpoint(ctx context.Context, id, dir string) error {
 	// later. The process's pidfd says when it has exited, reaped or not.
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if st.Pid > 0 {
-		if err := runtime.WaitPid(waitCtx, st.Pid); err != nil {
+	if pid > 0 {
+		if err := runtime.WaitPid(waitCtx, pid); err != nil {
 			return fmt.Errorf("checkpoint sandbox %s: the sandbox did not stop: %w", id, err)
 		}
 	}
 	r.unwatch(id)
-	r.cli.ForceDelete(id)
-	_ = r.cg.Remove(oci.CgroupPath(id))
+	// The image is complete and the sandbox gone: its runsc state and cgroup are
+	// removed after the return, and a start, restore or kill of id waits for it.
+	r.cleanupLater(id)
 	return nil
 }
 
@@ -240,6 +251,9 @@ func (r *Runtime) Thaw(ctx context.Context, id string) error {
 // Kill implements runtime.Runtime.
 func (r *Runtime) Kill(ctx context.Context, id string) error {
 	r.unwatch(id)
+	if err := r.awaitCleanup(ctx, id); err != nil {
+		return fmt.Errorf("kill sandbox %s: %w", id, err)
+	}
 	if _, err := r.cli.State(ctx, id); err != nil {
 		_ = r.cg.Remove(oci.CgroupPath(id))
 		return fmt.Errorf("kill sandbox %s: %w", id, err)

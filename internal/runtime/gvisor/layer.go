@@ -14,10 +14,11 @@ import (
 // filesImageMarker is a file runsc writes into every filesystem checkpoint.
 const filesImageMarker = "fscheckpoint.pb"
 
-// createArgs are the arguments of runsc create for a sandbox booted from cfg: with
-// cfg.FilesImage, its overlay's upper layer is filled from that filesystem checkpoint.
-func createArgs(cfg runtime.Config, bundle, id string) []string {
-	args := []string{"create", "--bundle", bundle}
+// createArgs are the arguments of runsc create for a sandbox booted from cfg, which
+// writes the sandbox's pid to pidFile: with cfg.FilesImage, its overlay's upper layer
+// is filled from that filesystem checkpoint.
+func createArgs(cfg runtime.Config, bundle, pidFile, id string) []string {
+	args := []string{"create", "--bundle", bundle, "--pid-file", pidFile}
 	if cfg.FilesImage != "" {
 		args = append(args, "--fs-restore-image-path", cfg.FilesImage)
 	}
