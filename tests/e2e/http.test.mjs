@@ -1,5 +1,5 @@
 // End-to-end tests of the control plane's HTTP API by plain fetch: every route
-// of the seed API, status codes and shapes, validation, authentication, a
+// of the API document, status codes and shapes, validation, authentication, a
 // server restart and concurrent lifecycle calls. The e2b client is used only
 // to act inside sandboxes (commands, files). run.sh runs this file once.
 import { test } from 'node:test'

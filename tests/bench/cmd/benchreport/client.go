@@ -44,7 +44,7 @@ func clientSection(r *results) section {
 		{"create to first command from code-interpreter-v1, p50 / p99 " + orSkipped(r.str("client.interpreterFirstMs.skipped")),
 			both("interpreterFirstMs"), target{}, ""},
 	}
-	return section{title: "Through the e2b client (issue 14): what a user feels, beside its floor", rows: rows}
+	return section{title: "Through the e2b client: what a user feels, beside its floor", rows: rows}
 }
 
 // orSkipped is why a measurement was skipped, in brackets, or nothing.

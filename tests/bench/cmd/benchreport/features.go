@@ -88,7 +88,7 @@ func interpreterSection(r *results) section {
 			r.fm(idle+"interpreter.fit24GiBCgroup", "%.0f").plus(" / " + fitHost.text), target{},
 			"base: " + r.fm(idle+"base.fit24GiBCgroup", "%.0f").text + " / " + r.fm(idle+"base.fit24GiBHost", "%.0f").text},
 	}
-	return section{title: "Code interpreter (issue 10): @e2b/code-interpreter@2.8.0 against a server, code-interpreter-v1", rows: rows}
+	return section{title: "Code interpreter: @e2b/code-interpreter@2.8.0 against a server, code-interpreter-v1", rows: rows}
 }
 
 func sandboxFeatureSection(r *results) section {
@@ -111,7 +111,7 @@ func sandboxFeatureSection(r *results) section {
 		{"cost of the domain check on that download", r.fm("egress.slowerPct", "%.1f %% slower"), atMost(10, "% slower"),
 			"first byte " + r.fm("egress.rules.firstByteP50Ms", "%.2f ms").text + " with rules, " + r.fm("egress.none.firstByteP50Ms", "%.2f ms").text + " without"},
 	}
-	return section{title: "Sandbox features (issue 11): the npm e2b client (e2b@2.51.0) against a server", rows: rows}
+	return section{title: "Sandbox features: the npm e2b client (e2b@2.51.0) against a server", rows: rows}
 }
 
 func templateSection(r *results) section {
@@ -129,7 +129,7 @@ func templateSection(r *results) section {
 				" / " + r.fm("templates.oneStep.firstServerLogMs", "%.0f ms").text), target{},
 			"the SDK's own first line " + r.fm("templates.cold.firstLogMs", "%.2f ms").text},
 	}
-	return section{title: "Templates (issue 12): the e2b SDK's Template API against a server", rows: rows}
+	return section{title: "Templates: the e2b SDK's Template API against a server", rows: rows}
 }
 
 // featuresDetails writes features.json, folded, when the run has it.

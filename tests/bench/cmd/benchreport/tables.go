@@ -142,7 +142,7 @@ func engineSection(r *results) section {
 		{"idle sandboxes that fit in 24 GiB, by cgroup usage", r.bm(benchIdle, "fit-24GiB-cgroup", "%.0f"), atLeast(500, "sandboxes"), runcIdle("fit-24GiB-cgroup", "%.0f")},
 		{"idle sandboxes that fit in 24 GiB, by the MemAvailable drop", r.bm(benchIdle, "fit-24GiB-host", "%.0f"), atLeast(500, "sandboxes"), runcFit},
 	}
-	return section{title: "Engine (issue 2): a real engine, gVisor sandboxes of the base template", rows: rows}
+	return section{title: "Engine: a real engine, gVisor sandboxes of the base template", rows: rows}
 }
 
 func envdSection(r *results) section {
@@ -176,7 +176,7 @@ func envdSection(r *results) section {
 			r.jm("idle.host.cgroupUsageMiB", "%.1f MiB").plus(" (" + r.jm("idle.host.processesPssMiB", "%.1f MiB").text + ")"), target{}, ""},
 		{"envd RSS after the commands and transfers", r.jm("afterLoad.envdRssMiB", "%.1f MiB"), target{}, ""},
 	}
-	return section{title: "envd (issue 3): the npm e2b client (e2b@2.51.0) against a server", rows: rows}
+	return section{title: "envd: the npm e2b client (e2b@2.51.0) against a server", rows: rows}
 }
 
 func controlSection(r *results) section {
@@ -203,5 +203,5 @@ func controlSection(r *results) section {
 		{"network setup for one sandbox (namespace, veth, firewall), p50", r.bm("BenchmarkSetupTeardown", "setup-p50-ms", "%.1f ms").
 			plus(" (teardown " + r.bm("BenchmarkSetupTeardown", "teardown-p50-ms", "%.1f ms").text + ")"), target{}, ""},
 	}
-	return section{title: "Control plane (issue 4)", rows: rows}
+	return section{title: "Control plane", rows: rows}
 }
