@@ -57,7 +57,7 @@ func run() error {
 	r := reaper.New()
 	go r.Run(context.Background())
 
-	d := envd.New(envd.Options{Spawner: r, Logger: log})
+	d := envd.New(envd.Options{Spawner: r, Logger: log, Console: os.Stdout})
 	ln, err := net.Listen("tcp", net.JoinHostPort(*addr, strconv.Itoa(*port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -6,6 +6,7 @@ package envd
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -41,6 +42,10 @@ type Options struct {
 	Env map[string]string
 	// Logger receives the daemon's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Console receives a copy of the output of the template's start command
+	// (the process tagged process.StartCommandTag), as the sandbox's console
+	// shows a container's main process; nil keeps it in the process stream only.
+	Console io.Writer
 }
 
 // Daemon is one sandbox's daemon.
@@ -68,7 +73,7 @@ func New(opts Options) *Daemon {
 	st := settings.New(opts.Env)
 	d := &Daemon{
 		settings: st,
-		procs:    process.NewService(st, opts.Spawner, opts.Logger),
+		procs:    process.NewService(st, opts.Spawner, opts.Logger, process.WithConsole(opts.Console)),
 		fs:       filesystem.NewService(st, opts.Logger),
 		files:    files.NewHandler(st, opts.Logger),
 		metrics:  metrics.NewCollector(opts.ProcRoot, opts.DiskPath),

@@ -45,7 +45,7 @@ test('template create builds a Dockerfile that sandboxes run; template list show
     // /tmp/ping in /tmp/pong (the image has no rm: the file is emptied).
     'start.sh': `echo "started-$GREETING" > /tmp/started.txt
 while :; do
-  if [ -s /tmp/ping ]; then cat /tmp/ping > /tmp/pong; : > /tmp/ping; fi
+  if [ -s /tmp/ping ]; then cat /tmp/ping > /tmp/pong; : > /tmp/ping; echo "answered $(cat /tmp/pong)"; fi
   sleep 0.2
 done
 `,
@@ -92,6 +92,11 @@ COPY start.sh /opt/app/start.sh
   ok(await e2b(['sandbox', 'exec', id, `echo ping-${RUN} > /tmp/ping`]))
   await eventually(async () => (await e2b(['sandbox', 'exec', id, 'cat /tmp/pong 2>/dev/null'])).stdout === `ping-${RUN}\n`,
     20_000, 'the start command to answer', 500)
+  // What the start command prints is the sandbox's console: its log has it.
+  await eventually(async () => {
+    const lines = ok(await e2b(['sandbox', 'logs', id, '--format', 'json'])).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    return lines.some((l) => JSON.stringify(l).includes(`answered ping-${RUN}`))
+  }, 20_000, "the start command's output in the sandbox's log", 500)
   await killQuietly(id)
 
   const del = await e2b(['template', 'delete', NAME, '--yes'])

@@ -42,8 +42,14 @@ type harness struct {
 
 func newHarness(t *testing.T, opts ...connect.ClientOption) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, opts...)
+}
+
+// newHarnessWith is newHarness with options of the Service.
+func newHarnessWith(t *testing.T, svcOpts []Option, opts ...connect.ClientOption) *harness {
+	t.Helper()
 	env := &fakeEnv{env: map[string]string{"SANDBOX_VAR": "sandbox"}, user: "root"}
-	svc := NewService(env, testReaper, nil)
+	svc := NewService(env, testReaper, nil, svcOpts...)
 	mux := http.NewServeMux()
 	mux.Handle(svc.Handler())
 	srv := httptest.NewServer(mux)

@@ -3,6 +3,7 @@ package process
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -25,6 +26,8 @@ type Spawner interface {
 // manager tracks the running processes by pid.
 type manager struct {
 	spawner Spawner
+	// console, when set, receives the output of start commands (WithConsole).
+	console io.Writer
 	mu      sync.Mutex
 	procs   map[uint32]*proc
 	seq     uint64
@@ -40,6 +43,9 @@ func (m *manager) start(sp *spec) (*proc, *subscriber, error) {
 	p, exit, err := launch(m.spawner, sp)
 	if err != nil {
 		return nil, nil, err
+	}
+	if m.console != nil && sp.tag != nil && *sp.tag == StartCommandTag {
+		p.console = m.console
 	}
 	m.mu.Lock()
 	m.seq++

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -50,6 +51,8 @@ type proc struct {
 	inMu    sync.Mutex
 	stdin   *os.File
 	release func()
+	// console, when set, gets a copy of every output chunk (start commands).
+	console io.Writer
 
 	mu     sync.Mutex
 	exited bool
@@ -116,6 +119,9 @@ func (p *proc) pump(f *os.File, kind outputKind) {
 		n, err := f.Read(buf)
 		if n > 0 {
 			p.out.publish(dataEvent(kind, bytes.Clone(buf[:n])), n)
+			if p.console != nil {
+				_, _ = p.console.Write(buf[:n])
+			}
 			if p.hasExited() {
 				afterExit += n
 				if afterExit > drainLimit {

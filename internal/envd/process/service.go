@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -45,12 +46,30 @@ type Service struct {
 
 var _ processconnect.ProcessHandler = (*Service)(nil)
 
+// StartCommandTag is the tag the node starts a template's start command
+// with (a wire value shared with the node's engine).
+const StartCommandTag = "start-cmd"
+
+// Option configures a Service.
+type Option func(*manager)
+
+// WithConsole copies the output (stdout, stderr or terminal) of every process
+// tagged StartCommandTag to w, in the order it is read; nil copies nothing.
+// Writes that fail are dropped: the console never holds a process up.
+func WithConsole(w io.Writer) Option {
+	return func(m *manager) { m.console = w }
+}
+
 // NewService returns a Service that starts children through spawner.
-func NewService(env Environment, spawner Spawner, log *slog.Logger) *Service {
+func NewService(env Environment, spawner Spawner, log *slog.Logger, opts ...Option) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{env: env, mgr: newManager(spawner), users: identity.NewUsers(), log: log}
+	mgr := newManager(spawner)
+	for _, o := range opts {
+		o(mgr)
+	}
+	return &Service{env: env, mgr: mgr, users: identity.NewUsers(), log: log}
 }
 
 // Handler returns the route prefix and HTTP handler of the service.
