@@ -44,3 +44,16 @@ npm_ci_once() {
     echo "$want" > node_modules/.lelantos-lock
   fi
 }
+
+# unmount_under DIR: detaches every mount at or under DIR (runsc's namespace mount
+# may be stacked, one per sandbox started at once on a fresh data directory), so
+# that DIR can be removed.
+unmount_under() {
+  local dir=$1 points _
+  for _ in $(seq 1 16); do
+    points=$(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo)
+    [ -n "$points" ] || return 0
+    for p in $points; do umount -l "$p" 2>/dev/null || true; done
+  done
+  echo "mounts remain under $dir" >&2
+}

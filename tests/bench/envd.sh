@@ -35,7 +35,7 @@ cleanup() {
     kill -KILL "$server_pid" 2>/dev/null || true
   fi
   if [ -n "$fs_pid" ]; then kill "$fs_pid" 2>/dev/null || true; fi
-  umount -l "$data/node/runsc/null-netns" 2>/dev/null || true
+  unmount_under "$data"
   cp "$data/server.log" "$out/server.log" 2>/dev/null || true
   rm -rf "$data" "$work"
 }

@@ -42,7 +42,7 @@ cleanup() {
     kill -TERM "$net_pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$net_pid" 2>/dev/null || break; sleep 0.1; done
   fi
-  umount -l "$data/node/runsc/null-netns" 2>/dev/null || true
+  unmount_under "$data"
   cp "$data/server.log" "$out/features-server.log" 2>/dev/null || true
   rm -rf "$data"
 }

@@ -15,7 +15,7 @@ cd "$here"
 npm_ci_once "E2B's CLI for its suite"
 export E2E_DATA_DIR=$(mktemp -d /tmp/lelantos-e2bcli.XXXXXX)
 export E2E_API=127.0.0.1:${E2BCLI_API_PORT:-4000} E2E_SANDBOX=127.0.0.1:${E2BCLI_SANDBOX_PORT:-4001}
-export E2E_SUBNET=${E2BCLI_SUBNET:-10.244.0.0/16} E2E_NET_PREFIX=lcli2
+export E2E_SUBNET=${E2BCLI_SUBNET:-10.244.0.0/16} E2E_NET_PREFIX=${E2BCLI_NET_PREFIX:-lcli2}
 export E2BCLI_REGISTRY=127.0.0.1:${E2BCLI_REGISTRY_PORT:-4002}
 # The suites build their own template; a built-in one would only load the machine.
 export E2E_SERVE_FLAGS="--builtin-templates none --private-registry $E2BCLI_REGISTRY"
@@ -31,7 +31,7 @@ cleanup() {
   fi
   bash "$repo/tests/e2e/server.sh" stop
   if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
-  umount -l "$E2E_DATA_DIR/node/runsc/null-netns" 2>/dev/null || true
+  unmount_under "$E2E_DATA_DIR"
   rm -rf "$E2E_DATA_DIR"
 }
 trap cleanup EXIT

@@ -20,7 +20,7 @@ cleanup() {
     done
   fi
   bash "$here/server.sh" stop
-  umount -l "$E2E_DATA_DIR/node/runsc/null-netns" 2>/dev/null || true
+  unmount_under "$E2E_DATA_DIR"
   rm -rf "$E2E_DATA_DIR"
 }
 trap cleanup EXIT

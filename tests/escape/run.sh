@@ -17,7 +17,7 @@ export ESCAPE_DATA_DIR=$E2E_DATA_DIR ESCAPE_CLASSES=gvisor,runc
 export E2E_SERVE_FLAGS="--builtin-templates none"
 cleanup() {
   bash "$repo/tests/e2e/server.sh" stop
-  umount -l "$E2E_DATA_DIR/node/runsc/null-netns" 2>/dev/null || true
+  unmount_under "$E2E_DATA_DIR"
   rm -rf "$E2E_DATA_DIR"
 }
 trap cleanup EXIT

@@ -93,7 +93,12 @@ func cloneRepo(t *testing.T) string {
 	}
 	t.Cleanup(func() {
 		// runsc may have left its namespace mount in the data directory.
-		_ = exec.Command("umount", "-l", filepath.Join(dir, ".lelantos/node/runsc/null-netns")).Run()
+		// (stacked when sandboxes started at once), so detach it until none is left.
+		for range 16 {
+			if exec.Command("umount", "-l", filepath.Join(dir, ".lelantos/node/runsc/null-netns")).Run() != nil {
+				break
+			}
+		}
 	})
 	return dir
 }
