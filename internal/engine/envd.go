@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -177,16 +178,19 @@ func (c *envdClient) startCommand(ctx context.Context, addr, token, cmd string) 
 	return 0, fmt.Errorf("start command %q: stream ended without a pid: %v", cmd, stream.Err())
 }
 
-// run runs argv in the sandbox through the daemon, before its init (so
-// without a token), and waits for it to end; a non-zero exit is an error.
-func (c *envdClient) run(ctx context.Context, addr string, argv []string) error {
+// run runs argv in the sandbox as user through the daemon, before its init
+// (so without a token), and waits for it to end; a non-zero exit is an error.
+func (c *envdClient) run(ctx context.Context, addr, user string, argv []string) error {
 	if len(argv) == 0 {
 		return errors.New("run: no command")
 	}
 	client := processconnect.NewProcessClient(c.http, envdURL(addr, ""))
-	stream, err := client.Start(ctx, connect.NewRequest(&process.StartRequest{
+	req := connect.NewRequest(&process.StartRequest{
 		Process: &process.ProcessConfig{Cmd: argv[0], Args: argv[1:]},
-	}))
+	})
+	// The clients' way of naming the user: basic auth with an empty password.
+	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
+	stream, err := client.Start(ctx, req)
 	if err != nil {
 		return fmt.Errorf("run %q: %w", argv, err)
 	}

@@ -89,7 +89,10 @@ func (e *Engine) bootWarmBox(ctx context.Context, b *box, rt runtime.Runtime) er
 	// A login shell once, as the clients run every command: its files are then in
 	// the sandbox's page cache, and the first command of the create that takes
 	// the sandbox does not read them from the host. It leaves nothing behind.
-	if err := e.envd.run(readyCtx, rec.Address, warmUpCmd); err != nil {
+	// It runs as root, as the daemon itself does: a daemon that has not yet
+	// acted as another user is as a fresh sandbox's (its console, /proc/1/fd,
+	// stays open to root inside).
+	if err := e.envd.run(readyCtx, rec.Address, "root", warmUpCmd()); err != nil {
 		e.opts.Logger.Debug("warm pool: warm-up command", "sandbox", rec.rid(), "err", err)
 	}
 	rec.State, rec.Restored = StateWarm, restored
@@ -99,7 +102,7 @@ func (e *Engine) bootWarmBox(ctx context.Context, b *box, rt runtime.Runtime) er
 // warmUpCmd is what a pooled sandbox runs once before it is pooled: an empty
 // command in a login shell, as the e2b clients' commands.run starts every
 // command.
-var warmUpCmd = []string{"/bin/bash", "-l", "-c", "true"}
+func warmUpCmd() []string { return []string{"/bin/bash", "-l", "-c", "true"} }
 
 // takeWarm hands a pooled sandbox matching s to a Create, or nil when none is ready.
 func (e *Engine) takeWarm(s Spec) *box {
