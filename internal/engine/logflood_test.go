@@ -92,6 +92,7 @@ func TestLogFlood(t *testing.T) {
 	var peak int64
 	var peakFiles map[string]int64
 	var during, slowestRead time.Duration
+	looks, lastLook := 0, start
 	noted := false
 	var cpu0 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &cpu0)
@@ -110,8 +111,16 @@ flooding:
 			if use, by := logDiskUse(dir); use > peak {
 				peak, peakFiles = use, by
 			}
-			if during == 0 && time.Since(start) > time.Second {
-				during = commandLatency(t, quiet)
+			// Up to three looks, a second or more apart, the best one kept:
+			// starvation by the flood shows in every one, a burst of other
+			// work on the machine (tests of other packages run beside this
+			// one) in one.
+			if looks < 3 && (during == 0 || during > 2*before) && time.Since(lastLook) > time.Second {
+				d := commandLatency(t, quiet)
+				if during == 0 || d < during {
+					during = d
+				}
+				looks, lastLook = looks+1, time.Now()
 			}
 			if time.Since(lastRead) > 500*time.Millisecond {
 				// The newest lines, as a client following the log asks for them.
