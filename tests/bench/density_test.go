@@ -50,6 +50,9 @@ func idleDensity(b *testing.B, class string, n int) {
 		for i := range ids {
 			s := r.spec(fmt.Sprintf("idle%sr%03di%04d", class, round, i))
 			s.RuntimeClass = class
+			// One vCPU each: the node admits 16 vCPUs per core, and idle
+			// sandboxes of the default two would fill it before memory does.
+			s.CPUCount = 1
 			ids[i] = s.ID
 			r.create(b, s)
 		}

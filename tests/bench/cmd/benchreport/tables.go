@@ -191,10 +191,10 @@ func controlSection(r *results) section {
 			"one fsynced store insert, mean " + r.opMs("BenchmarkInsertSandbox").text},
 		{"POST /sandboxes wall time with the real node, p50 (n=" + r.jm("apiCreateMs.n", "%.0f").text + ")", apiCreate, target{}, createBase},
 		{"create through the control plane on PostgreSQL (no-op node, durable commits), p50 / p99 (BenchmarkControlPlaneCreate)",
-			r.bm("BenchmarkControlPlaneCreate/postgres", "p50-µs", "%.0f µs").plus(" / " +
-				r.bm("BenchmarkControlPlaneCreate/postgres", "p99-µs", "%.0f µs").text), target{},
-			"on SQLite " + r.bm("BenchmarkControlPlaneCreate/sqlite", "p50-µs", "%.0f µs").text + " / " +
-				r.bm("BenchmarkControlPlaneCreate/sqlite", "p99-µs", "%.0f µs").text},
+			r.bm("BenchmarkControlPlaneCreate/postgres", "create-p50-µs", "%.0f µs").plus(" / " +
+				r.bm("BenchmarkControlPlaneCreate/postgres", "create-p99-µs", "%.0f µs").text), target{},
+			"on SQLite " + r.bm("BenchmarkControlPlaneCreate/sqlite", "create-p50-µs", "%.0f µs").text + " / " +
+				r.bm("BenchmarkControlPlaneCreate/sqlite", "create-p99-µs", "%.0f µs").text},
 		{"e2b `Sandbox.create()`, one", r.jm("clientCreateMs", "%.1f ms"), target{}, ""},
 		{"list with 10,000 sandboxes stored: GET /v2/sandboxes?state=running, a page of 100, mean (BenchmarkList10k)", r.opMs("BenchmarkList10k"), target{},
 			"the store query alone " + r.bm("BenchmarkListSandboxes10k/running", "p50-µs", "%.0f µs").text + " p50"},
