@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"lelantos.dev/lelantos/internal/loopdev"
 )
 
 // stepDisk is the file system a RUN step's changes go to: a sparse file of the
@@ -44,7 +46,7 @@ func mountStepDisk(ctx context.Context, image, mnt string, sizeMB int) (_ *stepD
 	if err != nil {
 		return nil, fmt.Errorf("step disk: mkfs.ext4: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	loop, err := attachLoop(f)
+	loop, err := loopdev.Attach(f, filepath.Base(f.Name()))
 	if err != nil {
 		return nil, fmt.Errorf("step disk: %w", err)
 	}
@@ -54,38 +56,6 @@ func mountStepDisk(ctx context.Context, image, mnt string, sizeMB int) (_ *stepD
 		return nil, fmt.Errorf("step disk: mount %s: %w", loop.Name(), err)
 	}
 	return d, nil
-}
-
-// attachLoop binds a free loop device to f, clearing itself once unused.
-func attachLoop(f *os.File) (*os.File, error) {
-	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer ctl.Close()
-	for range 20 {
-		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
-		if err != nil {
-			return nil, fmt.Errorf("find a free loop device: %w", err)
-		}
-		dev, err := os.OpenFile(fmt.Sprintf("/dev/loop%d", n), os.O_RDWR, 0)
-		if err != nil {
-			return nil, err
-		}
-		cfg := unix.LoopConfig{Fd: uint32(f.Fd())}
-		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
-		copy(cfg.Info.File_name[:], filepath.Base(f.Name()))
-		err = unix.IoctlLoopConfigure(int(dev.Fd()), &cfg)
-		if err == nil {
-			return dev, nil
-		}
-		dev.Close()
-		if !errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("configure loop device %d: %w", n, err)
-		}
-		// Another process took it between the two calls: ask again.
-	}
-	return nil, errors.New("no free loop device")
 }
 
 // full reports whether the step's file system is (nearly) out of space or inodes.

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"lelantos.dev/lelantos/internal/loopdev"
 )
 
 // makeImage makes the sparse file image of sizeMB MiB and formats it as ext4: with a
@@ -97,34 +99,7 @@ func attachLoop(image string) (*os.File, error) {
 		return nil, err
 	}
 	defer img.Close()
-	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer ctl.Close()
-	for range 20 {
-		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
-		if err != nil {
-			return nil, fmt.Errorf("find a free loop device: %w", err)
-		}
-		dev, err := os.OpenFile(fmt.Sprintf("/dev/loop%d", n), os.O_RDWR, 0)
-		if err != nil {
-			return nil, err
-		}
-		cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
-		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
-		copy(cfg.Info.File_name[:], image)
-		err = unix.IoctlLoopConfigure(int(dev.Fd()), &cfg)
-		if err == nil {
-			return dev, nil
-		}
-		dev.Close()
-		if !errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("configure loop device %d: %w", n, err)
-		}
-		// Another process took it between the two calls: ask again.
-	}
-	return nil, errors.New("no free loop device")
+	return loopdev.Attach(img, image)
 }
 
 // isMount reports whether dir is a mount point: it sits on another device than its
