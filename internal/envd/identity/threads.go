@@ -149,44 +149,68 @@ func (p *Threads) retire(t *credThread) bool {
 func (p *Threads) start(u User, key string) (*credThread, error) {
 	t := &credThread{key: key, jobs: make(chan func() result), out: make(chan result, 1)}
 	ready := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread ends with this goroutine.
-		runtime.LockOSThread()
-		want, err := becomeChecked(u)
-		ready <- err
-		if err != nil {
-			return
-		}
-		idle := time.NewTimer(p.idleFor)
-		defer idle.Stop()
-		for {
-			select {
-			case job, ok := <-t.jobs:
-				if !ok {
-					return
-				}
-				res := job()
-				if now, err := fullCreds(); err != nil || !sameFull(now, want) {
-					res.broken = true
-					res.err = errors.Join(res.err, fmt.Errorf("act as user %q: the call changed the thread's credentials", u.Name))
-				}
-				t.out <- res
-				if res.broken {
-					return
-				}
-				idle.Reset(p.idleFor)
-			case <-idle.C:
-				if p.retire(t) {
-					return
-				}
-				idle.Reset(p.idleFor) // taken meanwhile: its work comes next
-			}
-		}
-	}()
+	go p.keep(t, u, ready)
 	if err := <-ready; err != nil {
 		return nil, fmt.Errorf("act as user %q: %w", u.Name, err)
 	}
 	return t, nil
+}
+
+// keep locks the calling goroutine to its thread for good and serves t's jobs
+// on it. The Go runtime does not end the process's main thread when a locked
+// goroutine ends there: it parks it forever, still holding whatever credentials
+// it had. So on the main thread keep does the work from another goroutine,
+// which then runs on another thread, and gives the main thread back untouched.
+func (p *Threads) keep(t *credThread, u User, ready chan<- error) {
+	// Never unlocked on any thread but the main one: the thread ends with
+	// this goroutine.
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.keep(t, u, ready)
+		}()
+		<-done
+		runtime.UnlockOSThread()
+		return
+	}
+	p.serve(t, u, ready)
+}
+
+// serve gives the calling locked thread u's credentials and runs t's jobs on it
+// until t is closed, its idle time passes or a job changes its credentials.
+func (p *Threads) serve(t *credThread, u User, ready chan<- error) {
+	want, err := becomeChecked(u)
+	ready <- err
+	if err != nil {
+		return
+	}
+	idle := time.NewTimer(p.idleFor)
+	defer idle.Stop()
+	for {
+		select {
+		case job, ok := <-t.jobs:
+			if !ok {
+				return
+			}
+			res := job()
+			if now, err := fullCreds(); err != nil || !sameFull(now, want) {
+				res.broken = true
+				res.err = errors.Join(res.err, fmt.Errorf("act as user %q: the call changed the thread's credentials", u.Name))
+			}
+			t.out <- res
+			if res.broken {
+				return
+			}
+			idle.Reset(p.idleFor)
+		case <-idle.C:
+			if p.retire(t) {
+				return
+			}
+			idle.Reset(p.idleFor) // taken meanwhile: its work comes next
+		}
+	}
 }
 
 // allCreds are a thread's real, effective and saved ids and its groups.

@@ -121,7 +121,10 @@ func TestUsersDoOnKeptThreads(t *testing.T) {
 	}
 	// Threads past the pool's bound end as their calls return.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		n := kept(t, u, start)
+		n, other := kept(t, u, start)
+		if other != "" {
+			t.Fatal(other)
+		}
 		if n >= 1 && n <= maxIdleThreads {
 			break
 		}
@@ -145,10 +148,12 @@ func TestUsersDoOnKeptThreads(t *testing.T) {
 		}
 		return nil
 	}))
+	// The broken thread ends just after its call returns; the others after
+	// their idle time.
 	deadline := time.Now().Add(10 * time.Second)
-	for kept(t, u, start) > 0 {
+	for n, other := kept(t, u, start); n > 0 || other != ""; n, other = kept(t, u, start) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d threads still kept for %s after their idle time", kept(t, u, start), u.Name)
+			t.Fatalf("%d threads still kept for %s after their idle time; %s", n, u.Name, other)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -162,14 +167,14 @@ func TestUsersDoOnKeptThreads(t *testing.T) {
 	}))
 }
 
-// kept counts the threads holding u's credentials and fails if any thread
-// holds something that is neither u's nor the daemon's.
-func kept(t *testing.T, u User, daemon string) int {
+// kept counts the threads holding u's credentials and names a thread that
+// holds something that is neither u's nor the daemon's, if there is one.
+func kept(t *testing.T, u User, daemon string) (int, string) {
 	t.Helper()
 	tasks, err := os.ReadDir("/proc/self/task")
 	must(t, err)
 	uid := strconv.FormatUint(uint64(u.UID), 10)
-	n := 0
+	n, other := 0, ""
 	for _, task := range tasks {
 		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "status"))
 		if err != nil {
@@ -181,8 +186,8 @@ func kept(t *testing.T, u User, daemon string) int {
 		case strings.HasPrefix(got, "Uid: 0 "+uid+" 0 "+uid+";"):
 			n++
 		default:
-			t.Fatalf("thread %s holds %q", task.Name(), got)
+			other = fmt.Sprintf("thread %s (process %d) holds %q", task.Name(), os.Getpid(), got)
 		}
 	}
-	return n
+	return n, other
 }
