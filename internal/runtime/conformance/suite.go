@@ -37,6 +37,7 @@ func Run(t *testing.T, rt runtime.Runtime, opts Options) {
 	}{
 		{"StartKill", testStartKill},
 		{"KillUnknown", testKillUnknown},
+		{"CanceledStart", testCanceledStart},
 		{"ListAndStats", testListAndStats},
 		{"Wait", testWait},
 		{"MemoryTotal", testMemoryTotal},
