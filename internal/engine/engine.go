@@ -224,6 +224,14 @@ func (e *Engine) Close() {
 	if e.poolCancel != nil {
 		e.poolCancel()
 	}
+	filling := e.filled
+	e.mu.Unlock()
+	if filling != nil {
+		// A boot under way ends in a pooled sandbox, recorded, or in one
+		// removed: never in one that runs with no record after Close.
+		<-filling
+	}
+	e.mu.Lock()
 	boxes := make([]*box, 0, len(e.boxes))
 	for _, b := range e.boxes {
 		boxes = append(boxes, b)

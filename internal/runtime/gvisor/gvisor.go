@@ -161,7 +161,12 @@ func (r *Runtime) launch(ctx context.Context, op, id string, cfg runtime.Config,
 	}
 	flags := r.globalFlags(cfg)
 	runsc := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, r.opts.Runsc, slices.Concat(flags, args)...)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("before runsc %s: %w", args[0], err)
+		}
+		stepCtx, cancel := ocicli.StepContext(ctx)
+		defer cancel()
+		cmd := exec.CommandContext(stepCtx, r.opts.Runsc, slices.Concat(flags, args)...)
 		cmd.Stdin = nil
 		cmd.Stdout = console
 		// runsc's own errors go to stderr before the sandbox starts; the sandbox's

@@ -133,3 +133,17 @@ func (c CLI) Stats(id string) (runtime.Stats, error) {
 	}
 	return s, nil
 }
+
+// StepTimeout bounds one launch step of an OCI runtime's command line (create,
+// start, restore, run).
+const StepTimeout = 2 * time.Minute
+
+// StepContext is the context for one launch step: ctx's values but not its
+// cancellation, and at most StepTimeout. A runtime killed part-way through
+// creating a sandbox can leave the sandbox's processes running with no state
+// that names them, where no kill or delete finds them; so a step always runs to
+// its end, and the caller checks ctx between steps and removes what the steps
+// made.
+func StepContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), StepTimeout)
+}

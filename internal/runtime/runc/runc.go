@@ -155,7 +155,12 @@ func (r *Runtime) Start(ctx context.Context, id string, cfg runtime.Config) (err
 	defer console.Close()
 	// A detached container inherits runc's stdio, so both go to the console file: a
 	// pipe here would never close while the sandbox lives.
-	cmd := exec.CommandContext(ctx, r.opts.Runc, "--root="+r.opts.StateDir, "run", "--detach", "--bundle", bundle, id)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start sandbox %s: %w", id, err)
+	}
+	stepCtx, cancel := ocicli.StepContext(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(stepCtx, r.opts.Runc, "--root="+r.opts.StateDir, "run", "--detach", "--bundle", bundle, id)
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("start sandbox %s: runc: %w: %s", id, err, runtime.Tail(cfg.ConsolePath, 1024))
