@@ -11,6 +11,7 @@ import (
 
 	"lelantos.dev/lelantos/internal/engine"
 	"lelantos.dev/lelantos/internal/engine/enginetest"
+	"lelantos.dev/lelantos/internal/runtime/conformance"
 )
 
 // TestCloseDuringPoolBoots: an engine closed while its pools are booting
@@ -42,33 +43,9 @@ func TestCloseDuringPoolBoots(t *testing.T) {
 				}
 			}
 			// What the runtimes listed is killed: nothing of the node may run now.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				left := processesUnder(node.DataDir)
-				if len(left) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("closed after %s: processes no runtime lists are still running: %s", d, strings.Join(left, "; "))
-				}
-				time.Sleep(100 * time.Millisecond)
+			if left := conformance.AwaitNoProcesses(node.DataDir, 10*time.Second); len(left) > 0 {
+				t.Fatalf("closed after %s: processes no runtime lists are still running: %s", d, strings.Join(left, "; "))
 			}
 		})
 	}
-}
-
-// processesUnder describes the host's processes whose command line names dir.
-func processesUnder(dir string) []string {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var found []string
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		if args := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(args, dir) {
-			found = append(found, strings.TrimPrefix(filepath.Dir(p), "/proc/")+" "+args[:min(len(args), 160)])
-		}
-	}
-	return found
 }

@@ -35,17 +35,8 @@ func testCanceledStart(t *testing.T, h *Harness, rt runtime.Runtime) {
 					t.Fatalf("kill a sandbox started before its context ended: %v", err)
 				}
 			}
-			// Killing is asynchronous in the kernel: give the processes a moment.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				left := processesOf(id)
-				if len(left) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("start canceled after %s (err %v) left processes running: %s", d, err, strings.Join(left, "; "))
-				}
-				time.Sleep(50 * time.Millisecond)
+			if left := AwaitNoProcesses(id, 10*time.Second); len(left) > 0 {
+				t.Fatalf("start canceled after %s (err %v) left processes running: %s", d, err, strings.Join(left, "; "))
 			}
 			infos, lerr := rt.List(context.Background())
 			if lerr != nil {
@@ -60,9 +51,25 @@ func testCanceledStart(t *testing.T, h *Harness, rt runtime.Runtime) {
 	}
 }
 
-// processesOf describes the host's processes that name sandbox id in their
-// command line or sit in one of its cgroups.
-func processesOf(id string) []string {
+// AwaitNoProcesses waits up to within for the host to have no process that
+// names s in its command line or sits in a cgroup whose path holds s (a
+// sandbox id, or a node's data directory), and describes those still there
+// when it gives up. Killing is asynchronous in the kernel: a process killed
+// just before takes a moment to go.
+func AwaitNoProcesses(s string, within time.Duration) []string {
+	deadline := time.Now().Add(within)
+	for {
+		left := processesNaming(s)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// processesNaming describes the host's processes that name s in their command
+// line or in their cgroup paths.
+func processesNaming(s string) []string {
 	pids, _ := filepath.Glob("/proc/[0-9]*")
 	var found []string
 	for _, p := range pids {
@@ -72,8 +79,8 @@ func processesOf(id string) []string {
 		}
 		cg, _ := os.ReadFile(filepath.Join(p, "cgroup"))
 		args := strings.ReplaceAll(string(cmd), "\x00", " ")
-		if strings.Contains(args, id) || strings.Contains(string(cg), id) {
-			found = append(found, filepath.Base(p)+" "+args)
+		if strings.Contains(args, s) || strings.Contains(string(cg), s) {
+			found = append(found, filepath.Base(p)+" "+args[:min(len(args), 160)])
 		}
 	}
 	return found
