@@ -153,6 +153,9 @@ type box struct {
 	// is a pooled sandbox being booted; both guarded by Engine.mu.
 	charge  Usage
 	booting bool
+	// pooled: the sandbox is booted for a warm pool and not handed out yet, so
+	// it runs at runtime.CPUWeightBackground. Guarded by op.
+	pooled bool
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]{1,63}$`)
@@ -264,11 +267,21 @@ func (e *Engine) config(b *box, netnsPath string) runtime.Config {
 		Hostname:    "lelantos",
 		NetNSPath:   netnsPath,
 		CPUCount:    s.CPUCount,
+		CPUWeight:   cpuWeight(b.pooled),
 		MemoryMB:    s.MemoryMB,
 		DiskSizeMB:  s.DiskSizeMB,
 		Mounts:      append([]runtime.Mount{{Source: b.rec.EnvdDir, Destination: "/lelantos"}}, e.volumeMounts(s)...),
 		ConsolePath: filepath.Join(b.dir, consoleFile),
 	}
+}
+
+// cpuWeight is the CPU weight of a sandbox: pooled sandboxes boot and wait in
+// the background, so that a busy CPU goes to the sandboxes in use first.
+func cpuWeight(pooled bool) uint64 {
+	if pooled {
+		return runtime.CPUWeightBackground
+	}
+	return runtime.CPUWeightNormal
 }
 
 func validate(s Spec) error {

@@ -57,6 +57,7 @@ func (e *Engine) bootWarm(ctx context.Context, spec Spec) (*box, error) {
 	b := e.newBox(spec, e.envdDir)
 	b.op.Lock()
 	defer b.op.Unlock()
+	b.pooled = true
 	// A pooled sandbox counts against the node's capacity; it waits for room
 	// rather than take it from real sandboxes.
 	if err := e.awaitAdmission(ctx, b); err != nil {
@@ -146,6 +147,11 @@ func (e *Engine) createFromWarm(ctx context.Context, b *box, s Spec) (Status, er
 	if err := b.save(rec); err != nil {
 		return fail(err)
 	}
+	// From here on the sandbox is in use: it gets a full share of the CPU.
+	b.pooled = false
+	if err := rt.SetCPUWeight(ctx, rec.rid(), cpuWeight(false)); err != nil {
+		return fail(err)
+	}
 	if s.Egress != nil { // before the daemon runs anything of s
 		if err := e.opts.Network.SetOptions(ctx, rec.rid(), netOptions(s)); err != nil {
 			return fail(err)
@@ -183,6 +189,7 @@ func (e *Engine) adoptWarm(ctx context.Context, b *box, rt runtime.Runtime, info
 	}
 	if rt != nil && inRuntime && info.Status == runtime.StatusRunning && wanted {
 		e.charge(b)
+		b.pooled = true
 		e.warm[key] = append(e.warm[key], b)
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"lelantos.dev/lelantos/internal/engine"
 	"lelantos.dev/lelantos/internal/engine/enginetest"
 	"lelantos.dev/lelantos/internal/runtime"
+	"lelantos.dev/lelantos/internal/runtime/cgroups"
+	"lelantos.dev/lelantos/internal/runtime/oci"
 )
 
 // waitWarm waits until the engine's pools hold want ready sandboxes.
@@ -37,6 +41,12 @@ func TestWarmPool(t *testing.T) {
 	if got := len(e.List()); got != 0 {
 		t.Fatalf("List shows %d sandboxes: pooled ones must not be listed", got)
 	}
+	pool := pooledIDs(t, node)
+	for _, id := range pool {
+		if got := cpuShares(t, id); got != runtime.CPUWeightBackground {
+			t.Errorf("pooled sandbox %s has cpu weight %d, want the background weight %d", id, got, runtime.CPUWeightBackground)
+		}
+	}
 
 	// A matching create takes a pooled sandbox and gives it its own identity.
 	s := newSpec(t, "poolaaaaaaaaaaaaaaa1")
@@ -51,6 +61,14 @@ func TestWarmPool(t *testing.T) {
 		t.Fatal("the pooled sandbox accepts a wrong token")
 	}
 	t.Logf("create from the pool took %v", took)
+	var weights []uint64
+	for _, id := range pool {
+		weights = append(weights, cpuShares(t, id))
+	}
+	if !slices.Contains(weights, runtime.CPUWeightNormal) || !slices.Contains(weights, runtime.CPUWeightBackground) {
+		t.Errorf("cpu weights of the two pooled sandboxes after one was taken: %v, want one normal (%d) and one background (%d)",
+			weights, runtime.CPUWeightNormal, runtime.CPUWeightBackground)
+	}
 	waitWarm(t, e, 2) // refilled
 
 	// A create that does not match (other memory) boots one.
@@ -104,6 +122,50 @@ func TestWarmPool(t *testing.T) {
 			t.Errorf("runtime still holds pooled sandbox %s", i.ID)
 		}
 	}
+}
+
+// pooledIDs lists the runtime ids of the pooled sandboxes the node runs.
+func pooledIDs(t *testing.T, node *enginetest.Node) []string {
+	t.Helper()
+	infos, err := node.Runtimes["gvisor"].List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, i := range infos {
+		if strings.HasPrefix(i.ID, "warm") {
+			ids = append(ids, i.ID)
+		}
+	}
+	return ids
+}
+
+// cpuShares reads the CPU weight of runtime sandbox id's cgroup on the host, in
+// cgroup v1 cpu.shares units.
+func cpuShares(t *testing.T, id string) uint64 {
+	t.Helper()
+	h := cgroups.Detect("")
+	file := filepath.Join(h.Root, "cpu", oci.CgroupPath(id), "cpu.shares")
+	if h.V2 {
+		file = filepath.Join(h.Root, oci.CgroupPath(id), "cpu.weight")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("cpu weight of %s: %v", id, err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("cpu weight of %s: %v", id, err)
+	}
+	if h.V2 { // back to shares units, as SetCPUShares maps them
+		switch v {
+		case 39:
+			return runtime.CPUWeightNormal
+		case 3:
+			return runtime.CPUWeightBackground
+		}
+	}
+	return v
 }
 
 // failingStarts wraps a real runtime and fails its first n Starts, as a missing

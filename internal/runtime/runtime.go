@@ -44,7 +44,22 @@ type Runtime interface {
 	Wait(ctx context.Context, id string) (Exit, error)
 	// List reports the sandboxes this runtime holds on the host, for re-adoption.
 	List(ctx context.Context) ([]Info, error)
+	// SetCPUWeight changes the sandbox's weight in contended CPU time (see
+	// Config.CPUWeight) while it runs.
+	SetCPUWeight(ctx context.Context, id string, weight uint64) error
 }
+
+// CPU weights of sandboxes, in cgroup v1 cpu.shares units: the share of a busy
+// CPU a sandbox gets beside others is its weight over the sum of theirs. An idle
+// CPU goes to whoever asks, whatever the weight.
+const (
+	// CPUWeightNormal is a sandbox in use, the cgroup default.
+	CPUWeightNormal uint64 = 1024
+	// CPUWeightBackground is a sandbox booted ahead of demand: while sandboxes in
+	// use keep the CPU busy it gets a sixteenth of what one of them gets, so its
+	// boot does not slow them, and it still boots on a loaded node.
+	CPUWeightBackground uint64 = 64
+)
 
 // Capabilities says which optional operations a runtime implements.
 type Capabilities struct {
@@ -69,6 +84,10 @@ type Config struct {
 	NetNSPath string
 	// CPUCount is the CPU quota in whole CPUs (>= 1).
 	CPUCount int
+	// CPUWeight is the sandbox's weight in contended CPU time (cgroup v1
+	// cpu.shares units); 0 means CPUWeightNormal. The quota caps how much CPU
+	// the sandbox may use; the weight decides who waits when CPUs are short.
+	CPUWeight uint64
 	// MemoryMB is what the sandbox sees as its total memory and may use (>= 64).
 	MemoryMB int
 	// DiskSizeMB caps the writable layer: writing past it gets ENOSPC inside (>= 64).

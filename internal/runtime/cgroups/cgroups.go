@@ -141,6 +141,26 @@ func (h Hierarchy) Remove(path string) error {
 	return nil
 }
 
+// SetCPUShares sets the weight of the cgroup at path in contended CPU time, in
+// v1 cpu.shares units (2..262144; 1024 is a cgroup's default). On v2 it is
+// mapped onto cpu.weight (1..10000, default 100) as container runtimes map it.
+// The weight only matters while the CPU is busy: an idle CPU goes to any cgroup
+// that asks, whatever its weight.
+func (h Hierarchy) SetCPUShares(path string, shares uint64) error {
+	shares = min(max(shares, 2), 262144)
+	if h.V2 {
+		weight := 1 + ((shares-2)*9999)/262142
+		if err := writeInt(h.file("", path, "cpu.weight"), int64(weight)); err != nil {
+			return fmt.Errorf("set cpu weight of %s: %w", path, err)
+		}
+		return nil
+	}
+	if err := writeInt(h.file("cpu", path, "cpu.shares"), int64(shares)); err != nil {
+		return fmt.Errorf("set cpu shares of %s: %w", path, err)
+	}
+	return nil
+}
+
 // Freeze stops (or with thaw, restarts) every task of the cgroup at path.
 func (h Hierarchy) Freeze(path string, freeze bool) error {
 	if h.V2 {

@@ -43,6 +43,7 @@ func Run(t *testing.T, rt runtime.Runtime, opts Options) {
 		{"MemoryTotal", testMemoryTotal},
 		{"DiskLimit", testDiskLimit},
 		{"FreezeThaw", testFreezeThaw},
+		{"CPUWeight", testCPUWeight},
 		{"CheckpointRestoreTwice", testCheckpointRestoreTwice},
 		{"Fork", testFork},
 		{"MemoryLimitKillsOnlyThatSandbox", testMemoryLimit},

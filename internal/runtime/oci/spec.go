@@ -32,6 +32,10 @@ func Spec(id string, cfg runtime.Config, rootPath string) *specs.Spec {
 	memLimit := int64(cfg.MemoryMB) << 20
 	period := uint64(100000)
 	quota := int64(cfg.CPUCount) * int64(period)
+	shares := cfg.CPUWeight
+	if shares == 0 {
+		shares = runtime.CPUWeightNormal
+	}
 	pids := int64(cfg.PidsLimit)
 	if pids == 0 {
 		pids = 4096
@@ -64,7 +68,7 @@ func Spec(id string, cfg runtime.Config, rootPath string) *specs.Spec {
 			},
 			Resources: &specs.LinuxResources{
 				Memory: &specs.LinuxMemory{Limit: &memLimit},
-				CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period},
+				CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares},
 				Pids:   &specs.LinuxPids{Limit: pids},
 			},
 		},

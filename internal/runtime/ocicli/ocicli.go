@@ -134,6 +134,14 @@ func (c CLI) Stats(id string) (runtime.Stats, error) {
 	return s, nil
 }
 
+// SetCPUWeight sets the CPU weight of sandbox id's cgroup (runtime.Config.CPUWeight).
+func (c CLI) SetCPUWeight(id string, weight uint64) error {
+	if err := c.Cgroups.SetCPUShares(oci.CgroupPath(id), weight); err != nil {
+		return fmt.Errorf("set the cpu weight of sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
 // StepTimeout bounds one launch step of an OCI runtime's command line (create,
 // start, restore, run).
 const StepTimeout = 2 * time.Minute

@@ -253,6 +253,11 @@ func (r *Runtime) Kill(ctx context.Context, id string) error {
 	return nil
 }
 
+// SetCPUWeight implements runtime.Runtime.
+func (r *Runtime) SetCPUWeight(ctx context.Context, id string, weight uint64) error {
+	return r.cli.SetCPUWeight(id, weight)
+}
+
 // Stats implements runtime.Runtime.
 func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 	return r.cli.Stats(id)
