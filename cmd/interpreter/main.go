@@ -83,9 +83,13 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 			continue
 		}
 		start := time.Now()
-		if _, err := m.Default(ctx, lang); err != nil {
+		c, err := m.Default(ctx, lang)
+		if err != nil {
 			log.Error("start a default context", "language", lang, "err", err)
 			continue
+		}
+		if err := m.WarmUp(ctx, c); err != nil {
+			log.Warn("warm up a default context", "language", lang, "err", err)
 		}
 		log.Info("default context ready", "language", lang, "took", time.Since(start).Round(time.Millisecond))
 	}

@@ -154,6 +154,24 @@ func (m *Manager) Default(ctx context.Context, lang string) (*Context, error) {
 	return c, nil
 }
 
+// WarmUp runs, in c's turn, what a first execution runs in c's kernel, and leaves
+// nothing of it behind (see Kernel.warmUp).
+func (m *Manager) WarmUp(ctx context.Context, c *Context) error {
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.turn }()
+	if err := m.ensureKernel(ctx, c); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	k := c.kernel
+	c.mu.Unlock()
+	return k.warmUp(ctx, c.lang, c.lang.warm)
+}
+
 // Get returns the context with id.
 func (m *Manager) Get(id string) (*Context, error) {
 	m.mu.Lock()

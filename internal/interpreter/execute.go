@@ -33,8 +33,14 @@ const interruptWait = 5 * time.Second
 // kernel is interrupted and the execution drained, so that the kernel is free
 // for the next one; the error is then ctx's.
 func (k *Kernel) Execute(ctx context.Context, code string, silent bool, onIOPub func(*Message)) (*ExecuteReply, error) {
+	return k.execute(ctx, code, silent, !silent, onIOPub)
+}
+
+// execute is Execute with the history flag apart: a run that is not silent and
+// not stored shows its result but does not count as an execution.
+func (k *Kernel) execute(ctx context.Context, code string, silent, storeHistory bool, onIOPub func(*Message)) (*ExecuteReply, error) {
 	id, w, err := k.request(chanShell, "execute_request", map[string]any{
-		"code": code, "silent": silent, "store_history": !silent, "user_expressions": map[string]any{},
+		"code": code, "silent": silent, "store_history": storeHistory, "user_expressions": map[string]any{},
 		"allow_stdin": false, "stop_on_error": true,
 	})
 	if err != nil {
@@ -113,6 +119,26 @@ func (k *Kernel) Run(ctx context.Context, code string) error {
 	}
 	if failure != "" {
 		return fmt.Errorf("run setup code: %s", failure)
+	}
+	return nil
+}
+
+// warmUp runs in the kernel what a context's first execution runs, and leaves
+// nothing of it behind: the setting and removal of an environment variable, as
+// the sandbox's are set, then expr with its result shown but not counted. A
+// kernel's first execution loads the code of execution and display; a template
+// whose snapshot is taken after it spares every sandbox that cost.
+func (k *Kernel) warmUp(ctx context.Context, l language, expr string) error {
+	const name = "LELANTOS_WARM_UP"
+	if err := k.Run(ctx, l.set(name, "1")+"\n"+l.unset(name)+"\n"); err != nil {
+		return fmt.Errorf("warm up: %w", err)
+	}
+	reply, err := k.execute(ctx, expr, false, false, func(*Message) {})
+	if err != nil {
+		return fmt.Errorf("warm up: %w", err)
+	}
+	if reply == nil || reply.Status != "ok" {
+		return fmt.Errorf("warm up: %s gave %+v", expr, reply)
 	}
 	return nil
 }

@@ -15,6 +15,9 @@ type language struct {
 	// set and unset are statements setting and removing an environment variable.
 	set   func(k, v string) string
 	unset func(k string) string
+	// warm is a cheap expression with a result, run once when the kernel
+	// starts (Kernel.WarmUp).
+	warm string
 }
 
 // quoteJSON is a double-quoted string literal valid in Python, JavaScript and R.
@@ -34,18 +37,22 @@ var languages = map[string]language{
 		set: func(k, v string) string {
 			return fmt.Sprintf("__import__('os').environ[%s] = %s", quoteJSON(k), quoteJSON(v))
 		},
-		unset: func(k string) string { return fmt.Sprintf("__import__('os').environ.pop(%s, None)", quoteJSON(k)) }},
+		unset: func(k string) string { return fmt.Sprintf("__import__('os').environ.pop(%s, None)", quoteJSON(k)) },
+		warm:  "1+1"},
 	"javascript": {kernel: "javascript",
 		set:   func(k, v string) string { return fmt.Sprintf("process.env[%s] = %s;", quoteJSON(k), quoteJSON(v)) },
-		unset: func(k string) string { return fmt.Sprintf("delete process.env[%s];", quoteJSON(k)) }},
+		unset: func(k string) string { return fmt.Sprintf("delete process.env[%s];", quoteJSON(k)) },
+		warm:  "1+1"},
 	"r": {kernel: "r",
 		set: func(k, v string) string {
 			return fmt.Sprintf("invisible(Sys.setenv(%s = %s))", quoteJSON(k), quoteJSON(v))
 		},
-		unset: func(k string) string { return fmt.Sprintf("invisible(Sys.unsetenv(%s))", quoteJSON(k)) }},
+		unset: func(k string) string { return fmt.Sprintf("invisible(Sys.unsetenv(%s))", quoteJSON(k)) },
+		warm:  "1+1"},
 	"bash": {kernel: "bash",
 		set:   func(k, v string) string { return fmt.Sprintf("export %s=%s", k, quoteShell(v)) },
-		unset: func(k string) string { return "unset " + k }},
+		unset: func(k string) string { return "unset " + k },
+		warm:  "echo"},
 }
 
 func init() { languages["typescript"] = languages["javascript"] }

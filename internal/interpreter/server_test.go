@@ -177,6 +177,33 @@ func TestExecuteStreamAndEnvVars(t *testing.T) {
 	}
 }
 
+// TestWarmUpLeavesNothing: a warmed-up context's first execution is its
+// first, counted as 1, and sees no variable the warm-up set.
+func TestWarmUpLeavesNothing(t *testing.T) {
+	h := newHarness(t)
+	c, err := h.m.Default(context.Background(), "bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.WarmUp(context.Background(), c); err != nil {
+		t.Fatalf("warm up: %v", err)
+	}
+	lines := h.execute(t, body(map[string]any{"code": "echo ${LELANTOS_WARM_UP:-unset}", "language": "bash"}))
+	var out string
+	count := -1.0
+	for _, l := range lines {
+		switch l["type"] {
+		case "stdout":
+			out += l["text"].(string)
+		case "number_of_executions":
+			count = l["execution_count"].(float64)
+		}
+	}
+	if out != "unset\n" || count != 1 {
+		t.Fatalf("after a warm-up: stdout %q and execution count %v, want \"unset\\n\" and 1 (%v)", out, count, lines)
+	}
+}
+
 // contextJSON is a context as the API shows it.
 type contextJSON struct {
 	ID, Language, Cwd string

@@ -158,10 +158,14 @@ func (k *Kernel) execute(m *interpreter.Message) error {
 	var req struct {
 		Code   string `json:"code"`
 		Silent bool   `json:"silent"`
+		// StoreHistory defaults to !Silent; only a stored cell is counted.
+		StoreHistory *bool `json:"store_history"`
 	}
 	_ = json.Unmarshal(m.Content, &req)
 	if !req.Silent {
-		k.count++
+		if req.StoreHistory == nil || *req.StoreHistory {
+			k.count++
+		}
 		k.publish("execute_input", &m.Header, map[string]any{"code": req.Code, "execution_count": k.count})
 	}
 	status, err := k.sh.run(req.Code, func(stream, text string) {
