@@ -95,7 +95,13 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	var ec *interpreter.EnvdClient
 	if *envd != "" {
-		ec = &interpreter.EnvdClient{URL: strings.TrimSuffix(*envd, "/"), HTTP: &http.Client{}}
+		// Idle connections to the daemon are kept for as long as it keeps them:
+		// the one Connect opens before the snapshot serves the first execution.
+		tr := &http.Transport{IdleConnTimeout: 0, MaxIdleConnsPerHost: 4}
+		ec = &interpreter.EnvdClient{URL: strings.TrimSuffix(*envd, "/"), HTTP: &http.Client{Transport: tr}}
+		if err := ec.Connect(ctx); err != nil {
+			log.Warn("connect to the sandbox's daemon", "err", err)
+		}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

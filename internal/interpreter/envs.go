@@ -21,6 +21,29 @@ type EnvdClient struct {
 	HTTP *http.Client
 }
 
+// Connect opens a connection to the daemon (GET /health) that later calls
+// reuse: done before the template's snapshot, it spares a sandbox's first
+// execution a connection of its own, as long as the daemon keeps it open.
+func (c *EnvdClient) Connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/health", nil)
+	if err != nil {
+		return fmt.Errorf("envd connect: %w", err)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("envd connect: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
 // Envs returns the sandbox's environment variables (GET /envs); ErrUnauthorized
 // when the daemon refuses token.
 func (c *EnvdClient) Envs(ctx context.Context, token string) (map[string]string, error) {

@@ -33,16 +33,30 @@ const interruptWait = 5 * time.Second
 // kernel is interrupted and the execution drained, so that the kernel is free
 // for the next one; the error is then ctx's.
 func (k *Kernel) Execute(ctx context.Context, code string, silent bool, onIOPub func(*Message)) (*ExecuteReply, error) {
-	return k.execute(ctx, code, silent, !silent, onIOPub)
+	return k.execute(ctx, code, executeFlags{silent: silent, storeHistory: !silent}, onIOPub)
 }
 
-// execute is Execute with the history flag apart: a run that is not silent and
-// not stored shows its result but does not count as an execution.
-func (k *Kernel) execute(ctx context.Context, code string, silent, storeHistory bool, onIOPub func(*Message)) (*ExecuteReply, error) {
-	id, w, err := k.request(chanShell, "execute_request", map[string]any{
-		"code": code, "silent": silent, "store_history": storeHistory, "user_expressions": map[string]any{},
+// executeFlags are an execute_request's options beside its code.
+type executeFlags struct {
+	// silent runs the code without output; storeHistory counts it as an
+	// execution. A run that is not silent and not stored shows its result but
+	// is not counted.
+	silent, storeHistory bool
+	// env, when set, is applied to the kernel's environment before the code
+	// runs; only a kernel whose envHook is set reads it.
+	env map[string]string
+}
+
+// execute is Execute with all of an execute_request's options.
+func (k *Kernel) execute(ctx context.Context, code string, f executeFlags, onIOPub func(*Message)) (*ExecuteReply, error) {
+	var meta map[string]any
+	if f.env != nil {
+		meta = map[string]any{envMetadataKey: f.env}
+	}
+	id, w, err := k.requestWith(chanShell, "execute_request", map[string]any{
+		"code": code, "silent": f.silent, "store_history": f.storeHistory, "user_expressions": map[string]any{},
 		"allow_stdin": false, "stop_on_error": true,
-	})
+	}, meta)
 	if err != nil {
 		return nil, fmt.Errorf("execute: %w", err)
 	}
@@ -133,7 +147,13 @@ func (k *Kernel) warmUp(ctx context.Context, l language, expr string) error {
 	if err := k.Run(ctx, l.set(name, "1")+"\n"+l.unset(name)+"\n"); err != nil {
 		return fmt.Errorf("warm up: %w", err)
 	}
-	reply, err := k.execute(ctx, expr, false, false, func(*Message) {})
+	if l.envHook != "" {
+		if err := k.Run(ctx, l.envHook); err != nil {
+			return fmt.Errorf("warm up: install the environment hook: %w", err)
+		}
+		k.envHook.Store(true)
+	}
+	reply, err := k.execute(ctx, expr, executeFlags{}, func(*Message) {})
 	if err != nil {
 		return fmt.Errorf("warm up: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +66,9 @@ type Kernel struct {
 	dead   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// envHook: the kernel applies the environment variables an execute_request
+	// carries in its metadata (language.envHook) before the cell runs.
+	envHook atomic.Bool
 }
 
 // waiter receives the messages whose parent is one request.
@@ -286,9 +290,21 @@ func ChannelOf(m *Message) string {
 // request sends a message on shell or control and returns the waiter for what
 // answers it; release it with k.release(id).
 func (k *Kernel) request(ch channel, msgType string, content any) (string, *waiter, error) {
+	return k.requestWith(ch, msgType, content, nil)
+}
+
+// requestWith is request with the message's metadata (nil: none).
+func (k *Kernel) requestWith(ch channel, msgType string, content any, metadata map[string]any) (string, *waiter, error) {
 	m, err := NewMessage(k.session, msgType, nil, content)
 	if err != nil {
 		return "", nil, err
+	}
+	if metadata != nil {
+		b, err := json.Marshal(metadata)
+		if err != nil {
+			return "", nil, fmt.Errorf("encode %s metadata: %w", msgType, err)
+		}
+		m.Metadata = b
 	}
 	w := &waiter{ch: make(chan *Message, 256), done: make(chan struct{})}
 	k.mu.Lock()

@@ -16,9 +16,38 @@ type language struct {
 	set   func(k, v string) string
 	unset func(k string) string
 	// warm is a cheap expression with a result, run once when the kernel
-	// starts (Kernel.WarmUp).
+	// starts (Kernel.warmUp).
 	warm string
+	// envHook, when set, is code that makes the kernel apply the variables an
+	// execute_request's metadata holds under envMetadataKey to its environment
+	// before the request's code runs, even code that fails to compile. It lets
+	// a context's first execution set the sandbox's variables without a run of
+	// its own.
+	envHook string
 }
+
+// envMetadataKey is the key of an execute_request's metadata whose variables a
+// kernel with language.envHook applies before the code runs.
+const envMetadataKey = "lelantos_env"
+
+// pythonEnvHook registers an IPython pre_execute callback (it fires before a
+// cell is compiled, silent ones too) that reads the request's metadata from
+// ipykernel; it leaves no name in the user's namespace.
+const pythonEnvHook = `def __lelantos_env_hook():
+    import os
+    from IPython import get_ipython
+    ip = get_ipython()
+    def apply():
+        try:
+            env = (ip.kernel.get_parent("shell").get("metadata") or {}).get("` + envMetadataKey + `")
+        except Exception:
+            return
+        if env:
+            os.environ.update(env)
+    ip.events.register("pre_execute", apply)
+__lelantos_env_hook()
+del __lelantos_env_hook
+`
 
 // quoteJSON is a double-quoted string literal valid in Python, JavaScript and R.
 func quoteJSON(s string) string {
@@ -37,8 +66,9 @@ var languages = map[string]language{
 		set: func(k, v string) string {
 			return fmt.Sprintf("__import__('os').environ[%s] = %s", quoteJSON(k), quoteJSON(v))
 		},
-		unset: func(k string) string { return fmt.Sprintf("__import__('os').environ.pop(%s, None)", quoteJSON(k)) },
-		warm:  "1+1"},
+		unset:   func(k string) string { return fmt.Sprintf("__import__('os').environ.pop(%s, None)", quoteJSON(k)) },
+		warm:    "1+1",
+		envHook: pythonEnvHook},
 	"javascript": {kernel: "javascript",
 		set:   func(k, v string) string { return fmt.Sprintf("process.env[%s] = %s;", quoteJSON(k), quoteJSON(v)) },
 		unset: func(k string) string { return fmt.Sprintf("delete process.env[%s];", quoteJSON(k)) },

@@ -3,6 +3,7 @@ package interpreter
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -42,8 +43,14 @@ func (m *Manager) run(ctx context.Context, c *Context, x execution, out *stream)
 	c.mu.Lock()
 	k, gen, envsSet := c.kernel, c.generation, c.envsSet
 	c.mu.Unlock()
+	flags := executeFlags{storeHistory: true}
 	if !envsSet && x.sandbox != nil {
-		if len(x.sandbox) > 0 {
+		switch {
+		case len(x.sandbox) == 0:
+		case k.envHook.Load() && strings.TrimSpace(x.code) != "":
+			// The kernel sets them just before the cell (a blank cell runs nothing).
+			flags.env = x.sandbox
+		default:
 			if err := k.Run(ctx, c.lang.envCode(x.sandbox)); err != nil {
 				m.opts.Logger.Warn("set the sandbox's env vars in a context", "context", c.ID, "err", err)
 			}
@@ -53,7 +60,7 @@ func (m *Manager) run(ctx context.Context, c *Context, x execution, out *stream)
 		c.mu.Unlock()
 	}
 	sentError := false
-	reply, err := k.Execute(ctx, withSetup(c.lang.envCode(x.env), x.code), false, func(msg *Message) {
+	reply, err := k.execute(ctx, withSetup(c.lang.envCode(x.env), x.code), flags, func(msg *Message) {
 		sh := ShapeIOPub(msg)
 		if sh.Line == nil || (sh.Error && sentError) {
 			return

@@ -212,6 +212,23 @@ test('env vars: per run, then gone; sandbox envs in every context, overridden on
   }
 })
 
+test('sandbox envs are there for the first cell, and for the next after a first one that does not compile', async () => {
+  const first = await Sandbox.create({ timeoutMs: 120_000, envs: { SANDBOX_VAR: 'first' } })
+  const broken = await Sandbox.create({ timeoutMs: 120_000, envs: { SANDBOX_VAR: 'after' } })
+  try {
+    const seen = await first.runCode('import os; os.environ["SANDBOX_VAR"]')
+    assert.equal(seen.text, 'first')
+    assert.equal(seen.executionCount, 1, 'the first cell is execution 1')
+    const bad = await broken.runCode('def (:')
+    assert.equal(bad.error?.name, 'SyntaxError')
+    assert.equal((await broken.runCode('import os; os.environ["SANDBOX_VAR"]')).text, 'after')
+    assert.equal((await broken.runCode('[k for k in dir() if "lelantos" in k.lower()]')).text, '[]', 'no helper name in the namespace')
+  } finally {
+    await first.kill()
+    await broken.kill()
+  }
+})
+
 test('two contexts in different languages keep separate state', async () => {
   const py = await sbx.createCodeContext({ language: 'python' })
   const js = await sbx.createCodeContext({ language: 'js', cwd: '/tmp' })
