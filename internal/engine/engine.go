@@ -134,6 +134,9 @@ type Engine struct {
 	demand      map[string]*poolDemand
 	poolBooting map[string]int
 	poolRetry   map[string]backoff
+	// settleUntil is when the sandbox a create last took from a pool has had
+	// its first moments (see refillSettle).
+	settleUntil time.Time
 	// snaps orders the removal of snapshots after the starts from them.
 	snaps snapshotLocks
 }

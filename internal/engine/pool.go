@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"lelantos.dev/lelantos/internal/runtime"
 )
@@ -116,6 +117,7 @@ func (e *Engine) takeWarm(s Spec) *box {
 	}
 	b := pool[len(pool)-1]
 	e.warm[key] = pool[:len(pool)-1]
+	e.settleUntil = time.Now().Add(refillSettle)
 	return b
 }
 

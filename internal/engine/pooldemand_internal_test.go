@@ -96,3 +96,47 @@ func TestPoolTargets(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanPoolsSettle: right after a create took a pooled sandbox, a pool at
+// least half full waits for refillSettle before booting, and one below half
+// boots at once.
+func TestPlanPoolsSettle(t *testing.T) {
+	base := Spec{TemplateID: "base", RootfsPath: "/t/base", RuntimeClass: "gvisor", CPUCount: 1, MemoryMB: 256}
+	now := time.Unix(10_000, 0)
+	cases := []struct {
+		name       string
+		size, have int
+		settling   bool
+		wantStarts int
+		wantWake   bool
+	}{
+		{"quiet: fills the pool", 4, 1, false, 3, false},
+		{"settling, half full: waits", 4, 2, true, 0, true},
+		{"settling, below half: boots", 4, 1, true, 3, false},
+		{"settling, empty pool of one: boots", 1, 0, true, 1, false},
+		{"settling, full: nothing to do", 2, 2, true, 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &Engine{opts: Options{DefaultClass: "gvisor", Warm: []WarmPool{{Spec: base, Size: tc.size}}},
+				demand: map[string]*poolDemand{}, warm: map[string][]*box{}, poolBooting: map[string]int{}, poolRetry: map[string]backoff{}}
+			key := poolKey(e.withClass(warmSpec(base)))
+			for i := 0; i < tc.have; i++ {
+				e.warm[key] = append(e.warm[key], &box{rec: &record{Spec: base}})
+			}
+			if tc.settling {
+				e.settleUntil = now.Add(refillSettle / 2)
+			}
+			starts, excess, wake := e.planPools(now, 10)
+			if len(starts) != tc.wantStarts || len(excess) != 0 {
+				t.Fatalf("%d starts and %d excess, want %d and 0", len(starts), len(excess), tc.wantStarts)
+			}
+			if got := !wake.IsZero(); got != tc.wantWake {
+				t.Fatalf("wake %v, want one: %v", wake, tc.wantWake)
+			}
+			if tc.wantWake && !wake.Equal(e.settleUntil) {
+				t.Fatalf("wake %v, want the end of the settling %v", wake, e.settleUntil)
+			}
+		})
+	}
+}

@@ -15,6 +15,13 @@ const maxWarmRetry = 2 * time.Minute
 // about twice as fast as one at a time, without starving the sandboxes in use.
 func fillConcurrency() int { return max(1, min(2*goruntime.NumCPU(), 4)) }
 
+// refillSettle is how long after a create takes a pooled sandbox the pools
+// that still hold at least half their target wait before booting more: the
+// first commands of the sandbox just handed out, usually within this time,
+// then do not share the CPU with boots. A pool below half its target boots at
+// once, so a burst is never left to cold boots.
+const refillSettle = 500 * time.Millisecond
+
 // backoff is a pool's failed boots in a row and when it may boot again.
 type backoff struct {
 	delay time.Duration
@@ -99,7 +106,8 @@ func (e *Engine) fillPools(ctx context.Context) {
 
 // planPools picks up to slots pools to boot one sandbox for, and the pooled
 // sandboxes beyond their pool's target (taken out of the pools), and says when
-// a pool waiting after a failure may boot again (zero: none waits).
+// a pool waiting after a failure, or for a taken sandbox to settle
+// (refillSettle), may boot again (zero: none waits).
 func (e *Engine) planPools(now time.Time, slots int) (starts []poolTarget, excess []*box, wake time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -117,6 +125,12 @@ func (e *Engine) planPools(now time.Time, slots int) (starts []poolTarget, exces
 		if bo, ok := e.poolRetry[t.key]; ok && now.Before(bo.until) {
 			if wake.IsZero() || bo.until.Before(wake) {
 				wake = bo.until
+			}
+			continue
+		}
+		if n := have + e.poolBooting[t.key]; n < t.want && 2*n >= t.want && now.Before(e.settleUntil) {
+			if wake.IsZero() || e.settleUntil.Before(wake) {
+				wake = e.settleUntil
 			}
 			continue
 		}
