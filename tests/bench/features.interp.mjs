@@ -13,6 +13,8 @@ const N_RT = count('BENCH_INTERP_RUN_N', 100)
 const N_IDLE = count('BENCH_INTERP_IDLE_N', 3)
 const SETTLE_S = count('BENCH_SETTLE_S', 10)
 const WAIT_S = count('BENCH_INTERP_WAIT_S', 1800)
+// The pause before each create of the create-to-first-result figure.
+const GAP_MS = count('BENCH_INTERP_GAP_MS', 1500)
 const BUDGET = 24 * 2 ** 30
 
 /** Waits for the server's build of the template; returns how long the wait was (ms). */
@@ -28,11 +30,16 @@ async function templateReady() {
   }
 }
 
-/** Create to first result, interleaved: an interpreter runCode('1+1'), then a base commands.run('true'). */
-async function creates() {
+/**
+ * Create to first result, n times, interleaved: an interpreter runCode('1+1'), then
+ * a base commands.run('true'), each create gapMs after the last kill (0: back to
+ * back, while the node still tears the last sandbox down and refills its pools).
+ */
+async function creates(gapMs, n = N_CREATE) {
   const interp = { create: [], first: [], total: [] }
   const base = { create: [], first: [], total: [] }
-  for (let i = 0; i < N_CREATE; i++) {
+  for (let i = 0; i < n; i++) {
+    await sleep(gapMs)
     let t0 = performance.now()
     const s = await InterpSandbox.create({ timeoutMs: 300_000 })
     let t1 = performance.now()
@@ -44,6 +51,7 @@ async function creates() {
       interp.create.push(t1 - t0); interp.first.push(t2 - t1); interp.total.push(t2 - t0)
       await kill(s.sandboxId)
     }
+    await sleep(gapMs)
     t0 = performance.now()
     const b = await BaseSandbox.create('base', { timeoutMs: 300_000 })
     t1 = performance.now()
@@ -55,6 +63,7 @@ async function creates() {
       await kill(b.sandboxId)
     }
   }
+  log(`gap ${gapMs} ms: interpreter create ${interp.create.map(Math.round)} first ${interp.first.map(Math.round)}; base create ${base.create.map(Math.round)} first ${base.first.map(Math.round)}`)
   const d = (x) => ({ totalMs: dist(x.total), createMs: dist(x.create), firstMs: dist(x.first) })
   return { interpreter: d(interp), base: d(base) }
 }
@@ -109,12 +118,14 @@ async function idle(create) {
 export async function interpreter() {
   log(`waiting for ${TEMPLATE} (at most ${WAIT_S} s)`)
   const waitedMs = round(await templateReady(), 0)
-  log(`create to first result x${N_CREATE}, interpreter and base`)
-  const create = await creates()
+  log(`create to first result x${N_CREATE}, interpreter and base, ${GAP_MS} ms apart, then back to back`)
+  await creates(GAP_MS, 1) // uncounted: the clients' first calls set up connections and compile their code
+  const create = { ...(await creates(GAP_MS)), gapMs: GAP_MS }
+  const backToBack = await creates(0)
   log(`runCode and commands.run round trips x${N_RT}`)
   const rt = await roundTrips()
   log(`idle memory, ${N_IDLE} sandboxes of each`)
   const idleInterp = await idle(() => InterpSandbox.create({ timeoutMs: 300_000 }))
   const idleBase = await idle(() => BaseSandbox.create('base', { timeoutMs: 300_000 }))
-  return { waitedForTemplateMs: waitedMs, create, roundTrip: rt, idle: { interpreter: idleInterp, base: idleBase } }
+  return { waitedForTemplateMs: waitedMs, create, backToBack, roundTrip: rt, idle: { interpreter: idleInterp, base: idleBase } }
 }
