@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,8 +41,8 @@ func TestWarmPool(t *testing.T) {
 	}
 	pool := pooledIDs(t, node)
 	for _, id := range pool {
-		if got := cpuShares(t, id); got != runtime.CPUWeightBackground {
-			t.Errorf("pooled sandbox %s has cpu weight %d, want the background weight %d", id, got, runtime.CPUWeightBackground)
+		if ok, got := hasCPUWeight(t, id, runtime.CPUWeightBackground); !ok {
+			t.Errorf("pooled sandbox %s has cpu weight %d, want the background weight (%d shares)", id, got, runtime.CPUWeightBackground)
 		}
 	}
 
@@ -68,8 +67,8 @@ func TestWarmPool(t *testing.T) {
 		}
 		if strings.Contains(string(rec), s.ID) {
 			taken++
-			if got := cpuShares(t, id); got != runtime.CPUWeightNormal {
-				t.Errorf("the sandbox a create took from the pool runs at cpu weight %d, want %d", got, runtime.CPUWeightNormal)
+			if ok, got := hasCPUWeight(t, id, runtime.CPUWeightNormal); !ok {
+				t.Errorf("the sandbox a create took from the pool runs at cpu weight %d, want the normal weight (%d shares)", got, runtime.CPUWeightNormal)
 			}
 		}
 	}
@@ -147,32 +146,16 @@ func pooledIDs(t *testing.T, node *enginetest.Node) []string {
 	return ids
 }
 
-// cpuShares reads the CPU weight of runtime sandbox id's cgroup on the host, in
-// cgroup v1 cpu.shares units.
-func cpuShares(t *testing.T, id string) uint64 {
+// hasCPUWeight reports whether runtime sandbox id's cgroup on the host has the
+// weight of shares (runtime.CPUWeight*), and the weight it has.
+func hasCPUWeight(t *testing.T, id string, shares uint64) (bool, uint64) {
 	t.Helper()
 	h := cgroups.Detect("")
-	file := filepath.Join(h.Root, "cpu", oci.CgroupPath(id), "cpu.shares")
-	if h.V2 {
-		file = filepath.Join(h.Root, oci.CgroupPath(id), "cpu.weight")
-	}
-	b, err := os.ReadFile(file)
+	got, err := h.CPUWeight(oci.CgroupPath(id))
 	if err != nil {
-		t.Fatalf("cpu weight of %s: %v", id, err)
+		t.Fatal(err)
 	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		t.Fatalf("cpu weight of %s: %v", id, err)
-	}
-	if h.V2 { // back to shares units, as SetCPUShares maps them
-		switch v {
-		case 39:
-			return runtime.CPUWeightNormal
-		case 3:
-			return runtime.CPUWeightBackground
-		}
-	}
-	return v
+	return got == h.CPUWeightFor(shares), got
 }
 
 // failingStarts wraps a real runtime and fails its first n Starts, as a missing

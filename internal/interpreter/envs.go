@@ -25,33 +25,40 @@ type EnvdClient struct {
 // reuse: done before the template's snapshot, it spares a sandbox's first
 // execution a connection of its own, as long as the daemon keeps it open.
 func (c *EnvdClient) Connect(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/health", nil)
+	_, _, err := c.get(ctx, "/health", "")
 	if err != nil {
 		return fmt.Errorf("envd connect: %w", err)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("envd connect: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
 }
 
 // Envs returns the sandbox's environment variables (GET /envs); ErrUnauthorized
 // when the daemon refuses token.
 func (c *EnvdClient) Envs(ctx context.Context, token string) (map[string]string, error) {
+	status, body, err := c.get(ctx, "/envs", token)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("envd envs: %w", err)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return nil, fmt.Errorf("envd envs: %w", ErrUnauthorized)
+	case status != http.StatusOK:
+		return nil, fmt.Errorf("envd envs: status %d", status)
+	}
+	envs := map[string]string{}
+	if err := json.Unmarshal(body, &envs); err != nil {
+		return nil, fmt.Errorf("envd envs: %w", err)
+	}
+	return envs, nil
+}
+
+// get makes one GET of path with token ("" sends none) and returns the status
+// and the body, read whole (up to 8 MiB).
+func (c *EnvdClient) get(ctx context.Context, path, token string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/envs", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("envd envs: %w", err)
+		return 0, nil, err
 	}
 	if token != "" {
 		req.Header.Set("X-Access-Token", token)
@@ -62,22 +69,12 @@ func (c *EnvdClient) Envs(ctx context.Context, token string) (map[string]string,
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("envd envs: %w", err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return nil, fmt.Errorf("envd envs: %w", err)
+		return 0, nil, err
 	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("envd envs: %w", ErrUnauthorized)
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("envd envs: status %d", resp.StatusCode)
-	}
-	envs := map[string]string{}
-	if err := json.Unmarshal(body, &envs); err != nil {
-		return nil, fmt.Errorf("envd envs: %w", err)
-	}
-	return envs, nil
+	return resp.StatusCode, body, nil
 }

@@ -142,23 +142,42 @@ func (h Hierarchy) Remove(path string) error {
 }
 
 // SetCPUShares sets the weight of the cgroup at path in contended CPU time, in
-// v1 cpu.shares units (2..262144; 1024 is a cgroup's default). On v2 it is
-// mapped onto cpu.weight (1..10000, default 100) as container runtimes map it.
-// The weight only matters while the CPU is busy: an idle CPU goes to any cgroup
-// that asks, whatever its weight.
+// v1 cpu.shares units (2..262144; 1024 is a cgroup's default); it stores
+// CPUWeightFor(shares). The weight only matters while the CPU is busy: an idle
+// CPU goes to any cgroup that asks, whatever its weight.
 func (h Hierarchy) SetCPUShares(path string, shares uint64) error {
-	shares = min(max(shares, 2), 262144)
-	if h.V2 {
-		weight := 1 + ((shares-2)*9999)/262142
-		if err := writeInt(h.file("", path, "cpu.weight"), int64(weight)); err != nil {
-			return fmt.Errorf("set cpu weight of %s: %w", path, err)
-		}
-		return nil
-	}
-	if err := writeInt(h.file("cpu", path, "cpu.shares"), int64(shares)); err != nil {
-		return fmt.Errorf("set cpu shares of %s: %w", path, err)
+	if err := writeInt(h.cpuWeightFile(path), int64(h.CPUWeightFor(shares))); err != nil {
+		return fmt.Errorf("set cpu weight of %s: %w", path, err)
 	}
 	return nil
+}
+
+// CPUWeightFor is what SetCPUShares stores for shares: on v1 the shares
+// clamped to 2..262144, on v2 their cpu.weight (1..10000, default 100), mapped
+// as container runtimes map it.
+func (h Hierarchy) CPUWeightFor(shares uint64) uint64 {
+	shares = min(max(shares, 2), 262144)
+	if h.V2 {
+		return 1 + ((shares-2)*9999)/262142
+	}
+	return shares
+}
+
+// CPUWeight reads the weight the cgroup at path has, as the hierarchy stores
+// it (cpu.shares on v1, cpu.weight on v2; compare with CPUWeightFor).
+func (h Hierarchy) CPUWeight(path string) (uint64, error) {
+	v, err := readUint(h.cpuWeightFile(path))
+	if err != nil {
+		return 0, fmt.Errorf("cpu weight of %s: %w", path, err)
+	}
+	return v, nil
+}
+
+func (h Hierarchy) cpuWeightFile(path string) string {
+	if h.V2 {
+		return h.file("", path, "cpu.weight")
+	}
+	return h.file("cpu", path, "cpu.shares")
 }
 
 // Freeze stops (or with thaw, restarts) every task of the cgroup at path.

@@ -19,19 +19,20 @@ import (
 // from them is measured by the benchmarks.
 func testCPUWeight(t *testing.T, h *Harness, rt runtime.Runtime) {
 	ctx := context.Background()
+	cg := cgroups.Detect("")
 	normal := h.start(t, rt, newID(t, "n"))
 	background := h.startWith(t, rt, newID(t, "b"), func(c *runtime.Config) { c.CPUWeight = runtime.CPUWeightBackground })
-	if got := weightOf(t, rt, normal.id); got != runtime.CPUWeightNormal {
-		t.Errorf("a sandbox started without a weight runs at weight %d, want %d", got, runtime.CPUWeightNormal)
+	if got, want := weightOf(t, cg, rt, normal.id), cg.CPUWeightFor(runtime.CPUWeightNormal); got != want {
+		t.Errorf("a sandbox started without a weight runs at weight %d, want %d", got, want)
 	}
-	if got := weightOf(t, rt, background.id); got != runtime.CPUWeightBackground {
-		t.Errorf("a sandbox started at the background weight runs at weight %d, want %d", got, runtime.CPUWeightBackground)
+	if got, want := weightOf(t, cg, rt, background.id), cg.CPUWeightFor(runtime.CPUWeightBackground); got != want {
+		t.Errorf("a sandbox started at the background weight runs at weight %d, want %d", got, want)
 	}
 	if err := rt.SetCPUWeight(ctx, background.id, runtime.CPUWeightNormal); err != nil {
 		t.Fatalf("set cpu weight: %v", err)
 	}
-	if got := weightOf(t, rt, background.id); got != runtime.CPUWeightNormal {
-		t.Errorf("after SetCPUWeight(%d) the sandbox runs at weight %d", runtime.CPUWeightNormal, got)
+	if got, want := weightOf(t, cg, rt, background.id), cg.CPUWeightFor(runtime.CPUWeightNormal); got != want {
+		t.Errorf("after SetCPUWeight(%d) the sandbox runs at weight %d, want %d", runtime.CPUWeightNormal, got, want)
 	}
 	if err := rt.SetCPUWeight(ctx, "nosuchsandbox", runtime.CPUWeightNormal); err == nil {
 		t.Error("SetCPUWeight of an unknown sandbox: no error")
@@ -39,8 +40,8 @@ func testCPUWeight(t *testing.T, h *Harness, rt runtime.Runtime) {
 }
 
 // weightOf reads the CPU weight of the cgroup that sandbox id's outermost
-// process runs in, in cgroup v1 cpu.shares units.
-func weightOf(t *testing.T, rt runtime.Runtime, id string) uint64 {
+// process runs in, as the hierarchy stores it.
+func weightOf(t *testing.T, cg cgroups.Hierarchy, rt runtime.Runtime, id string) uint64 {
 	t.Helper()
 	infos, err := rt.List(context.Background())
 	if err != nil {
@@ -55,7 +56,6 @@ func weightOf(t *testing.T, rt runtime.Runtime, id string) uint64 {
 	if pid == 0 {
 		t.Fatalf("sandbox %s has no process in %v", id, infos)
 	}
-	h := cgroups.Detect("")
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,32 +65,13 @@ func weightOf(t *testing.T, rt runtime.Runtime, id string) uint64 {
 		if len(parts) != 3 {
 			continue
 		}
-		file := ""
-		switch {
-		case h.V2 && parts[1] == "":
-			file = filepath.Join(h.Root, parts[2], "cpu.weight")
-		case !h.V2 && slices.Contains(strings.Split(parts[1], ","), "cpu"):
-			file = filepath.Join(h.Root, "cpu", parts[2], "cpu.shares")
-		default:
-			continue
-		}
-		v, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("weight of sandbox %s (pid %d): %v", id, pid, err)
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(string(v)), 10, 64)
-		if err != nil {
-			t.Fatalf("weight of sandbox %s: %v", id, err)
-		}
-		if h.V2 { // cgroups.SetCPUShares' mapping, back
-			switch n {
-			case 39:
-				return runtime.CPUWeightNormal
-			case 3:
-				return runtime.CPUWeightBackground
+		if (cg.V2 && parts[1] == "") || (!cg.V2 && slices.Contains(strings.Split(parts[1], ","), "cpu")) {
+			w, err := cg.CPUWeight(parts[2])
+			if err != nil {
+				t.Fatalf("weight of sandbox %s (pid %d): %v", id, pid, err)
 			}
+			return w
 		}
-		return n
 	}
 	t.Fatalf("sandbox %s (pid %d) is in no cpu cgroup: %s", id, pid, b)
 	return 0
