@@ -14,11 +14,18 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
+
+	"lelantos.dev/lelantos/internal/agent"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with -ldflags "-X
+// main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -83,4 +90,18 @@ func dataDir(flagValue string) (string, error) {
 		return "", fmt.Errorf("data directory %q: %w", d, err)
 	}
 	return abs, nil
+}
+
+// build names this binary's build for the node's agent: the version and
+// commit set at build time, else the revision the Go toolchain stamped.
+func build() agent.Build {
+	b := agent.Build{Version: version, Commit: commit}
+	if info, ok := debug.ReadBuildInfo(); ok && b.Commit == "" {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				b.Commit = s.Value
+			}
+		}
+	}
+	return b
 }

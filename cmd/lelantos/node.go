@@ -194,7 +194,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.Close(), closeNet())
 	}
 	mux := http.NewServeMux()
-	mux.Handle(agent.NewServer(eng).Handler(obs.server...))
+	mux.Handle(agent.NewServer(eng, build()).Handler(obs.server...))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

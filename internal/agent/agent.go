@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -21,12 +22,23 @@ import (
 // Server implements the agent service on an engine.
 type Server struct {
 	engine *engine.Engine
+	build  Build
+	// created and failed count the CreateSandbox calls that succeeded and
+	// failed, for NodeInfo.
+	created, failed atomic.Int64
+}
+
+// Build names the build of the agent, as NodeInfo reports it.
+type Build struct {
+	// Version is the release or `git describe` of the build; Commit the
+	// revision it was built from ("" when unknown).
+	Version, Commit string
 }
 
 var _ agentv1connect.AgentServiceHandler = (*Server)(nil)
 
-// NewServer returns the service for e.
-func NewServer(e *engine.Engine) *Server { return &Server{engine: e} }
+// NewServer returns the service for e, reporting build b.
+func NewServer(e *engine.Engine, b Build) *Server { return &Server{engine: e, build: b} }
 
 // Handler returns the HTTP path and handler to mount.
 func (s *Server) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
@@ -109,8 +121,10 @@ func statusToProto(st engine.Status) *agentv1.SandboxStatus {
 func (s *Server) CreateSandbox(ctx context.Context, req *connect.Request[agentv1.CreateSandboxRequest]) (*connect.Response[agentv1.CreateSandboxResponse], error) {
 	st, err := s.engine.Create(ctx, specFromProto(req.Msg.GetSpec()))
 	if err != nil {
+		s.failed.Add(1)
 		return nil, toConnect(err)
 	}
+	s.created.Add(1)
 	return connect.NewResponse(&agentv1.CreateSandboxResponse{Status: statusToProto(st)}), nil
 }
 

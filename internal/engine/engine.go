@@ -139,6 +139,8 @@ type Engine struct {
 	settleUntil time.Time
 	// snaps orders the removal of snapshots after the starts from them.
 	snaps snapshotLocks
+	// cpu holds the host's CPU times at the previous Report.
+	cpu cpuSampler
 }
 
 // box is the engine's in-memory handle on one sandbox.

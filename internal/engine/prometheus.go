@@ -81,11 +81,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[State]int{StateStarting: 0, StateRunning: 0, StatePausing: 0, StatePaused: 0, StateResuming: 0, StateDead: 0}
-	for _, st := range c.e.List() {
-		counts[st.State]++
-	}
-	for state, n := range counts {
+	for state, n := range c.e.stateCounts() {
 		ch <- prometheus.MustNewConstMetric(c.sandboxes, prometheus.GaugeValue, float64(n), string(state))
 	}
 	ch <- prometheus.MustNewConstMetric(c.warm, prometheus.GaugeValue, float64(c.e.Warm()))

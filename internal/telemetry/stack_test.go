@@ -87,7 +87,7 @@ func newStack(t *testing.T) *stack {
 	am, err := agent.NewMetrics(nodeReg)
 	check(t, err)
 	mux := http.NewServeMux()
-	mux.Handle(agent.NewServer(eng).Handler(connect.WithInterceptors(am), rpcTracing))
+	mux.Handle(agent.NewServer(eng, agent.Build{Version: "test"}).Handler(connect.WithInterceptors(am), rpcTracing))
 	agentSrv := httptest.NewServer(mux)
 	t.Cleanup(agentSrv.Close)
 

@@ -69,6 +69,8 @@ const (
 	// AgentServiceSandboxLogsProcedure is the fully-qualified name of the AgentService's SandboxLogs
 	// RPC.
 	AgentServiceSandboxLogsProcedure = "/lelantos.agent.v1.AgentService/SandboxLogs"
+	// AgentServiceNodeInfoProcedure is the fully-qualified name of the AgentService's NodeInfo RPC.
+	AgentServiceNodeInfoProcedure = "/lelantos.agent.v1.AgentService/NodeInfo"
 )
 
 // AgentServiceClient is a client for the lelantos.agent.v1.AgentService service.
@@ -104,6 +106,9 @@ type AgentServiceClient interface {
 	SandboxMetrics(context.Context, *connect.Request[v1.SandboxMetricsRequest]) (*connect.Response[v1.SandboxMetricsResponse], error)
 	// SandboxLogs returns console lines and lifecycle events, oldest first.
 	SandboxLogs(context.Context, *connect.Request[v1.SandboxLogsRequest]) (*connect.Response[v1.SandboxLogsResponse], error)
+	// NodeInfo reports the node now: its build, its machine, what sandboxes may commit
+	// and do commit of it, and how many sandboxes it holds in each state.
+	NodeInfo(context.Context, *connect.Request[v1.NodeInfoRequest]) (*connect.Response[v1.NodeInfoResponse], error)
 }
 
 // NewAgentServiceClient constructs a client for the lelantos.agent.v1.AgentService service. By
@@ -183,6 +188,12 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(agentServiceMethods.ByName("SandboxLogs")),
 			connect.WithClientOptions(opts...),
 		),
+		nodeInfo: connect.NewClient[v1.NodeInfoRequest, v1.NodeInfoResponse](
+			httpClient,
+			baseURL+AgentServiceNodeInfoProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("NodeInfo")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -199,6 +210,7 @@ type agentServiceClient struct {
 	listSandboxes        *connect.Client[v1.ListSandboxesRequest, v1.ListSandboxesResponse]
 	sandboxMetrics       *connect.Client[v1.SandboxMetricsRequest, v1.SandboxMetricsResponse]
 	sandboxLogs          *connect.Client[v1.SandboxLogsRequest, v1.SandboxLogsResponse]
+	nodeInfo             *connect.Client[v1.NodeInfoRequest, v1.NodeInfoResponse]
 }
 
 // CreateSandbox calls lelantos.agent.v1.AgentService.CreateSandbox.
@@ -256,6 +268,11 @@ func (c *agentServiceClient) SandboxLogs(ctx context.Context, req *connect.Reque
 	return c.sandboxLogs.CallUnary(ctx, req)
 }
 
+// NodeInfo calls lelantos.agent.v1.AgentService.NodeInfo.
+func (c *agentServiceClient) NodeInfo(ctx context.Context, req *connect.Request[v1.NodeInfoRequest]) (*connect.Response[v1.NodeInfoResponse], error) {
+	return c.nodeInfo.CallUnary(ctx, req)
+}
+
 // AgentServiceHandler is an implementation of the lelantos.agent.v1.AgentService service.
 type AgentServiceHandler interface {
 	// CreateSandbox makes and starts a sandbox from a template and waits for its daemon.
@@ -289,6 +306,9 @@ type AgentServiceHandler interface {
 	SandboxMetrics(context.Context, *connect.Request[v1.SandboxMetricsRequest]) (*connect.Response[v1.SandboxMetricsResponse], error)
 	// SandboxLogs returns console lines and lifecycle events, oldest first.
 	SandboxLogs(context.Context, *connect.Request[v1.SandboxLogsRequest]) (*connect.Response[v1.SandboxLogsResponse], error)
+	// NodeInfo reports the node now: its build, its machine, what sandboxes may commit
+	// and do commit of it, and how many sandboxes it holds in each state.
+	NodeInfo(context.Context, *connect.Request[v1.NodeInfoRequest]) (*connect.Response[v1.NodeInfoResponse], error)
 }
 
 // NewAgentServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -364,6 +384,12 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(agentServiceMethods.ByName("SandboxLogs")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentServiceNodeInfoHandler := connect.NewUnaryHandler(
+		AgentServiceNodeInfoProcedure,
+		svc.NodeInfo,
+		connect.WithSchema(agentServiceMethods.ByName("NodeInfo")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/lelantos.agent.v1.AgentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentServiceCreateSandboxProcedure:
@@ -388,6 +414,8 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 			agentServiceSandboxMetricsHandler.ServeHTTP(w, r)
 		case AgentServiceSandboxLogsProcedure:
 			agentServiceSandboxLogsHandler.ServeHTTP(w, r)
+		case AgentServiceNodeInfoProcedure:
+			agentServiceNodeInfoHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -439,4 +467,8 @@ func (UnimplementedAgentServiceHandler) SandboxMetrics(context.Context, *connect
 
 func (UnimplementedAgentServiceHandler) SandboxLogs(context.Context, *connect.Request[v1.SandboxLogsRequest]) (*connect.Response[v1.SandboxLogsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("lelantos.agent.v1.AgentService.SandboxLogs is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) NodeInfo(context.Context, *connect.Request[v1.NodeInfoRequest]) (*connect.Response[v1.NodeInfoResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("lelantos.agent.v1.AgentService.NodeInfo is not implemented"))
 }
