@@ -1,7 +1,7 @@
 // Package storetest is the store's conformance suite: every behaviour of
 // store.DB the control plane relies on (records and their errors, paging
 // and cursors, teams and quotas under concurrency, versions and conflicts,
-// snapshots, volumes, leases, the migration of a database an older schema
+// snapshots, volumes, leases, node heartbeats, the migration of a database an older schema
 // made), written once and run against each database the store supports.
 // A backend runs it from a test with Run, giving it a way to make empty
 // databases; SQLite's and PostgreSQL's tests in package store do.
@@ -75,6 +75,7 @@ func Run(t *testing.T, b Backend) {
 		{"Leases", testLeases},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseRace", testLeaseRace},
+		{"Nodes", testNodes},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, e) })
 	}

@@ -1,0 +1,9 @@
+-- 0006: nodes. One row per node the control plane reaches: what it reported at
+-- its last heartbeat and when, by the database's clock, so that every replica
+-- judges a node's silence by one clock.
+CREATE TABLE nodes (
+    id           TEXT    NOT NULL PRIMARY KEY,
+    report       TEXT    NOT NULL, -- JSON, the control plane's NodeReport
+    heartbeat_at INTEGER NOT NULL, -- Unix ns of the last heartbeat
+    created_at   INTEGER NOT NULL  -- Unix ns of the first
+) STRICT, WITHOUT ROWID;

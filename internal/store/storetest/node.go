@@ -1,0 +1,63 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// testNodes: a node's row is made by its first heartbeat and keeps its first
+// time; each heartbeat replaces the report and restarts its silence, by the
+// database's clock; other nodes' rows are apart, listed by ID.
+func testNodes(t *testing.T, e *env) {
+	ctx := context.Background()
+	db := e.open(t)
+	if _, err := db.GetNode(ctx, "node-a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetNode of a node never heard = %v, want ErrNotFound", err)
+	}
+	if nodes, err := db.ListNodes(ctx); err != nil || len(nodes) != 0 {
+		t.Fatalf("ListNodes of an empty store = %v, %v", nodes, err)
+	}
+	for _, c := range []struct{ id, report string }{{"", `{}`}, {"node-a", ""}} {
+		if err := db.PutNodeHeartbeat(ctx, c.id, []byte(c.report)); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("PutNodeHeartbeat(%q, %q) = %v, want ErrInvalid", c.id, c.report, err)
+		}
+	}
+	beat := func(id, report string) {
+		t.Helper()
+		if err := db.PutNodeHeartbeat(ctx, id, []byte(report)); err != nil {
+			t.Fatalf("PutNodeHeartbeat(%s): %v", id, err)
+		}
+	}
+	beat("node-b", `{"cpus":4}`)
+	beat("node-a", `{"cpus":2}`)
+	first, err := db.GetNode(ctx, "node-a")
+	if err != nil || string(first.Report) != `{"cpus":2}` || first.HeartbeatAt.IsZero() || !first.CreatedAt.Equal(first.HeartbeatAt) {
+		t.Fatalf("GetNode after one heartbeat = %+v, %v", first, err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	quiet, err := db.GetNode(ctx, "node-a")
+	if err != nil || quiet.Silence < 25*time.Millisecond || quiet.Silence > time.Minute {
+		t.Fatalf("silence 30 ms after a heartbeat = %v (%v), want about 30ms (the clock may count milliseconds)", quiet.Silence, err)
+	}
+	beat("node-a", `{"cpus":2,"sandboxes":1}`)
+	again, err := db.GetNode(ctx, "node-a")
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case string(again.Report) != `{"cpus":2,"sandboxes":1}`:
+		t.Fatalf("report after a second heartbeat = %s", again.Report)
+	case !again.CreatedAt.Equal(first.CreatedAt) || !again.HeartbeatAt.After(first.HeartbeatAt):
+		t.Fatalf("times after a second heartbeat: created %v (was %v), heartbeat %v (was %v)",
+			again.CreatedAt, first.CreatedAt, again.HeartbeatAt, first.HeartbeatAt)
+	case again.Silence >= quiet.Silence:
+		t.Fatalf("silence after a heartbeat %v, before it %v: want it restarted", again.Silence, quiet.Silence)
+	}
+	nodes, err := db.ListNodes(ctx)
+	if err != nil || len(nodes) != 2 || nodes[0].ID != "node-a" || nodes[1].ID != "node-b" || string(nodes[1].Report) != `{"cpus":4}` {
+		t.Fatalf("ListNodes = %+v, %v; want node-a then node-b with its own report", nodes, err)
+	}
+}
