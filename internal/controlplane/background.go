@@ -18,10 +18,11 @@ const reapWorkers = 4
 const duePage = 100
 
 // Run runs the reaper and the sweep of ended template builds (every
-// ReaperInterval), the metrics sampler (every MetricsInterval) and the
+// ReaperInterval), the metrics sampler (every MetricsInterval), the
 // repair of sandboxes stuck in a transitional state (every RepairInterval)
-// until ctx ends, then returns nil. Of the replicas sharing the store, one
-// runs them at a time: the one holding the store's background lease, which
+// and the node's heartbeat (at once, then every HeartbeatInterval) until
+// ctx ends, then returns nil. Every replica sends its node's heartbeat;
+// of the replicas sharing the store, one runs the other duties at a time: the one holding the store's background lease, which
 // each Run tries to take and keeps renewing; when its holder stops or dies,
 // another takes over within LeaseTTL. Only one Run per Service may be
 // active; a second concurrent call fails.
@@ -40,6 +41,11 @@ func (s *Service) Run(ctx context.Context) error {
 	repair := func(ctx context.Context) { s.repairOnce(ctx, rep) }
 	wg.Go(func() { s.every(ctx, s.cfg.ReaperInterval, bg.under(sweepBuilds)) })
 	wg.Go(func() { s.every(ctx, s.cfg.RepairInterval, bg.under(repair)) })
+	// Every replica reports the node it reaches, with or without the lease.
+	wg.Go(func() {
+		s.heartbeatOnce(ctx)
+		s.every(ctx, s.cfg.HeartbeatInterval, s.heartbeatOnce)
+	})
 	wg.Wait()
 	return nil
 }

@@ -56,6 +56,12 @@ type Config struct {
 	// of those sharing the store runs at a time. Holders renew at a third of
 	// it; when a replica dies, the others take over within it: 15 s.
 	LeaseTTL time.Duration
+	// HeartbeatInterval is how often each replica asks its node for its
+	// report and stores it as the node's heartbeat: 5 s.
+	HeartbeatInterval time.Duration
+	// NodeLostAfter is how long a node may stay silent before it is
+	// reported unhealthy: three heartbeats (15 s by default).
+	NodeLostAfter time.Duration
 	// NodeTimeout bounds one call to the node: 2 min. Node calls that change
 	// a sandbox are not cancelled when the client goes away.
 	NodeTimeout time.Duration
@@ -118,6 +124,8 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RepairInterval, time.Minute)
 	setDur(&c.LeaseTTL, 15*time.Second)
 	setDur(&c.NodeTimeout, 2*time.Minute)
+	setDur(&c.HeartbeatInterval, 5*time.Second)
+	setDur(&c.NodeLostAfter, 3*c.HeartbeatInterval)
 	setInt(&c.VolumeSizeMB, 1024)
 	setInt(&c.MaxVolumeSizeMB, 65536)
 	setDur(&c.VolumeTokenTTL, 24*time.Hour)
@@ -143,6 +151,7 @@ func (c Config) validate() error {
 		"ReaperInterval": c.ReaperInterval, "MetricsInterval": c.MetricsInterval,
 		"MetricsRetention": c.MetricsRetention, "DeadRetention": c.DeadRetention,
 		"NodeTimeout": c.NodeTimeout, "RepairInterval": c.RepairInterval, "LeaseTTL": c.LeaseTTL,
+		"HeartbeatInterval": c.HeartbeatInterval, "NodeLostAfter": c.NodeLostAfter,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s must not be negative", name)

@@ -41,6 +41,7 @@ type Store interface {
 	SnapshotStore
 	VolumeStore
 	LeaseStore
+	NodeStore
 }
 
 // Node is the part of the agent RPC client the Service uses; the generated
@@ -57,4 +58,5 @@ type Node interface {
 	ForkSandbox(context.Context, *connect.Request[agentv1.ForkSandboxRequest]) (*connect.Response[agentv1.ForkSandboxResponse], error)
 	SnapshotSandbox(context.Context, *connect.Request[agentv1.SnapshotSandboxRequest]) (*connect.Response[agentv1.SnapshotSandboxResponse], error)
 	DeleteSnapshot(context.Context, *connect.Request[agentv1.DeleteSnapshotRequest]) (*connect.Response[agentv1.DeleteSnapshotResponse], error)
+	NodeInfo(context.Context, *connect.Request[agentv1.NodeInfoRequest]) (*connect.Response[agentv1.NodeInfoResponse], error)
 }

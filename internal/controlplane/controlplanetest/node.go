@@ -27,6 +27,7 @@ const (
 	OpList    = "list"
 	OpMetrics = "metrics"
 	OpLogs    = "logs"
+	OpInfo    = "nodeinfo"
 )
 
 // Node is a fake agentv1connect.AgentServiceClient. The zero value is not

@@ -1,0 +1,138 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// NodeStore keeps the nodes' heartbeats; *store.DB implements it.
+type NodeStore interface {
+	PutNodeHeartbeat(ctx context.Context, id string, report []byte) error
+	ListNodes(ctx context.Context) ([]*store.Node, error)
+}
+
+// Node states, as E2B names them.
+const (
+	// NodeReady: the node's last heartbeat is recent.
+	NodeReady = "ready"
+	// NodeUnhealthy: the node has been silent for longer than NodeLostAfter;
+	// its sandboxes are out of reach until it is heard again.
+	NodeUnhealthy = "unhealthy"
+)
+
+// NodeReport is what a node tells at a heartbeat, as the store keeps it.
+type NodeReport struct {
+	// Version and Commit name the build of its agent.
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	// The machine: CPUs, their use in percent, memory and what is in use.
+	CPUCount         int     `json:"cpuCount"`
+	CPUPercent       float64 `json:"cpuPercent"`
+	MemoryTotalBytes int64   `json:"memoryTotalBytes"`
+	MemoryUsedBytes  int64   `json:"memoryUsedBytes"`
+	// What sandboxes may commit in all, and what they commit.
+	LimitCPUs            int   `json:"limitCPUs"`
+	LimitMemoryBytes     int64 `json:"limitMemoryBytes"`
+	CommittedCPUs        int   `json:"committedCPUs"`
+	CommittedMemoryBytes int64 `json:"committedMemoryBytes"`
+	// The file system of the node's data directory.
+	DataDir            string `json:"dataDir"`
+	DiskMountPoint     string `json:"diskMountPoint"`
+	DiskDevice         string `json:"diskDevice"`
+	DiskFilesystemType string `json:"diskFilesystemType"`
+	DiskTotalBytes     int64  `json:"diskTotalBytes"`
+	DiskUsedBytes      int64  `json:"diskUsedBytes"`
+	// Sandboxes counts the node's sandboxes by engine state (starting,
+	// running, pausing, paused, resuming, dead); Warm its pooled ones.
+	Sandboxes map[string]int `json:"sandboxes"`
+	Warm      int            `json:"warm"`
+	// CreateSuccesses and CreateFails count the node's creates since its
+	// agent started.
+	CreateSuccesses int64 `json:"createSuccesses"`
+	CreateFails     int64 `json:"createFails"`
+}
+
+// NodeView is a node as the control plane sees it: its state and its last
+// report.
+type NodeView struct {
+	ID string
+	// State is NodeReady or NodeUnhealthy.
+	State string
+	// HeartbeatAt is the node's last heartbeat, Silence how long ago it was
+	// by the store's clock.
+	HeartbeatAt time.Time
+	Silence     time.Duration
+	Report      NodeReport
+}
+
+// reportOf turns a NodeInfo answer into the report a heartbeat stores.
+func reportOf(m *agentv1.NodeInfoResponse) NodeReport {
+	r := NodeReport{
+		Version: m.GetVersion(), Commit: m.GetCommit(),
+		CPUCount: int(m.GetCpuCount()), CPUPercent: m.GetCpuPercent(),
+		MemoryTotalBytes: m.GetMemoryTotalBytes(), MemoryUsedBytes: m.GetMemoryUsedBytes(),
+		LimitCPUs: int(m.GetLimitCpus()), LimitMemoryBytes: m.GetLimitMemoryBytes(),
+		CommittedCPUs: int(m.GetCommittedCpus()), CommittedMemoryBytes: m.GetCommittedMemoryBytes(),
+		DataDir: m.GetDataDir(), DiskMountPoint: m.GetDiskMountPoint(), DiskDevice: m.GetDiskDevice(),
+		DiskFilesystemType: m.GetDiskFilesystemType(), DiskTotalBytes: m.GetDiskTotalBytes(), DiskUsedBytes: m.GetDiskUsedBytes(),
+		Sandboxes: make(map[string]int, len(m.GetSandboxes())), Warm: int(m.GetWarmSandboxes()),
+		CreateSuccesses: m.GetCreateSuccesses(), CreateFails: m.GetCreateFails(),
+	}
+	for state, n := range m.GetSandboxes() {
+		r.Sandboxes[state] = int(n)
+	}
+	return r
+}
+
+// heartbeatOnce asks the node for its report and stores it as its heartbeat.
+// A node that does not answer leaves its last heartbeat as it was: the
+// silence that follows is what makes it unhealthy.
+func (s *Service) heartbeatOnce(ctx context.Context) {
+	if err := s.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("node heartbeat", "node", LocalNodeID, "err", err)
+	}
+}
+
+// Heartbeat asks the node for its report now and stores it as its heartbeat;
+// Run calls it every HeartbeatInterval.
+func (s *Service) Heartbeat(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval)
+	defer cancel()
+	resp, err := s.node.NodeInfo(cctx, connect.NewRequest(&agentv1.NodeInfoRequest{}))
+	if err != nil {
+		return fmt.Errorf("ask node %s for its report: %w", LocalNodeID, err)
+	}
+	b, err := json.Marshal(reportOf(resp.Msg))
+	if err != nil {
+		return fmt.Errorf("encode the report of node %s: %w", LocalNodeID, err)
+	}
+	return s.store.PutNodeHeartbeat(ctx, LocalNodeID, b)
+}
+
+// Nodes reports every node that ever sent a heartbeat, by ID, each ready or
+// unhealthy by how long it has been silent.
+func (s *Service) Nodes(ctx context.Context) ([]NodeView, error) {
+	nodes, err := s.store.ListNodes(ctx)
+	if err != nil {
+		return nil, internal("list nodes", err)
+	}
+	out := make([]NodeView, 0, len(nodes))
+	for _, n := range nodes {
+		v := NodeView{ID: n.ID, State: NodeReady, HeartbeatAt: n.HeartbeatAt, Silence: n.Silence}
+		if n.Silence > s.cfg.NodeLostAfter {
+			v.State = NodeUnhealthy
+		}
+		if err := json.Unmarshal(n.Report, &v.Report); err != nil {
+			return nil, internal("read the report of node "+n.ID, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

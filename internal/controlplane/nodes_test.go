@@ -1,0 +1,73 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"lelantos.dev/lelantos/internal/controlplane/controlplanetest"
+)
+
+// TestNodeHeartbeats: a heartbeat stores the node's report; a node that stops
+// answering turns unhealthy once silent for NodeLostAfter, and ready again
+// at its next heartbeat, with its last report kept meanwhile.
+func TestNodeHeartbeats(t *testing.T) {
+	h := newTunedHarness(t, func(c *Config) { c.NodeLostAfter = 150 * time.Millisecond })
+	ctx := context.Background()
+	if nodes, err := h.svc.Nodes(ctx); err != nil || len(nodes) != 0 {
+		t.Fatalf("nodes before any heartbeat = %+v, %v", nodes, err)
+	}
+	h.create(t, CreateRequest{TemplateID: "base"})
+	h.create(t, CreateRequest{TemplateID: "big"})
+	if err := h.svc.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	one := func(want string) NodeView {
+		t.Helper()
+		nodes, err := h.svc.Nodes(ctx)
+		if err != nil || len(nodes) != 1 || nodes[0].ID != LocalNodeID {
+			t.Fatalf("nodes = %+v, %v; want the local node alone", nodes, err)
+		}
+		if nodes[0].State != want {
+			t.Fatalf("node state %s after %v of silence, want %s", nodes[0].State, nodes[0].Silence, want)
+		}
+		return nodes[0]
+	}
+	n := one(NodeReady)
+	if r := n.Report; r.Sandboxes["running"] != 2 || r.CommittedCPUs != 6 || r.CommittedMemoryBytes != (512+1024)<<20 ||
+		r.CPUCount != 2 || r.Version != "fake" || r.DiskTotalBytes != 100<<30 {
+		t.Fatalf("report %+v: want the node's two running sandboxes (6 CPUs, 1536 MB) and its machine", r)
+	}
+	h.node.Fail(controlplanetest.OpInfo, errors.New("node gone"))
+	if err := h.svc.Heartbeat(ctx); err == nil {
+		t.Fatal("a heartbeat of a node that does not answer succeeded")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if lost := one(NodeUnhealthy); lost.Report.Sandboxes["running"] != 2 {
+		t.Fatalf("a silent node's report %+v: want its last one kept", lost.Report)
+	}
+	h.node.Fail(controlplanetest.OpInfo, nil)
+	if err := h.svc.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	one(NodeReady)
+}
+
+// TestRunSendsHeartbeats: Run sends the first heartbeat at once.
+func TestRunSendsHeartbeats(t *testing.T) {
+	h := newTunedHarness(t, func(c *Config) { c.HeartbeatInterval = time.Hour })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		nodes, err := h.svc.Nodes(context.Background())
+		if err == nil && len(nodes) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat 5 s after Run started: %+v, %v", nodes, err)
+		}
+	}
+}
