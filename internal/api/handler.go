@@ -41,6 +41,7 @@ type Service interface {
 	Logs(ctx context.Context, teamID, id string, q controlplane.LogQuery) ([]controlplane.LogEntry, error)
 	Metrics(ctx context.Context, teamID, id string, start, end time.Time) ([]store.Metric, error)
 	LatestMetrics(ctx context.Context, teamID string, ids []string) (map[string]store.Metric, error)
+	Nodes(ctx context.Context) ([]controlplane.NodeView, error)
 	Domain() string
 	MaxTimeout() time.Duration
 }
@@ -168,6 +169,7 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 		r.Get("/v2/sandboxes/{sandboxID}/logs", h.logsV2)
 		r.Get("/sandboxes/{sandboxID}/metrics", h.metrics)
 		r.Get("/sandboxes/metrics", h.batchMetrics)
+		r.Get("/nodes", h.listNodes)
 		if h.templates != nil {
 			r.Get("/templates", h.listTemplates)
 			r.Post("/templates", h.buildTemplate)

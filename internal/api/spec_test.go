@@ -174,6 +174,9 @@ func TestSpecConformance(t *testing.T) {
 	// Egress rules of a running sandbox.
 	exerciseNetwork(t, e, want)
 
+	// The nodes, for the operator.
+	exerciseNodes(t, e, want)
+
 	// Every operation of the document was called with a 2xx answer.
 	var missing []string
 	for path, item := range e.doc.Paths.Map() {

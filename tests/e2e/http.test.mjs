@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { release } from 'node:os'
+import { cpus, release, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import {
   call, assertNoContent, assertError, assertSandboxShape, assertListedShape, createSandbox, detail,
@@ -371,6 +371,34 @@ test('invalid input: 400 naming the field, and nothing is created', { timeout: 6
     endsIn((await detail(id)).endAt, 120, 10)
   } finally {
     await killQuietly(id)
+  }
+})
+
+test('GET /nodes: the local node is ready, with its machine, its limits and the sandboxes it holds', { timeout: 60_000 }, async () => {
+  const sb = await createSandbox({ templateID: 'base', metadata: { suite: RUN } })
+  try {
+    let last
+    const node = await eventually(async () => {
+      last = await call('GET', '/nodes')
+      assert.equal(last.status, 200, last.text)
+      assert.equal(last.json.length, 1, `one node: ${last.text}`)
+      const n = last.json[0]
+      return n.sandboxCount >= 1 && n.createSuccesses >= 1 && n
+    }, 20_000, 'a heartbeat with the new sandbox').catch((e) => { throw new Error(`${e.message}; last answer ${last?.text}`) })
+    assert.equal(node.id, 'local')
+    assert.equal(node.status, 'ready')
+    assert.ok(node.version !== '', 'the agent names its build')
+    assert.equal(node.metrics.cpuCount, cpus().length, 'the host\'s CPUs')
+    assert.ok(Math.abs(node.metrics.memoryTotalBytes - totalmem()) < 64 << 20, `the host's memory: ${node.metrics.memoryTotalBytes} vs ${totalmem()}`)
+    assert.ok(node.metrics.memoryUsedBytes > 0 && node.metrics.memoryUsedBytes < node.metrics.memoryTotalBytes)
+    assert.ok(node.metrics.allocatedCPU >= 1, `committed vCPUs: ${node.metrics.allocatedCPU}`)
+    assert.ok(node.limitCPU >= node.metrics.allocatedCPU && node.limitMemoryBytes > 0)
+    const [disk] = node.metrics.disks
+    assert.ok(disk.mountPoint.startsWith('/') && disk.filesystemType !== '' && disk.usedBytes > 0 && disk.usedBytes <= disk.totalBytes,
+      `the data directory's disk: ${JSON.stringify(disk)}`)
+    assert.ok(Date.now() - Date.parse(node.lastHeartbeat) < 30_000, `a recent heartbeat: ${node.lastHeartbeat}`)
+  } finally {
+    await killQuietly(sb.sandboxID)
   }
 })
 

@@ -91,6 +91,14 @@ test('another team cannot reach a sandbox: connect, getInfo, list, setTimeout, p
   assert.equal(r.stdout, 'still here\n')
 })
 
+test('only the operator sees the nodes: another team\'s key gets 403 from GET /nodes', { timeout: 30_000 }, async () => {
+  const res = await call('GET', '/nodes', { key: keyB })
+  assert.equal(res.status, 403, res.text)
+  assert.match(res.json?.message ?? '', /operator/, res.text)
+  const mine = await call('GET', '/nodes')
+  assert.equal(mine.status, 200, `the default team's key lists them: ${mine.text}`)
+})
+
 test('another team cannot create from a private template, but can from base', { timeout: 900_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lelantos-e2e-teams-'))
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }))
