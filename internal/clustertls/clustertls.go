@@ -1,0 +1,231 @@
+// Package clustertls is the cluster's certificate authority and the mutual
+// TLS between the control plane and the node agents. The operator brings a
+// CA or lets lelantos make one (NewCA); the CA issues each node a server
+// certificate for the names it is reached at, and the control plane a
+// client certificate. A node's agent serves its RPC only to clients holding
+// a client certificate of that CA (ServerConfig), and the control plane
+// trusts only node certificates of that CA (ClientConfig): a node
+// certificate is not a client certificate, so one node cannot drive
+// another.
+package clustertls
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"time"
+)
+
+// Role is what a certificate the CA issues may do.
+type Role int
+
+const (
+	// RoleNode certificates serve a node's agent RPC (server authentication).
+	RoleNode Role = iota + 1
+	// RoleControlPlane certificates call node agents (client authentication).
+	RoleControlPlane
+)
+
+// String names the role as certificates' organizational unit does.
+func (r Role) String() string {
+	switch r {
+	case RoleNode:
+		return "node"
+	case RoleControlPlane:
+		return "control-plane"
+	}
+	return fmt.Sprintf("Role(%d)", int(r))
+}
+
+// ErrInvalid: a certificate, key or request that cannot be used; the message
+// says which and why.
+var ErrInvalid = errors.New("invalid cluster TLS material")
+
+// DefaultValidity is how long NewCA's and Issue's certificates last when
+// asked for no validity.
+const DefaultValidity = 5 * 365 * 24 * time.Hour
+
+// CA is a certificate authority: its certificate and the key that signs.
+type CA struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+	// CertPEM is the CA's certificate, which both sides trust.
+	CertPEM []byte
+}
+
+// NewCA makes a CA named name, valid for validity from now (DefaultValidity
+// when 0), with a new ECDSA P-256 key. KeyPEM is the key to keep secret.
+func NewCA(name string, validity time.Duration) (ca *CA, keyPEM []byte, err error) {
+	if name == "" {
+		return nil, nil, fmt.Errorf("new cluster CA: a name is required: %w", ErrInvalid)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new cluster CA: generate key: %w", err)
+	}
+	tmpl, err := certTemplate(name, validity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new cluster CA: %w", err)
+	}
+	tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.MaxPathLenZero = true, true, true
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new cluster CA: sign: %w", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	keyPEM, err = encodeKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new cluster CA: %w", err)
+	}
+	return &CA{cert: cert, key: key, CertPEM: pemBlock("CERTIFICATE", der)}, keyPEM, nil
+}
+
+// LoadCA reads a CA from its certificate and key in PEM (an operator's own
+// CA may be RSA, ECDSA or Ed25519). The certificate must be a CA's.
+func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("load cluster CA: %w: %v", ErrInvalid, err)
+	}
+	cert := pair.Leaf
+	if cert == nil {
+		if cert, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("load cluster CA: %w: %v", ErrInvalid, err)
+		}
+	}
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("load cluster CA: %w: the certificate of %q is not a CA's", ErrInvalid, cert.Subject.CommonName)
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("load cluster CA: %w: the key cannot sign", ErrInvalid)
+	}
+	return &CA{cert: cert, key: signer, CertPEM: certPEM}, nil
+}
+
+// Issue makes a certificate for name in role, valid for validity from now
+// (DefaultValidity when 0), with a new ECDSA P-256 key. A node's hosts are
+// the DNS names and IP addresses clients reach it at (at least one); a
+// control plane's are ignored.
+func (ca *CA) Issue(name string, role Role, hosts []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	if name == "" {
+		return nil, nil, fmt.Errorf("issue certificate: a name is required: %w", ErrInvalid)
+	}
+	tmpl, err := certTemplate(name, validity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue certificate for %s: %w", name, err)
+	}
+	tmpl.Subject.OrganizationalUnit = []string{role.String()}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	switch role {
+	case RoleNode:
+		if len(hosts) == 0 {
+			return nil, nil, fmt.Errorf("issue certificate for node %s: at least one host name or address is required: %w", name, ErrInvalid)
+		}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		for _, h := range hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
+		}
+	case RoleControlPlane:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	default:
+		return nil, nil, fmt.Errorf("issue certificate for %s: unknown %v: %w", name, role, ErrInvalid)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue certificate for %s: generate key: %w", name, err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue certificate for %s: sign: %w", name, err)
+	}
+	if keyPEM, err = encodeKey(key); err != nil {
+		return nil, nil, fmt.Errorf("issue certificate for %s: %w", name, err)
+	}
+	return pemBlock("CERTIFICATE", der), keyPEM, nil
+}
+
+// ServerConfig is the TLS configuration of a node's agent: its certificate,
+// TLS 1.3, and a client certificate of the CA in caPEM required of every
+// connection (Go checks that it is one for client authentication).
+func ServerConfig(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+	pool, pair, err := material(caPEM, certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("agent TLS: %w", err)
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+	}, nil
+}
+
+// ClientConfig is the TLS configuration of the control plane's calls to
+// node agents: its client certificate, TLS 1.3, and only node certificates
+// of the CA in caPEM trusted (not the system's roots).
+func ClientConfig(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+	pool, pair, err := material(caPEM, certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("agent client TLS: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}, RootCAs: pool}, nil
+}
+
+// material parses a CA certificate and a key pair.
+func material(caPEM, certPEM, keyPEM []byte) (*x509.CertPool, tls.Certificate, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, tls.Certificate{}, fmt.Errorf("%w: no CA certificate in the CA file", ErrInvalid)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return pool, pair, nil
+}
+
+// certTemplate is a certificate template for name, valid from a minute ago (a
+// clock slightly behind) for validity.
+func certTemplate(name string, validity time.Duration) (*x509.Certificate, error) {
+	if validity < 0 {
+		return nil, fmt.Errorf("negative validity %s: %w", validity, ErrInvalid)
+	}
+	if validity == 0 {
+		validity = DefaultValidity
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	now := time.Now()
+	return &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: name, Organization: []string{"Lelantos cluster"}},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(validity),
+	}, nil
+}
+
+// encodeKey writes a private key as PKCS #8 PEM.
+func encodeKey(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
+	}
+	return pemBlock("PRIVATE KEY", der), nil
+}
+
+func pemBlock(kind string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der})
+}
