@@ -71,6 +71,10 @@ type nodeConfig struct {
 	Tracing *telemetry.Tracing
 	// BuildObserver is told of template builds; startNode sets it.
 	BuildObserver template.Observer
+	// AgentListen, when set, also serves the agent RPC on this TCP address
+	// with mutual TLS, the CA and node certificate taken from AgentTLSDir
+	// (clustertls' layout).
+	AgentListen, AgentTLSDir string
 }
 
 // warmPools keeps up to baseWarmFloor sandboxes shaped like a default create
@@ -107,6 +111,8 @@ type localNode struct {
 	// directly (the builder has no agent RPC yet).
 	templates *templateNode
 	server    *http.Server
+	// tcpServer serves the agent over TCP with mutual TLS (nil when not).
+	tcpServer *http.Server
 	socket    string
 	client    agentv1connect.AgentServiceClient
 	// network and dirty are host-wide state the node set up, put back on Close.
@@ -201,6 +207,10 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 			cfg.Logger.Error("agent server", "err", err)
 		}
 	}()
+	tcp, err := serveAgentTLS(cfg, mux)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), srv.Close(), templates.Close(), closeNet())
+	}
 	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -209,7 +219,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		MaxIdleConnsPerHost: 64,
 	}}
 	started = true
-	return &localNode{engine: eng, dns: dns, egress: egress, templates: templates, server: srv, socket: socket, client: agent.NewClient(hc, "http://agent", obs.client...),
+	return &localNode{engine: eng, dns: dns, egress: egress, templates: templates, server: srv, tcpServer: tcp, socket: socket, client: agent.NewClient(hc, "http://agent", obs.client...),
 		network: nm, dirty: dirty}, nil
 }
 
@@ -220,6 +230,9 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 func (n *localNode) Close(ctx context.Context) error {
 	terr := n.templates.Close()
 	err := errors.Join(terr, n.server.Shutdown(ctx), n.engine.DrainPools(ctx))
+	if n.tcpServer != nil {
+		err = errors.Join(err, n.tcpServer.Shutdown(ctx))
+	}
 	n.engine.Close()
 	_ = os.Remove(n.socket)
 	err = errors.Join(err, n.egress.Close(ctx), n.dns.Close(ctx))

@@ -62,6 +62,10 @@ type serveFlags struct {
 	privateRegistries []string
 	// telemetry is where metrics and traces go (--metrics-listen, --otlp-endpoint).
 	telemetry telemetryFlags
+	// agentListen is where the node's agent RPC is also served over TCP with
+	// mutual TLS, with the certificates of agentTLSDir ("": the unix socket
+	// only).
+	agentListen, agentTLSDir string
 	// cacheDir keeps what is built once per machine (--cache-dir): the
 	// built trees of the built-in templates, under templates/.
 	cacheDir string
@@ -97,6 +101,8 @@ func serve(ctx context.Context, args []string) error {
 	fs.IntVar(&f.teamQuotas.MaxBuilds, "team-max-builds", 0, "template builds a team may run at once, for teams without their own quota; 0 = unlimited")
 	fs.DurationVar(&f.pausedRetention, "paused-retention", controlplane.DefaultPausedRetention, "how long a sandbox may stay paused before it is killed and its checkpoint removed (e.g. 168h); 0 keeps paused sandboxes until they are killed")
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
+	fs.StringVar(&f.agentListen, "agent-listen", "", "also serve this node's agent RPC on this TCP address, with mutual TLS only (needs --agent-tls-dir)")
+	fs.StringVar(&f.agentTLSDir, "agent-tls-dir", "", "directory of the cluster CA and this node's certificate for --agent-listen (lelantos certs init writes one); callers need a control-plane certificate of that CA")
 	f.limits.register(fs)
 	f.telemetry.register(fs)
 	fs.Func("dns-upstream", "a resolver (address:port) for sandboxes' DNS and the egress proxy's name lookups, instead of the host's (/etc/resolv.conf); repeat for more, tried in order", func(v string) error {
@@ -149,6 +155,9 @@ func serve(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if (f.agentListen == "") != (f.agentTLSDir == "") {
+		return errors.New("serve: --agent-listen and --agent-tls-dir go together: the agent is never served over TCP without mutual TLS")
 	}
 	if f.baseRootfs == "" {
 		return errors.New("serve: --base-rootfs is required (make run passes it)")
@@ -267,7 +276,8 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	defer vols.close(log) // after the node stops
 	node, err := startNode(ctx, nodeConfig{Volumes: vols.engine(), Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Interpreter: f.interpreter, Subnet: f.subnet,
 		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses, DNSUpstreams: f.dnsUpstreams,
-		BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries, Metrics: tel.node, Tracing: tel.tracing})
+		BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries, Metrics: tel.node, Tracing: tel.tracing,
+		AgentListen: f.agentListen, AgentTLSDir: f.agentTLSDir})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
