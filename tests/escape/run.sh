@@ -13,8 +13,14 @@ export E2E_DATA_DIR=$(mktemp -d /tmp/lelantos-escape.XXXXXX)
 export E2E_API=127.0.0.1:${ESCAPE_API_PORT:-3900} E2E_SANDBOX=127.0.0.1:${ESCAPE_SANDBOX_PORT:-3901}
 export E2E_SUBNET=${ESCAPE_SUBNET:-10.235.0.0/16} E2E_NET_PREFIX=lesc
 export ESCAPE_DATA_DIR=$E2E_DATA_DIR ESCAPE_CLASSES=gvisor,runc
+# The node's agent is also served over TCP with mutual TLS, on every host address,
+# for the attacks on it; a second CA stands for anyone else's certificates.
+export ESCAPE_AGENT=127.0.0.1:${ESCAPE_AGENT_PORT:-3902}
+export ESCAPE_AGENT_TLS_DIR=$E2E_DATA_DIR/cluster-tls ESCAPE_STRANGER_TLS_DIR=$E2E_DATA_DIR/stranger-tls
+"$repo/bin/lelantos" certs init "$ESCAPE_AGENT_TLS_DIR" --hosts 127.0.0.1 >/dev/null
+"$repo/bin/lelantos" certs init "$ESCAPE_STRANGER_TLS_DIR" --hosts 127.0.0.1 >/dev/null
 # The attacks need no built-in template; building one would only load the machine.
-export E2E_SERVE_FLAGS="--builtin-templates none"
+export E2E_SERVE_FLAGS="--builtin-templates none --agent-listen 0.0.0.0:${ESCAPE_AGENT_PORT:-3902} --agent-tls-dir $ESCAPE_AGENT_TLS_DIR"
 cleanup() {
   bash "$repo/tests/e2e/server.sh" stop
   unmount_under "$E2E_DATA_DIR"
