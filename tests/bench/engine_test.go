@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -115,7 +116,7 @@ func BenchmarkEnginePauseResume200MB(b *testing.B) {
 		}
 		t1 := time.Now()
 		b.StopTimer()
-		imageMB = duMB(b, filepath.Join(r.node.DataDir, "sandboxes", s.ID, "images"))
+		imageMB = duMB(b, newestImage(b, filepath.Join(r.node.DataDir, "sandboxes", s.ID, "images")))
 		b.StartTimer()
 		t2 := time.Now()
 		var err error
@@ -149,6 +150,27 @@ func residentMB(b *testing.B, st engine.Status, pid string) float64 {
 		b.Fatalf("sandbox %s: %v", st.Spec.ID, err)
 	}
 	return v
+}
+
+// newestImage is the directory of the last pause's image under images (one
+// numbered directory per pause): the previous pause's is removed in the
+// background after a pause returns, so all of images may still hold two.
+func newestImage(b *testing.B, images string) string {
+	b.Helper()
+	entries, err := os.ReadDir(images)
+	if err != nil {
+		b.Fatalf("images of the sandbox: %v", err)
+	}
+	newest := -1
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && e.IsDir() && n > newest {
+			newest = n
+		}
+	}
+	if newest < 0 {
+		b.Fatalf("no image under %s", images)
+	}
+	return filepath.Join(images, strconv.Itoa(newest))
 }
 
 // duMB is the disk space the files under dir take, in MB (10^6 bytes), as du counts.
