@@ -11,9 +11,10 @@ import (
 	"lelantos.dev/lelantos/internal/clustertls"
 )
 
-// serveAgentTLS serves h on cfg.AgentListen over TLS that requires a
-// control-plane certificate of the cluster CA in cfg.AgentTLSDir; nil, nil
-// when no address is set. HTTP/2 is offered: connect-go's streams use it.
+// serveAgentTLS serves h (the agent RPC and the node's sandbox tunnel) on
+// cfg.AgentListen over TLS that requires a control-plane certificate of the
+// cluster CA in cfg.AgentTLSDir; nil, nil when no address is set. HTTP/2 is
+// offered for the RPC; the tunnel's CONNECT takes HTTP/1.1.
 func serveAgentTLS(cfg nodeConfig, h http.Handler) (*http.Server, error) {
 	if cfg.AgentListen == "" {
 		return nil, nil

@@ -200,14 +200,15 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.Close(), closeNet())
 	}
 	mux := http.NewServeMux()
-	mux.Handle(agent.NewServer(eng, build()).Handler(obs.server...))
+	agentSrv := agent.NewServer(eng, build())
+	mux.Handle(agentSrv.Handler(obs.server...))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("agent server", "err", err)
 		}
 	}()
-	tcp, err := serveAgentTLS(cfg, mux)
+	tcp, err := serveAgentTLS(cfg, agentSrv.Tunnel(mux))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start node: %w", err), srv.Close(), templates.Close(), closeNet())
 	}

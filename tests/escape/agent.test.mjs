@@ -77,6 +77,55 @@ test('the agent refuses plain HTTP, no client certificate, another CA\'s and a n
   assert.ok(still.text.includes(sbx.sandboxId), 'the sandbox was not killed by any of the attempts')
 })
 
+/**
+ * Opens the node's sandbox tunnel to authority (CONNECT) with the
+ * control-plane certificate and, when it is answered 200, sends request on it;
+ * resolves to { status } of the CONNECT and the tunnelled answer's first line.
+ */
+function tunnel(authority, request) {
+  return new Promise((resolve, reject) => {
+    const req = requestWith({ method: 'CONNECT', path: authority })
+    req.on('connect', (res, socket) => {
+      if (res.statusCode !== 200) {
+        socket.destroy()
+        return resolve({ status: res.statusCode })
+      }
+      let text = ''
+      socket.on('data', (d) => { text += d })
+      socket.on('end', () => resolve({ status: 200, answer: text.split('\r\n')[0] }))
+      socket.on('error', reject)
+      socket.end(request)
+    })
+    req.on('response', (res) => { res.resume(); resolve({ status: res.statusCode }) })
+    req.on('timeout', () => req.destroy(new Error('timed out')))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** An HTTPS request to the agent with the control-plane certificate. */
+function requestWith(extra) {
+  return request({
+    host: HOST, port: Number(PORT), ca: read(DIR, 'ca.pem'), servername: HOST, timeout: 10_000,
+    cert: read(DIR, 'control-plane.pem'), key: read(DIR, 'control-plane-key.pem'), ALPNProtocols: ['http/1.1'], ...extra,
+  })
+}
+
+test('the node\'s sandbox tunnel reaches a sandbox by its ID and nothing else', { timeout: 60_000 }, async (t) => {
+  const sbx = await sandbox(t)
+  const health = 'GET /health HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n'
+  const ok = await tunnel(`${sbx.sandboxId}:49983`, health)
+  assert.equal(ok.status, 200, 'CONNECT to the sandbox')
+  assert.match(ok.answer ?? '', /^HTTP\/1\.1 2\d\d/, `the daemon answered through the tunnel: ${ok.answer}`)
+  for (const [authority, want] of [
+    ['127.0.0.1:22', 404], [`${HOST}:${PORT}`, 404], ['localhost:9090', 404], ['[::1]:22', 404],
+    ['nosuchsandbox:49983', 404], [`${sbx.sandboxId}:0`, 400], [`${sbx.sandboxId}`, 400],
+  ]) {
+    const res = await tunnel(authority, health)
+    assert.equal(res.status, want, `CONNECT ${authority}: ${JSON.stringify(res)}`)
+  }
+})
+
 test('a sandbox cannot reach the agent\'s TCP listener on any host address', { timeout: 120_000 }, async (t) => {
   const sbx = await sandbox(t)
   const targets = hostAddresses().map((a) => [a, Number(PORT), 'tcp'])
