@@ -42,6 +42,7 @@ type Service interface {
 	Metrics(ctx context.Context, teamID, id string, start, end time.Time) ([]store.Metric, error)
 	LatestMetrics(ctx context.Context, teamID string, ids []string) (map[string]store.Metric, error)
 	Nodes(ctx context.Context) ([]controlplane.NodeView, error)
+	SetNodeStatus(ctx context.Context, id, status string) error
 	Domain() string
 	MaxTimeout() time.Duration
 }
@@ -170,6 +171,7 @@ func NewHandler(svc Service, auth Authenticator, opts Options) http.Handler {
 		r.Get("/sandboxes/{sandboxID}/metrics", h.metrics)
 		r.Get("/sandboxes/metrics", h.batchMetrics)
 		r.Get("/nodes", h.listNodes)
+		r.Post("/nodes/{nodeID}", h.setNodeStatus)
 		if h.templates != nil {
 			r.Get("/templates", h.listTemplates)
 			r.Post("/templates", h.buildTemplate)

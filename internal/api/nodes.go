@@ -1,8 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
+
+	"github.com/go-chi/chi/v5"
 
 	"lelantos.dev/lelantos/internal/controlplane"
 	"lelantos.dev/lelantos/internal/store"
@@ -72,11 +75,20 @@ func toNodeJSON(v controlplane.NodeView) nodeJSON {
 	}
 }
 
-// listNodes answers GET /nodes: every node, for the operator only (a key of
-// the default team), since a node's counts take in every team's sandboxes.
-func (h *handler) listNodes(w http.ResponseWriter, r *http.Request) {
+// operator answers 403 and false unless the caller's key is of the default
+// team: the nodes are the operator's, and their counts take in every team's
+// sandboxes.
+func operator(w http.ResponseWriter, r *http.Request) bool {
 	if teamOf(r) != store.DefaultTeamID {
 		writeError(w, http.StatusForbidden, "the nodes are the operator's: use a key of the default team")
+		return false
+	}
+	return true
+}
+
+// listNodes answers GET /nodes: every node, for the operator only.
+func (h *handler) listNodes(w http.ResponseWriter, r *http.Request) {
+	if !operator(w, r) {
 		return
 	}
 	nodes, err := h.svc.Nodes(r.Context())
@@ -89,4 +101,36 @@ func (h *handler) listNodes(w http.ResponseWriter, r *http.Request) {
 		out = append(out, toNodeJSON(n))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// nodeStatusBody is E2B's NodeStatusChange.
+type nodeStatusBody struct {
+	Status    *string         `json:"status"`
+	ClusterID json.RawMessage `json:"clusterID"`
+}
+
+// setNodeStatus answers POST /nodes/{nodeID}: the operator sets a node ready
+// or draining (no new sandboxes on it); 204.
+func (h *handler) setNodeStatus(w http.ResponseWriter, r *http.Request) {
+	if !operator(w, r) {
+		return
+	}
+	var body nodeStatusBody
+	if err := h.decodeBody(w, r, &body); err != nil {
+		writeBad(w, err)
+		return
+	}
+	switch {
+	case body.Status == nil:
+		writeBad(w, badf("status: required, %q or %q", controlplane.NodeReady, controlplane.NodeDraining))
+		return
+	case len(body.ClusterID) != 0 && string(body.ClusterID) != "null":
+		writeBad(w, badf("clusterID: this server's nodes form one cluster; leave clusterID out"))
+		return
+	}
+	if err := h.svc.SetNodeStatus(r.Context(), chi.URLParam(r, "nodeID"), *body.Status); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
 }

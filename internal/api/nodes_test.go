@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -41,9 +42,26 @@ func exerciseNodes(t *testing.T, e *env, want func(*response, int) *response) {
 		n.LastHeartbeat == "" {
 		t.Fatalf("GET /nodes = %+v, want the local node ready with its %d running sandboxes", n, running)
 	}
-	// Another team's key sees no node: the counts are every team's.
-	r := want(e.doAs(e.keyB, "GET", "/nodes", ""), 403)
-	if string(r.Body) == "" {
-		t.Fatal("403 without a message")
+	// Another team's key sees no node and drains none: the counts are every team's.
+	want(e.doAs(e.keyB, "GET", "/nodes", ""), 403)
+	want(e.doAs(e.keyB, "POST", "/nodes/local", `{"status":"draining"}`), 403)
+
+	// Draining: no new sandboxes, then ready again.
+	for _, bad := range []struct{ path, body string }{
+		{"/nodes/local", `{}`}, {"/nodes/local", `{"status":"lost"}`}, {"/nodes/local", `{"status":1}`},
+		{"/nodes/local", `{"status":"draining","clusterID":"c1"}`},
+	} {
+		want(e.do("POST", bad.path, bad.body), 400)
 	}
+	want(e.do("POST", "/nodes/elsewhere", `{"status":"draining"}`), 404)
+	want(e.do("POST", "/nodes/local", `{"status":"draining"}`), 204)
+	want(e.do("GET", "/nodes", ""), 200).decode(t, &nodes)
+	if len(nodes) != 1 || nodes[0].Status != "draining" {
+		t.Fatalf("GET /nodes after draining = %+v", nodes)
+	}
+	if r := want(e.do("POST", "/sandboxes", `{"templateID":"base"}`), 503); !strings.Contains(string(r.Body), "draining") {
+		t.Fatalf("create on a draining node: %s", r.Body)
+	}
+	want(e.do("POST", "/nodes/local", `{"status":"ready","clusterID":null}`), 204)
+	want(e.do("POST", "/sandboxes", `{"templateID":"base"}`), 201)
 }

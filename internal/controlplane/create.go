@@ -209,6 +209,9 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 		sb.TrafficAccessToken = randomHex(32)
 	}
 
+	if err := s.admitOnNode(ctx); err != nil {
+		return nil, err
+	}
 	// Nobody knows the ID yet, but the reaper and Reconcile might see the
 	// row: hold its lock from the start.
 	unlock, err := s.lock(ctx, sb.ID)

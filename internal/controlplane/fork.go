@@ -65,6 +65,9 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 	default:
 		return nil, newError(ErrConflict, "Sandbox '%s' cannot be forked while in '%s' state", id, clientVisible(src.State))
 	}
+	if err := s.admitOnNode(ctx); err != nil {
+		return nil, err
+	}
 	lc, err := s.store.SandboxLifecycleOf(ctx, src.ID)
 	if err != nil {
 		return nil, internal("read sandbox lifecycle", err)

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,12 +17,18 @@ import (
 type NodeStore interface {
 	PutNodeHeartbeat(ctx context.Context, id string, report []byte) error
 	ListNodes(ctx context.Context) ([]*store.Node, error)
+	GetNode(ctx context.Context, id string) (*store.Node, error)
+	SetNodeStatus(ctx context.Context, id, status string) error
 }
 
 // Node states, as E2B names them.
 const (
-	// NodeReady: the node's last heartbeat is recent.
-	NodeReady = "ready"
+	// NodeReady: the node's last heartbeat is recent and it takes new
+	// sandboxes.
+	NodeReady = store.NodeReady
+	// NodeDraining: the operator drains the node: it takes no new sandboxes
+	// (creates and forks answer 503), those it holds go on.
+	NodeDraining = store.NodeDraining
 	// NodeUnhealthy: the node has been silent for longer than NodeLostAfter;
 	// its sandboxes are out of reach until it is heard again.
 	NodeUnhealthy = "unhealthy"
@@ -63,7 +70,8 @@ type NodeReport struct {
 // report.
 type NodeView struct {
 	ID string
-	// State is NodeReady or NodeUnhealthy.
+	// State is NodeReady, NodeDraining or NodeUnhealthy (a silent node,
+	// whatever the operator set).
 	State string
 	// HeartbeatAt is the node's last heartbeat, Silence how long ago it was
 	// by the store's clock.
@@ -116,8 +124,9 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 	return s.store.PutNodeHeartbeat(ctx, LocalNodeID, b)
 }
 
-// Nodes reports every node that ever sent a heartbeat, by ID, each ready or
-// unhealthy by how long it has been silent.
+// Nodes reports every node that ever sent a heartbeat, by ID: unhealthy when
+// it has been silent for longer than NodeLostAfter, else as the operator set
+// it (ready or draining).
 func (s *Service) Nodes(ctx context.Context) ([]NodeView, error) {
 	nodes, err := s.store.ListNodes(ctx)
 	if err != nil {
@@ -125,7 +134,7 @@ func (s *Service) Nodes(ctx context.Context) ([]NodeView, error) {
 	}
 	out := make([]NodeView, 0, len(nodes))
 	for _, n := range nodes {
-		v := NodeView{ID: n.ID, State: NodeReady, HeartbeatAt: n.HeartbeatAt, Silence: n.Silence}
+		v := NodeView{ID: n.ID, State: n.Status, HeartbeatAt: n.HeartbeatAt, Silence: n.Silence}
 		if n.Silence > s.cfg.NodeLostAfter {
 			v.State = NodeUnhealthy
 		}
@@ -135,4 +144,36 @@ func (s *Service) Nodes(ctx context.Context) ([]NodeView, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// SetNodeStatus sets node id ready (it takes new sandboxes) or draining (it
+// takes none; those it holds go on). A node never heard from is not found.
+func (s *Service) SetNodeStatus(ctx context.Context, id, status string) error {
+	if status != NodeReady && status != NodeDraining {
+		return invalidf("status: %q is not %q or %q", status, NodeReady, NodeDraining)
+	}
+	err := s.store.SetNodeStatus(ctx, id, status)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return newError(ErrNotFound, "node %s not found", id)
+	case err != nil:
+		return internal("set the status of node "+id, err)
+	}
+	s.log.Info("node status set", "node", id, "status", status)
+	return nil
+}
+
+// admitOnNode refuses a new sandbox on the local node while it is draining.
+// A node never heard from yet takes them.
+func (s *Service) admitOnNode(ctx context.Context) error {
+	n, err := s.store.GetNode(ctx, LocalNodeID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return internal("read node "+LocalNodeID, err)
+	case n.Status == NodeDraining:
+		return newError(ErrUnavailable, "node %s is draining: it takes no new sandboxes", LocalNodeID)
+	}
+	return nil
 }

@@ -71,3 +71,51 @@ func TestRunSendsHeartbeats(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainingNode: a draining node takes no new sandboxes, created or
+// forked (503), while those it holds go on; ready again, it takes them.
+func TestDrainingNode(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	running := h.create(t, CreateRequest{TemplateID: "base"})
+	if err := h.svc.SetNodeStatus(ctx, LocalNodeID, NodeDraining); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("draining a node never heard from = %v, want ErrNotFound", err)
+	}
+	if err := h.svc.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id, status string
+		want       error
+	}{
+		{LocalNodeID, "lost", ErrInvalidArgument},
+		{LocalNodeID, "", ErrInvalidArgument},
+		{"elsewhere", NodeDraining, ErrNotFound},
+	} {
+		if err := h.svc.SetNodeStatus(ctx, c.id, c.status); !errors.Is(err, c.want) {
+			t.Fatalf("SetNodeStatus(%s, %q) = %v, want %v", c.id, c.status, err, c.want)
+		}
+	}
+	if err := h.svc.SetNodeStatus(ctx, LocalNodeID, NodeDraining); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, _ := h.svc.Nodes(ctx); len(nodes) != 1 || nodes[0].State != NodeDraining {
+		t.Fatalf("nodes after draining: %+v", nodes)
+	}
+	if _, err := h.svc.Create(ctx, defTeam, CreateRequest{TemplateID: "base"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("create on a draining node = %v, want ErrUnavailable", err)
+	}
+	if _, err := h.svc.Fork(ctx, defTeam, running.ID, ForkRequest{Count: 1}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("fork on a draining node = %v, want ErrUnavailable", err)
+	}
+	if err := h.svc.Pause(ctx, defTeam, running.ID); err != nil {
+		t.Fatalf("pause of a sandbox the draining node holds: %v", err)
+	}
+	if err := h.svc.Kill(ctx, defTeam, running.ID); err != nil {
+		t.Fatalf("kill of a sandbox the draining node holds: %v", err)
+	}
+	if err := h.svc.SetNodeStatus(ctx, LocalNodeID, NodeReady); err != nil {
+		t.Fatal(err)
+	}
+	h.create(t, CreateRequest{TemplateID: "base"})
+}

@@ -8,10 +8,20 @@ import (
 	"time"
 )
 
+// Node statuses an operator sets (SetNodeStatus).
+const (
+	// NodeReady nodes take new sandboxes; a node's first heartbeat makes it so.
+	NodeReady = "ready"
+	// NodeDraining nodes take no new sandboxes; those they hold go on.
+	NodeDraining = "draining"
+)
+
 // Node is one node the control plane reaches, as its last heartbeat left it.
 type Node struct {
 	// ID names the node.
 	ID string
+	// Status is NodeReady or NodeDraining, as the operator set it.
+	Status string
 	// Report is what the node reported at its last heartbeat: JSON the
 	// control plane writes and reads; the store keeps it as it is.
 	Report []byte
@@ -34,10 +44,10 @@ func (db *DB) PutNodeHeartbeat(ctx context.Context, id string, report []byte) er
 	err := db.writeAs(ctx, true, func(tx conn) error {
 		// One reading of the clock for both times (WHERE true: SQLite would
 		// read ON CONFLICT as a join's ON).
-		_, err := tx.ExecContext(ctx, `INSERT INTO nodes (id, report, heartbeat_at, created_at)
-			SELECT ?, ?, t, t FROM (SELECT `+now+` AS t) AS clock WHERE true
+		_, err := tx.ExecContext(ctx, `INSERT INTO nodes (id, status, report, heartbeat_at, created_at)
+			SELECT ?, ?, ?, t, t FROM (SELECT `+now+` AS t) AS clock WHERE true
 			ON CONFLICT (id) DO UPDATE SET report = excluded.report, heartbeat_at = excluded.heartbeat_at`,
-			id, string(report))
+			id, NodeReady, string(report))
 		return err
 	})
 	if err != nil {
@@ -48,7 +58,7 @@ func (db *DB) PutNodeHeartbeat(ctx context.Context, id string, report []byte) er
 
 // nodeColumns are the columns scanNode reads, in its order.
 func (db *DB) nodeColumns() string {
-	return `id, report, heartbeat_at, created_at, ` + db.d.nowNanos() + ` - heartbeat_at`
+	return `id, status, report, heartbeat_at, created_at, ` + db.d.nowNanos() + ` - heartbeat_at`
 }
 
 // scanNode reads one row of nodeColumns.
@@ -58,7 +68,7 @@ func scanNode(row interface{ Scan(...any) error }) (*Node, error) {
 		report             string
 		beat, made, silent int64
 	)
-	if err := row.Scan(&n.ID, &report, &beat, &made, &silent); err != nil {
+	if err := row.Scan(&n.ID, &n.Status, &report, &beat, &made, &silent); err != nil {
 		return nil, err
 	}
 	n.Report, n.HeartbeatAt, n.CreatedAt = []byte(report), decTime(beat), decTime(made)
@@ -97,4 +107,26 @@ func (db *DB) ListNodes(ctx context.Context) ([]*Node, error) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	return out, nil
+}
+
+// SetNodeStatus sets the status of node id to NodeReady or NodeDraining; a
+// node never heard from is ErrNotFound, another status ErrInvalid.
+func (db *DB) SetNodeStatus(ctx context.Context, id, status string) error {
+	if status != NodeReady && status != NodeDraining {
+		return fmt.Errorf("set status of node %q: status %q is not %q or %q: %w", id, status, NodeReady, NodeDraining, ErrInvalid)
+	}
+	err := db.write(ctx, func(tx conn) error {
+		res, err := tx.ExecContext(ctx, `UPDATE nodes SET status = ? WHERE id = ?`, status, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errors.Join(err, ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set status of node %q: %w", id, err)
+	}
+	return nil
 }

@@ -402,6 +402,27 @@ test('GET /nodes: the local node is ready, with its machine, its limits and the 
   }
 })
 
+test('POST /nodes/local draining: creates answer 503 while the node\'s sandboxes go on; ready takes them again', { timeout: 120_000 }, async () => {
+  const sb = await createSandbox({ templateID: 'base', metadata: { suite: RUN } })
+  try {
+    assertNoContent(await call('POST', '/nodes/local', { body: { status: 'draining' } }))
+    try {
+      const listed = await call('GET', '/nodes')
+      assert.equal(listed.json?.[0]?.status, 'draining', listed.text)
+      assertError(await call('POST', '/v2/sandboxes', { body: { templateID: 'base' } }), 503, 'draining')
+      const client = await Sandbox.connect(sb.sandboxID)
+      const r = await client.commands.run('echo still here')
+      assert.equal(r.stdout.trim(), 'still here', 'a sandbox of the draining node goes on')
+    } finally {
+      assertNoContent(await call('POST', '/nodes/local', { body: { status: 'ready' } }))
+    }
+    const again = await createSandbox({ templateID: 'base', metadata: { suite: RUN } })
+    await killQuietly(again.sandboxID)
+  } finally {
+    await killQuietly(sb.sandboxID)
+  }
+})
+
 test('unknown routes and methods answer with the error body', { timeout: 10_000 }, async () => {
   assertError(await call('GET', '/nope'), 404)
   assertError(await call('PUT', '/sandboxes'), 405)

@@ -60,4 +60,41 @@ func testNodes(t *testing.T, e *env) {
 	if err != nil || len(nodes) != 2 || nodes[0].ID != "node-a" || nodes[1].ID != "node-b" || string(nodes[1].Report) != `{"cpus":4}` {
 		t.Fatalf("ListNodes = %+v, %v; want node-a then node-b with its own report", nodes, err)
 	}
+	if nodes[0].Status != store.NodeReady || nodes[1].Status != store.NodeReady {
+		t.Fatalf("statuses %s, %s: want a new node ready", nodes[0].Status, nodes[1].Status)
+	}
+}
+
+// testNodeStatus: the operator's status of a node is kept across heartbeats;
+// unknown nodes and statuses are refused.
+func testNodeStatus(t *testing.T, e *env) {
+	ctx := context.Background()
+	db := e.open(t)
+	if err := db.SetNodeStatus(ctx, "node-a", store.NodeDraining); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetNodeStatus of a node never heard = %v, want ErrNotFound", err)
+	}
+	if err := db.PutNodeHeartbeat(ctx, "node-a", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "lost", "Draining"} {
+		if err := db.SetNodeStatus(ctx, "node-a", bad); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("SetNodeStatus(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if err := db.SetNodeStatus(ctx, "node-a", store.NodeDraining); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutNodeHeartbeat(ctx, "node-a", []byte(`{"after":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.GetNode(ctx, "node-a")
+	if err != nil || n.Status != store.NodeDraining || string(n.Report) != `{"after":1}` {
+		t.Fatalf("after draining and a heartbeat: %+v, %v; want draining with the new report", n, err)
+	}
+	if err := db.SetNodeStatus(ctx, "node-a", store.NodeReady); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.GetNode(ctx, "node-a"); n == nil || n.Status != store.NodeReady {
+		t.Fatalf("after ready again: %+v", n)
+	}
 }

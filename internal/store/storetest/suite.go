@@ -76,6 +76,7 @@ func Run(t *testing.T, b Backend) {
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseRace", testLeaseRace},
 		{"Nodes", testNodes},
+		{"NodeStatus", testNodeStatus},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, e) })
 	}

@@ -3,6 +3,7 @@
 -- judges a node's silence by one clock.
 CREATE TABLE nodes (
     id           TEXT    NOT NULL PRIMARY KEY,
+    status       TEXT    NOT NULL, -- set by the operator: 'ready' or 'draining'
     report       TEXT    NOT NULL, -- JSON, the control plane's NodeReport
     heartbeat_at INTEGER NOT NULL, -- Unix ns of the last heartbeat
     created_at   INTEGER NOT NULL  -- Unix ns of the first
