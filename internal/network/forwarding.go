@@ -2,9 +2,13 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sandboxes reach the internet through the host, which must forward IPv4 for
@@ -34,9 +38,45 @@ const ipForward = "/proc/sys/net/ipv4/ip_forward"
 // recordComment is the guard's comment recording ip_forward's earlier value.
 func recordComment(prev string) string { return "ip_forward was " + prev }
 
+// forwardingLock is the file whose lock serializes claims and releases of the
+// guard among every Manager of the host, in any process: a release that finds
+// no other Manager in the guard removes it, which must not interleave with
+// another release or a claim.
+const forwardingLock = "/run/lelantos-forwarding.lock"
+
+// lockForwarding takes the host's forwarding lock, waiting until ctx ends;
+// the returned function releases it.
+func lockForwarding(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(forwardingLock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock forwarding: %w", err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing drops the lock
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock forwarding: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock forwarding: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // claimForwarding joins this Manager to the guard, creating it (and recording
 // ip_forward) if it is the first, then turns ip_forward on. It is idempotent.
 func (f *firewall) claimForwarding(ctx context.Context) error {
+	unlock, err := lockForwarding(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	prev, err := readSysctl(ipForward)
 	if err != nil {
 		return fmt.Errorf("read ip_forward: %w", err)
@@ -79,6 +119,11 @@ func (f *firewall) guardRules() [][]string {
 // ip_forward back as it was and removes the guard. A host without the guard
 // (it was removed by hand) is left as it is.
 func (f *firewall) releaseForwarding(ctx context.Context) error {
+	unlock, err := lockForwarding(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if run(ctx, nil, "iptables", "-w", "-S", forwardGuard) != nil {
 		return nil
 	}

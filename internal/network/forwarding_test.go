@@ -2,10 +2,12 @@ package network
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -156,5 +158,37 @@ func TestForwardingLeftAsFound(t *testing.T) {
 				t.Errorf("after: forwarded %v, want %v as before", got, prev == "1")
 			}
 		})
+	}
+}
+
+// TestForwardingConcurrentClaimsAndReleases: Managers that start and stop at
+// once, as the nodes of parallel test packages and servers do, neither fail
+// nor pull the shared guard from under each other: two releases that each
+// found no other Manager left used to remove the guard twice.
+func TestForwardingConcurrentClaimsAndReleases(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	for round := range 5 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 4 {
+			cfg := testConfig(t)
+			cfg.Subnet = netip.MustParsePrefix(fmt.Sprintf("10.229.%d.0/24", round*4+i))
+			wg.Go(func() {
+				m, err := NewManager(ctx, cfg)
+				if err != nil {
+					errs <- fmt.Errorf("round %d: start: %w", round, err)
+					return
+				}
+				if err := m.Uninstall(ctx); err != nil {
+					errs <- fmt.Errorf("round %d: uninstall: %w", round, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
 	}
 }
