@@ -5,6 +5,7 @@
 //	lelantos teams ...        list and create teams, set their quotas
 //	lelantos template ...     build, list and delete templates through the API
 //	lelantos sandbox ...      create, list, exec in, copy to and from, and kill sandboxes
+//	lelantos nodes ...        list the nodes through the API, drain one or make it ready
 //	lelantos certs ...        make the cluster CA and certificates for the agent's mutual TLS
 //	lelantos version          print the version
 package main
@@ -46,6 +47,7 @@ commands:
             template build -n NAME [-f Dockerfile] [flags] CONTEXT | template ls | template rm NAME
   sandbox   (alias sb) work with sandboxes through the API: sandbox create | ls | info ID |
             exec ID -- CMD | shell ID | cp SRC DST | logs ID | metrics ID | pause ID | resume ID | kill ID
+  nodes     list the nodes, drain one, make it ready: nodes [ls] | nodes drain ID | nodes ready ID
   certs     the cluster CA and node and control-plane certificates for the agent's
             mutual TLS: certs init DIR --hosts H,... | certs node DIR NAME --hosts H,... |
             certs control-plane DIR NAME
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string) error {
 		return keys(ctx, args[1:])
 	case "certs":
 		return certs(args[1:])
+	case "nodes":
+		return nodesCmd(ctx, args[1:])
 	case "teams", "team":
 		return teamsCmd(ctx, args[1:])
 	case "template", "templates":

@@ -29,6 +29,7 @@ func TestSandboxCommands(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) { testMetrics(t, s, a) })
 	t.Run("pause and resume, logs", func(t *testing.T) { testPauseResume(t, s, b) })
 	t.Run("errors", func(t *testing.T) { testErrors(t, s, a) })
+	t.Run("nodes", func(t *testing.T) { testNodes(t, s, a) })
 	t.Run("kill", func(t *testing.T) { testKill(t, s, a, b) })
 }
 
