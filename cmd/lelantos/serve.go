@@ -293,6 +293,9 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if err := tel.controlPlane.Register(controlplane.NewNodeCollector(svc)); err != nil {
+		return fmt.Errorf("serve: control plane metrics: %w", err)
+	}
 	px, err = proxy.New(proxy.Config{Domain: f.domain, TLSDir: filepath.Join(f.dataDir, "tls"), Logger: log, SignedFiles: svc, Resumer: svc,
 		Observer: cpObs.proxy}, svc)
 	if err != nil {

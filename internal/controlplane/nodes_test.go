@@ -3,8 +3,13 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"lelantos.dev/lelantos/internal/controlplane/controlplanetest"
 )
@@ -118,4 +123,39 @@ func TestDrainingNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.create(t, CreateRequest{TemplateID: "base"})
+}
+
+// TestNodeCollector: lelantos_nodes counts the nodes by state, every state
+// present, and each node's heartbeat age is reported.
+func TestNodeCollector(t *testing.T) {
+	h := newHarness(t)
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(NewNodeCollector(h.svc)); err != nil {
+		t.Fatal(err)
+	}
+	want := func(ready, draining, unhealthy int) {
+		t.Helper()
+		exp := fmt.Sprintf(`
+# HELP lelantos_nodes Nodes by state: ready, draining (set by the operator), unhealthy (silent for longer than three heartbeats).
+# TYPE lelantos_nodes gauge
+lelantos_nodes{state="draining"} %d
+lelantos_nodes{state="ready"} %d
+lelantos_nodes{state="unhealthy"} %d
+`, draining, ready, unhealthy)
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(exp), "lelantos_nodes"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(0, 0, 0)
+	if err := h.svc.Heartbeat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 0, 0)
+	if n, err := testutil.GatherAndCount(reg, "lelantos_node_heartbeat_age_seconds"); err != nil || n != 1 {
+		t.Fatalf("heartbeat ages: %d series, %v; want the local node's", n, err)
+	}
+	if err := h.svc.SetNodeStatus(context.Background(), LocalNodeID, NodeDraining); err != nil {
+		t.Fatal(err)
+	}
+	want(0, 1, 0)
 }

@@ -122,3 +122,51 @@ func (c *sandboxCollector) count(ctx context.Context) (map[string]int, error) {
 		f.Cursor = next
 	}
 }
+
+// NodeLister is what the node gauges read; *Service has it.
+type NodeLister interface {
+	Nodes(ctx context.Context) ([]NodeView, error)
+}
+
+// nodeCollector reports the nodes by state and each node's silence at each
+// scrape.
+type nodeCollector struct {
+	nl           NodeLister
+	timeout      time.Duration
+	states, ages *prometheus.Desc
+}
+
+// NewNodeCollector returns the collector of lelantos_nodes{state} (ready,
+// draining, unhealthy; every state always reported) and
+// lelantos_node_heartbeat_age_seconds{node}, read from nl at each scrape.
+func NewNodeCollector(nl NodeLister) prometheus.Collector {
+	return &nodeCollector{nl: nl, timeout: 10 * time.Second,
+		states: prometheus.NewDesc("lelantos_nodes",
+			"Nodes by state: ready, draining (set by the operator), unhealthy (silent for longer than three heartbeats).",
+			[]string{"state"}, nil),
+		ages: prometheus.NewDesc("lelantos_node_heartbeat_age_seconds",
+			"Time since each node's last heartbeat, by the store's clock.", []string{"node"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.states; ch <- c.ages }
+
+// Collect implements prometheus.Collector.
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	nodes, err := c.nl.Nodes(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.states, err)
+		return
+	}
+	counts := map[string]int{NodeReady: 0, NodeDraining: 0, NodeUnhealthy: 0}
+	for _, n := range nodes {
+		counts[n.State]++
+		ch <- prometheus.MustNewConstMetric(c.ages, prometheus.GaugeValue, n.Silence.Seconds(), n.ID)
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.states, prometheus.GaugeValue, float64(n), state)
+	}
+}
