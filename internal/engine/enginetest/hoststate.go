@@ -112,22 +112,28 @@ func (n *Node) HostState(t testing.TB, idPrefix string) HostState {
 }
 
 // SettledHostState is HostState once it stops changing: sampled every 50 ms
-// until two samples in a row agree, for at most 10 s. A runtime may remove a
-// sandbox's state after the operation that ended it has returned (a gVisor
-// checkpoint does), so a baseline taken right after such an operation uses it.
+// until it has stayed the same for a whole second, for at most 20 s. A
+// runtime may remove a sandbox's state after the operation that ended it has
+// returned (a gVisor checkpoint does), and on a loaded machine that removal
+// may start a few hundred milliseconds later, so a baseline taken right after
+// such an operation uses it.
 func (n *Node) SettledHostState(t testing.TB, idPrefix string) HostState {
 	t.Helper()
+	const quietFor = time.Second
 	prev := n.HostState(t, idPrefix)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	quietSince := time.Now()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 		now := n.HostState(t, idPrefix)
-		if now.Diff(prev) == "" {
+		if now.Diff(prev) != "" {
+			prev, quietSince = now, time.Now()
+			continue
+		}
+		if time.Since(quietSince) >= quietFor {
 			return now
 		}
-		prev = now
 	}
-	t.Fatalf("the host state of sandboxes %s* did not settle in 10 s", idPrefix)
+	t.Fatalf("the host state of sandboxes %s* did not settle in 20 s", idPrefix)
 	return prev
 }
 
