@@ -1,17 +1,16 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"strconv"
 	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"lelantos.dev/lelantos/internal/procfs"
 )
 
 // Report is the node as its agent reports it to the control plane: the
@@ -102,26 +101,7 @@ func parseMountinfo(line string) (Mount, bool) {
 	if !ok || len(f) < 5 || len(g) < 2 {
 		return Mount{}, false
 	}
-	return Mount{Point: unescapeMount(f[4]), Type: g[0], Device: unescapeMount(g[1])}, true
-}
-
-// unescapeMount undoes the octal escapes (\040 for a space) of mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return Mount{Point: procfs.UnescapeMount(f[4]), Type: g[0], Device: procfs.UnescapeMount(g[1])}, true
 }
 
 // under reports whether path is dir or inside it.
@@ -149,79 +129,31 @@ type cpuSampler struct {
 // sample returns the host's CPU use in percent since the previous sample (0
 // on the first).
 func (c *cpuSampler) sample() (float64, error) {
-	busy, total, err := hostCPUTimes()
+	t, err := procfs.ReadCPU("/proc/stat")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("read the host's CPU times: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var pct float64
-	if c.total != 0 && total > c.total && busy >= c.busy {
-		pct = 100 * float64(busy-c.busy) / float64(total-c.total)
+	if c.total != 0 && t.Total > c.total && t.Busy >= c.busy {
+		pct = 100 * float64(t.Busy-c.busy) / float64(t.Total-c.total)
 	}
-	c.busy, c.total = busy, total
+	c.busy, c.total = t.Busy, t.Total
 	return pct, nil
-}
-
-// hostCPUTimes reads the busy and total CPU time of all CPUs from the first
-// line of /proc/stat, in clock ticks; idle and iowait are not busy.
-func hostCPUTimes() (busy, total uint64, err error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, fmt.Errorf("read the host's CPU times: %w", err)
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	fields := strings.Fields(string(line))
-	if len(fields) < 6 || fields[0] != "cpu" {
-		return 0, 0, fmt.Errorf("read the host's CPU times: unexpected /proc/stat line %q", line)
-	}
-	for i, f := range fields[1:] {
-		v, err := strconv.ParseUint(f, 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("read the host's CPU times: field %d of /proc/stat: %w", i+1, err)
-		}
-		// guest and guest_nice (fields 9 and 10) are already in user and nice.
-		if i >= 8 {
-			break
-		}
-		total += v
-		if i != 3 && i != 4 { // idle, iowait
-			busy += v
-		}
-	}
-	return busy, total, nil
 }
 
 // hostMemory reads MemTotal and MemTotal less MemAvailable from
 // /proc/meminfo, in bytes.
 func hostMemory() (total, used int64, err error) {
-	f, err := os.Open("/proc/meminfo")
+	mem, err := procfs.ReadMeminfo("/proc/meminfo")
 	if err != nil {
 		return 0, 0, fmt.Errorf("read the host's memory: %w", err)
 	}
-	defer f.Close()
-	var avail int64 = -1
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "MemTotal" && name != "MemAvailable") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("read the host's memory: %s: %w", name, err)
-		}
-		if name == "MemTotal" {
-			total = kb << 10
-		} else {
-			avail = kb << 10
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, fmt.Errorf("read the host's memory: %w", err)
-	}
-	if total == 0 || avail < 0 {
+	t, okT := mem["MemTotal"]
+	avail, okA := mem["MemAvailable"]
+	if !okT || !okA || t == 0 {
 		return 0, 0, fmt.Errorf("read the host's memory: no MemTotal or MemAvailable in /proc/meminfo")
 	}
-	return total, total - avail, nil
+	return int64(t), int64(t) - int64(min(avail, t)), nil
 }

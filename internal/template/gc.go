@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"lelantos.dev/lelantos/internal/procfs"
 	"lelantos.dev/lelantos/internal/store"
 )
 
@@ -214,7 +214,7 @@ func mountsUnder(dir string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMount(fields[4])
+		mp := procfs.UnescapeMount(fields[4])
 		if strings.HasPrefix(mp, dir+"/") {
 			out = append(out, mp)
 		}
@@ -223,20 +223,4 @@ func mountsUnder(dir string) ([]string, error) {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

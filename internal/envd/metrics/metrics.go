@@ -3,18 +3,15 @@
 package metrics
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"lelantos.dev/lelantos/internal/procfs"
 )
 
 // firstWindow is how long the first sample measures CPU use over, when there is
@@ -33,15 +30,12 @@ type Snapshot struct {
 	DiskTotal  uint64  `json:"disk_total"`
 }
 
-// cpuTimes is one reading of the aggregate cpu line of /proc/stat.
-type cpuTimes struct{ busy, total uint64 }
-
 // Collector samples metrics. CPU use is measured between consecutive samples.
 type Collector struct {
 	procRoot string
 	diskPath string
 	mu       sync.Mutex
-	last     *cpuTimes
+	last     *procfs.CPUTimes
 }
 
 // NewCollector reads /proc under procRoot and disk use of the filesystem
@@ -58,7 +52,7 @@ func (c *Collector) Sample() (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	s.CPUUsedPct = pct
-	mem, err := readMeminfo(filepath.Join(c.procRoot, "meminfo"))
+	mem, err := procfs.ReadMeminfo(filepath.Join(c.procRoot, "meminfo"))
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -88,82 +82,21 @@ func (c *Collector) cpuPercent() (float64, error) {
 	path := filepath.Join(c.procRoot, "stat")
 	prev := c.last
 	if prev == nil {
-		first, err := readCPU(path)
+		first, err := procfs.ReadCPU(path)
 		if err != nil {
 			return 0, err
 		}
 		prev = &first
 		time.Sleep(firstWindow)
 	}
-	now, err := readCPU(path)
+	now, err := procfs.ReadCPU(path)
 	if err != nil {
 		return 0, err
 	}
 	c.last = &now
-	if now.total <= prev.total || now.busy < prev.busy {
+	if now.Total <= prev.Total || now.Busy < prev.Busy {
 		return 0, nil
 	}
-	pct := float64(now.busy-prev.busy) / float64(now.total-prev.total) * 100
+	pct := float64(now.Busy-prev.Busy) / float64(now.Total-prev.Total) * 100
 	return math.Round(pct*100) / 100, nil
-}
-
-// readCPU parses the aggregate "cpu" line of /proc/stat.
-func readCPU(path string) (cpuTimes, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cpuTimes{}, fmt.Errorf("read cpu times: %w", err)
-	}
-	line, _, _ := bytes.Cut(data, []byte("\n"))
-	fields := strings.Fields(string(line))
-	if len(fields) < 5 || fields[0] != "cpu" {
-		return cpuTimes{}, fmt.Errorf("read cpu times: unexpected %s format", path)
-	}
-	var t cpuTimes
-	for i, f := range fields[1:] {
-		v, err := strconv.ParseUint(f, 10, 64)
-		if err != nil {
-			return cpuTimes{}, fmt.Errorf("read cpu times: %w", err)
-		}
-		if i >= 8 {
-			break // guest time is already counted in user time
-		}
-		t.total += v
-		if i != 3 && i != 4 { // idle and iowait
-			t.busy += v
-		}
-	}
-	return t, nil
-}
-
-// readMeminfo parses /proc/meminfo into bytes per key.
-func readMeminfo(path string) (map[string]uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read memory info: %w", err)
-	}
-	defer f.Close()
-	out := map[string]uint64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseUint(fields[0], 10, 64)
-		if err != nil {
-			continue
-		}
-		if len(fields) > 1 && fields[1] == "kB" {
-			v *= 1024
-		}
-		out[key] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read memory info: %w", err)
-	}
-	return out, nil
 }
