@@ -19,7 +19,11 @@ func serveAgentTLS(cfg nodeConfig, h http.Handler) (*http.Server, error) {
 	if cfg.AgentListen == "" {
 		return nil, nil
 	}
-	tc, err := clustertls.ServerConfigFromDir(cfg.AgentTLSDir, clustertls.NodeName)
+	name := cfg.AgentCertName
+	if name == "" {
+		name = clustertls.NodeName
+	}
+	tc, err := clustertls.ServerConfigFromDir(cfg.AgentTLSDir, name, clustertls.RoleControlPlane)
 	if err != nil {
 		return nil, fmt.Errorf("serve the agent on %s: %w", cfg.AgentListen, err)
 	}

@@ -10,18 +10,21 @@ import (
 
 const certsUsage = `usage: lelantos certs init DIR --hosts HOST[,HOST...]
        lelantos certs node DIR NAME --hosts HOST[,HOST...]
-       lelantos certs control-plane DIR NAME
+       lelantos certs control-plane DIR NAME [--hosts HOST[,HOST...]]
 
-init makes a cluster CA in DIR with a node certificate (node.pem) for the hosts
-the node's agent is reached at and a control-plane certificate
-(control-plane.pem); node and control-plane issue more from DIR's CA. Keys are
-written 0600; nothing existing is replaced.`
+init makes a cluster CA in DIR with a node certificate (node.pem) and a
+control-plane certificate (control-plane.pem), both for the hosts they are
+reached at; node and control-plane issue more from DIR's CA. A node's agent
+serves with its certificate and reports to the control plane with it; a
+control plane calls nodes with its own and, given hosts, serves the cluster
+endpoint nodes report to. Keys are written 0600; nothing existing is
+replaced.`
 
 // certs runs `lelantos certs`: the cluster CA and the certificates of nodes
 // and control planes (internal/clustertls).
 func certs(args []string) error {
 	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
-	hosts := fs.String("hosts", "", "comma-separated DNS names and IP addresses the node's agent is reached at")
+	hosts := fs.String("hosts", "", "comma-separated DNS names and IP addresses the certificate's holder is reached at")
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), certsUsage); fs.PrintDefaults() }
 	rest, err := parseAdminArgs(fs, args)
 	if err != nil {
@@ -55,10 +58,7 @@ func certs(args []string) error {
 		}
 		fmt.Printf("issued node certificate %s for %s\n", clustertls.CertFile(rest[1], rest[2]), strings.Join(hostList, ", "))
 	case cmd == "control-plane" && len(rest) == 3:
-		if len(hostList) != 0 {
-			return usagef("certs control-plane: --hosts is for node certificates")
-		}
-		if err := clustertls.IssueInto(rest[1], rest[2], clustertls.RoleControlPlane, nil); err != nil {
+		if err := clustertls.IssueInto(rest[1], rest[2], clustertls.RoleControlPlane, hostList); err != nil {
 			return fmt.Errorf("certs control-plane: %w", err)
 		}
 		fmt.Printf("issued control-plane certificate %s\n", clustertls.CertFile(rest[1], rest[2]))

@@ -29,9 +29,11 @@ import (
 type Role int
 
 const (
-	// RoleNode certificates serve a node's agent RPC (server authentication).
+	// RoleNode certificates serve a node's agent RPC, and authenticate the
+	// node when it reports to the control plane.
 	RoleNode Role = iota + 1
-	// RoleControlPlane certificates call node agents (client authentication).
+	// RoleControlPlane certificates call node agents, and serve the control
+	// plane's cluster endpoint nodes report to.
 	RoleControlPlane
 )
 
@@ -49,6 +51,10 @@ func (r Role) String() string {
 // ErrInvalid: a certificate, key or request that cannot be used; the message
 // says which and why.
 var ErrInvalid = errors.New("invalid cluster TLS material")
+
+// ErrRefused: a peer whose certificate, though the CA's, is not in the role
+// or of the name the connection needs.
+var ErrRefused = errors.New("cluster peer refused")
 
 // DefaultValidity is how long NewCA's and Issue's certificates last when
 // asked for no validity.
@@ -114,9 +120,11 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 }
 
 // Issue makes a certificate for name in role, valid for validity from now
-// (DefaultValidity when 0), with a new ECDSA P-256 key. A node's hosts are
-// the DNS names and IP addresses clients reach it at (at least one); a
-// control plane's are ignored.
+// (DefaultValidity when 0), with a new ECDSA P-256 key, for both ends of a
+// connection: every certificate is a client's and a server's, and its role,
+// kept as its organizational unit, is what the peer checks. hosts are the DNS
+// names and IP addresses the holder is reached at: at least one for a node;
+// a control plane needs them only to serve its cluster endpoint.
 func (ca *CA) Issue(name string, role Role, hosts []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
 	if name == "" {
 		return nil, nil, fmt.Errorf("issue certificate: a name is required: %w", ErrInvalid)
@@ -132,18 +140,17 @@ func (ca *CA) Issue(name string, role Role, hosts []string, validity time.Durati
 		if len(hosts) == 0 {
 			return nil, nil, fmt.Errorf("issue certificate for node %s: at least one host name or address is required: %w", name, ErrInvalid)
 		}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		for _, h := range hosts {
-			if ip := net.ParseIP(h); ip != nil {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-			} else {
-				tmpl.DNSNames = append(tmpl.DNSNames, h)
-			}
-		}
 	case RoleControlPlane:
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	default:
 		return nil, nil, fmt.Errorf("issue certificate for %s: unknown %v: %w", name, role, ErrInvalid)
+	}
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -159,29 +166,72 @@ func (ca *CA) Issue(name string, role Role, hosts []string, validity time.Durati
 	return pemBlock("CERTIFICATE", der), keyPEM, nil
 }
 
-// ServerConfig is the TLS configuration of a node's agent: its certificate,
-// TLS 1.3, and a client certificate of the CA in caPEM required of every
-// connection (Go checks that it is one for client authentication).
-func ServerConfig(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+// ServerConfig is the TLS configuration of a server of the cluster (a node's
+// agent, the control plane's cluster endpoint): its certificate, TLS 1.3, and
+// a client certificate of the CA in caPEM, in role clients, required of every
+// connection.
+func ServerConfig(caPEM, certPEM, keyPEM []byte, clients Role) (*tls.Config, error) {
 	pool, pair, err := material(caPEM, certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("agent TLS: %w", err)
+		return nil, fmt.Errorf("cluster server TLS: %w", err)
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair},
 		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error { return checkPeer(cs, clients, "") },
 	}, nil
 }
 
-// ClientConfig is the TLS configuration of the control plane's calls to
-// node agents: its client certificate, TLS 1.3, and only node certificates
-// of the CA in caPEM trusted (not the system's roots).
-func ClientConfig(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+// ClientConfig is the TLS configuration of calls to a server of the cluster:
+// its client certificate, TLS 1.3, and only certificates of the CA in caPEM
+// trusted (not the system's roots), in role server and, when serverName is
+// not empty, issued to that name: a node is dialled as the node it
+// registered as, so that its address cannot be claimed by another node.
+func ClientConfig(caPEM, certPEM, keyPEM []byte, server Role, serverName string) (*tls.Config, error) {
 	pool, pair, err := material(caPEM, certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("agent client TLS: %w", err)
+		return nil, fmt.Errorf("cluster client TLS: %w", err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}, RootCAs: pool}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}, RootCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error { return checkPeer(cs, server, serverName) }}, nil
+}
+
+// PeerName returns the name and role of the verified certificate of a
+// connection's peer; ok is false without one.
+func PeerName(cs tls.ConnectionState) (name string, role Role, ok bool) {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return "", 0, false
+	}
+	leaf := cs.VerifiedChains[0][0]
+	return leaf.Subject.CommonName, roleOf(leaf), true
+}
+
+// checkPeer refuses a connection whose peer's verified certificate is not in
+// role want or, when name is not empty, not issued to name.
+func checkPeer(cs tls.ConnectionState, want Role, name string) error {
+	got, role, ok := PeerName(cs)
+	switch {
+	case !ok:
+		return fmt.Errorf("cluster TLS: %w: the peer presented no verified certificate", ErrRefused)
+	case role != want:
+		return fmt.Errorf("cluster TLS: %w: %q holds a %v certificate, want a %v one", ErrRefused, got, role, want)
+	case name != "" && got != name:
+		return fmt.Errorf("cluster TLS: %w: the certificate is %q's, want %q's", ErrRefused, got, name)
+	}
+	return nil
+}
+
+// roleOf reads the role Issue wrote into a certificate (0 for none).
+func roleOf(c *x509.Certificate) Role {
+	if len(c.Subject.OrganizationalUnit) != 1 {
+		return 0
+	}
+	for _, r := range []Role{RoleNode, RoleControlPlane} {
+		if c.Subject.OrganizationalUnit[0] == r.String() {
+			return r
+		}
+	}
+	return 0
 }
 
 // material parses a CA certificate and a key pair.

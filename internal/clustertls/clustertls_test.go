@@ -65,8 +65,10 @@ func TestMutualTLS(t *testing.T) {
 	if err := clustertls.InitDir(other, []string{"127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, must(clustertls.ServerConfigFromDir(dir, clustertls.NodeName))(t))
-	client := func(d, name string) *tls.Config { return must(clustertls.ClientConfigFromDir(d, name))(t) }
+	addr := serve(t, must(clustertls.ServerConfigFromDir(dir, clustertls.NodeName, clustertls.RoleControlPlane))(t))
+	client := func(d, name string) *tls.Config {
+		return must(clustertls.ClientConfigFromDir(d, name, clustertls.RoleNode, clustertls.NodeName))(t)
+	}
 
 	// A node certificate presented as a client's: same CA, wrong role.
 	nodeAsClient := client(dir, clustertls.ControlPlaneName)
@@ -167,5 +169,39 @@ func TestLoadCARefusesALeaf(t *testing.T) {
 	}
 	if _, err := clustertls.LoadCA(cert, key); !errors.Is(err, clustertls.ErrInvalid) {
 		t.Fatalf("LoadCA of a node certificate = %v, want ErrInvalid", err)
+	}
+}
+
+// TestServerNameBinding: a node is dialled as the node it registered as: a
+// certificate of the CA for another node, served at the address, is
+// refused, and so is a control plane's certificate served as a node's.
+func TestServerNameBinding(t *testing.T) {
+	dir := t.TempDir()
+	if err := clustertls.InitDir(dir, []string{"127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := clustertls.IssueInto(dir, "node-b", clustertls.RoleNode, []string{"127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	nodeB := serve(t, must(clustertls.ServerConfigFromDir(dir, "node-b", clustertls.RoleControlPlane))(t))
+	cpAsNode := serve(t, must(clustertls.ServerConfigFromDir(dir, clustertls.ControlPlaneName, clustertls.RoleControlPlane))(t))
+	for _, tt := range []struct {
+		name, addr, want string
+		ok               bool
+	}{
+		{"node-b dialled as node-b", nodeB, "node-b", true},
+		{"node-b dialled as another node", nodeB, clustertls.NodeName, false},
+		{"a control plane's certificate served as a node's", cpAsNode, "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := must(clustertls.ClientConfigFromDir(dir, clustertls.ControlPlaneName, clustertls.RoleNode, tt.want))(t)
+			body, err := get(tt.addr, cfg)
+			switch {
+			case tt.ok && (err != nil || body != "ok"):
+				t.Fatalf("got %q, %v; want ok", body, err)
+			case !tt.ok && err == nil:
+				t.Fatalf("answered %q; want the connection refused", body)
+			}
+		})
 	}
 }

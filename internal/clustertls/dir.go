@@ -26,8 +26,8 @@ func CertFile(dir, name string) string { return filepath.Join(dir, name+".pem") 
 func KeyFile(dir, name string) string { return filepath.Join(dir, name+"-key.pem") }
 
 // InitDir makes a new CA in dir (created, 0700) and issues from it a node
-// certificate for hosts (NodeName) and a control-plane certificate
-// (ControlPlaneName). Keys are written 0600. A directory that already holds a
+// certificate (NodeName) and a control-plane certificate (ControlPlaneName),
+// both for hosts. Keys are written 0600. A directory that already holds a
 // CA is refused: its certificates would stop being trusted.
 func InitDir(dir string, hosts []string) error {
 	if _, err := os.Stat(filepath.Join(dir, CAFile)); err == nil {
@@ -48,7 +48,7 @@ func InitDir(dir string, hosts []string) error {
 	if err := IssueInto(dir, NodeName, RoleNode, hosts); err != nil {
 		return err
 	}
-	return IssueInto(dir, ControlPlaneName, RoleControlPlane, nil)
+	return IssueInto(dir, ControlPlaneName, RoleControlPlane, hosts)
 }
 
 // IssueInto issues a certificate for name in role (see CA.Issue) from the CA
@@ -71,22 +71,24 @@ func IssueInto(dir, name string, role Role, hosts []string) error {
 	return nil
 }
 
-// ServerConfigFromDir is ServerConfig of certificate name in dir.
-func ServerConfigFromDir(dir, name string) (*tls.Config, error) {
+// ServerConfigFromDir is ServerConfig of certificate name in dir, for
+// clients in role clients.
+func ServerConfigFromDir(dir, name string, clients Role) (*tls.Config, error) {
 	ca, cert, key, err := readMaterial(dir, name)
 	if err != nil {
 		return nil, err
 	}
-	return ServerConfig(ca, cert, key)
+	return ServerConfig(ca, cert, key, clients)
 }
 
-// ClientConfigFromDir is ClientConfig of certificate name in dir.
-func ClientConfigFromDir(dir, name string) (*tls.Config, error) {
+// ClientConfigFromDir is ClientConfig of certificate name in dir, for a
+// server in role server named serverName ("": any name).
+func ClientConfigFromDir(dir, name string, server Role, serverName string) (*tls.Config, error) {
 	ca, cert, key, err := readMaterial(dir, name)
 	if err != nil {
 		return nil, err
 	}
-	return ClientConfig(ca, cert, key)
+	return ClientConfig(ca, cert, key, server, serverName)
 }
 
 // loadCADir reads the CA of dir.
