@@ -22,6 +22,9 @@ type Node struct {
 	ID string
 	// Status is NodeReady or NodeDraining, as the operator set it.
 	Status string
+	// Address is host:port of the node's agent as it last reported it; ""
+	// for a node running in the control plane's process.
+	Address string
 	// Report is what the node reported at its last heartbeat: JSON the
 	// control plane writes and reads; the store keeps it as it is.
 	Report []byte
@@ -32,11 +35,12 @@ type Node struct {
 	Silence time.Duration
 }
 
-// PutNodeHeartbeat records a heartbeat of node id with its report, a JSON
-// document, at the database's time: the node's row is made on its first.
+// PutNodeHeartbeat records a heartbeat of node id, reached at address ("" for
+// none), with its report, a JSON document, at the database's time: the
+// node's row is made on its first.
 // Heartbeats do not wait for the disk where the dialect allows it: a lost
 // one is replaced by the next.
-func (db *DB) PutNodeHeartbeat(ctx context.Context, id string, report []byte) error {
+func (db *DB) PutNodeHeartbeat(ctx context.Context, id, address string, report []byte) error {
 	if id == "" || len(report) == 0 {
 		return fmt.Errorf("put heartbeat of node %q: a node ID and a report are required: %w", id, ErrInvalid)
 	}
@@ -44,10 +48,11 @@ func (db *DB) PutNodeHeartbeat(ctx context.Context, id string, report []byte) er
 	err := db.writeAs(ctx, true, func(tx conn) error {
 		// One reading of the clock for both times (WHERE true: SQLite would
 		// read ON CONFLICT as a join's ON).
-		_, err := tx.ExecContext(ctx, `INSERT INTO nodes (id, status, report, heartbeat_at, created_at)
-			SELECT ?, ?, ?, t, t FROM (SELECT `+now+` AS t) AS clock WHERE true
-			ON CONFLICT (id) DO UPDATE SET report = excluded.report, heartbeat_at = excluded.heartbeat_at`,
-			id, NodeReady, string(report))
+		_, err := tx.ExecContext(ctx, `INSERT INTO nodes (id, status, address, report, heartbeat_at, created_at)
+			SELECT ?, ?, ?, ?, t, t FROM (SELECT `+now+` AS t) AS clock WHERE true
+			ON CONFLICT (id) DO UPDATE SET address = excluded.address, report = excluded.report,
+				heartbeat_at = excluded.heartbeat_at`,
+			id, NodeReady, address, string(report))
 		return err
 	})
 	if err != nil {
@@ -58,7 +63,7 @@ func (db *DB) PutNodeHeartbeat(ctx context.Context, id string, report []byte) er
 
 // nodeColumns are the columns scanNode reads, in its order.
 func (db *DB) nodeColumns() string {
-	return `id, status, report, heartbeat_at, created_at, ` + db.d.nowNanos() + ` - heartbeat_at`
+	return `id, status, address, report, heartbeat_at, created_at, ` + db.d.nowNanos() + ` - heartbeat_at`
 }
 
 // scanNode reads one row of nodeColumns.
@@ -68,7 +73,7 @@ func scanNode(row interface{ Scan(...any) error }) (*Node, error) {
 		report             string
 		beat, made, silent int64
 	)
-	if err := row.Scan(&n.ID, &n.Status, &report, &beat, &made, &silent); err != nil {
+	if err := row.Scan(&n.ID, &n.Status, &n.Address, &report, &beat, &made, &silent); err != nil {
 		return nil, err
 	}
 	n.Report, n.HeartbeatAt, n.CreatedAt = []byte(report), decTime(beat), decTime(made)
@@ -129,4 +134,39 @@ func (db *DB) SetNodeStatus(ctx context.Context, id, status string) error {
 		return fmt.Errorf("set status of node %q: %w", id, err)
 	}
 	return nil
+}
+
+// NodeLoad is what a node's live sandboxes commit of it, as the store
+// records them: the sandboxes starting, running, pausing or resuming there.
+type NodeLoad struct {
+	Sandboxes int
+	CPUs      int
+	MemoryMB  int64
+}
+
+// NodeLoads returns the load of every node that holds a live sandbox, by
+// node ID. It reads the sandboxes' own rows, so every replica sees a create
+// the moment it is stored, before any node reports it.
+func (db *DB) NodeLoads(ctx context.Context) (map[string]NodeLoad, error) {
+	rows, err := db.pool().QueryContext(ctx, `SELECT node_id, COUNT(*), COALESCE(SUM(cpu_count), 0), COALESCE(SUM(memory_mb), 0)
+		FROM sandboxes WHERE state IN (?, ?, ?, ?) GROUP BY node_id`, StateStarting, StateRunning, StatePausing, StateResuming)
+	if err != nil {
+		return nil, fmt.Errorf("node loads: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]NodeLoad{}
+	for rows.Next() {
+		var (
+			id string
+			l  NodeLoad
+		)
+		if err := rows.Scan(&id, &l.Sandboxes, &l.CPUs, &l.MemoryMB); err != nil {
+			return nil, fmt.Errorf("node loads: %w", err)
+		}
+		out[id] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("node loads: %w", err)
+	}
+	return out, nil
 }

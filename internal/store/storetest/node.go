@@ -22,13 +22,13 @@ func testNodes(t *testing.T, e *env) {
 		t.Fatalf("ListNodes of an empty store = %v, %v", nodes, err)
 	}
 	for _, c := range []struct{ id, report string }{{"", `{}`}, {"node-a", ""}} {
-		if err := db.PutNodeHeartbeat(ctx, c.id, []byte(c.report)); !errors.Is(err, store.ErrInvalid) {
+		if err := db.PutNodeHeartbeat(ctx, c.id, "", []byte(c.report)); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("PutNodeHeartbeat(%q, %q) = %v, want ErrInvalid", c.id, c.report, err)
 		}
 	}
 	beat := func(id, report string) {
 		t.Helper()
-		if err := db.PutNodeHeartbeat(ctx, id, []byte(report)); err != nil {
+		if err := db.PutNodeHeartbeat(ctx, id, "10.0.0.1:3902", []byte(report)); err != nil {
 			t.Fatalf("PutNodeHeartbeat(%s): %v", id, err)
 		}
 	}
@@ -60,6 +60,9 @@ func testNodes(t *testing.T, e *env) {
 	if err != nil || len(nodes) != 2 || nodes[0].ID != "node-a" || nodes[1].ID != "node-b" || string(nodes[1].Report) != `{"cpus":4}` {
 		t.Fatalf("ListNodes = %+v, %v; want node-a then node-b with its own report", nodes, err)
 	}
+	if nodes[0].Address != "10.0.0.1:3902" {
+		t.Fatalf("address %q, want the heartbeat's", nodes[0].Address)
+	}
 	if nodes[0].Status != store.NodeReady || nodes[1].Status != store.NodeReady {
 		t.Fatalf("statuses %s, %s: want a new node ready", nodes[0].Status, nodes[1].Status)
 	}
@@ -73,7 +76,7 @@ func testNodeStatus(t *testing.T, e *env) {
 	if err := db.SetNodeStatus(ctx, "node-a", store.NodeDraining); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("SetNodeStatus of a node never heard = %v, want ErrNotFound", err)
 	}
-	if err := db.PutNodeHeartbeat(ctx, "node-a", []byte(`{}`)); err != nil {
+	if err := db.PutNodeHeartbeat(ctx, "node-a", "", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{"", "lost", "Draining"} {
@@ -84,7 +87,7 @@ func testNodeStatus(t *testing.T, e *env) {
 	if err := db.SetNodeStatus(ctx, "node-a", store.NodeDraining); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutNodeHeartbeat(ctx, "node-a", []byte(`{"after":1}`)); err != nil {
+	if err := db.PutNodeHeartbeat(ctx, "node-a", "", []byte(`{"after":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	n, err := db.GetNode(ctx, "node-a")
@@ -96,5 +99,38 @@ func testNodeStatus(t *testing.T, e *env) {
 	}
 	if n, _ := db.GetNode(ctx, "node-a"); n == nil || n.Status != store.NodeReady {
 		t.Fatalf("after ready again: %+v", n)
+	}
+}
+
+// testNodeLoads: a node's load counts its live sandboxes (starting, running,
+// pausing, resuming) and their CPUs and memory; paused, killed and dead ones
+// commit nothing, and nodes without live sandboxes are absent.
+func testNodeLoads(t *testing.T, e *env) {
+	ctx := context.Background()
+	db := e.open(t)
+	if loads, err := db.NodeLoads(ctx); err != nil || len(loads) != 0 {
+		t.Fatalf("NodeLoads of an empty store = %v, %v", loads, err)
+	}
+	for _, c := range []struct {
+		id, node, state string
+	}{
+		{"a1", "node-a", store.StateRunning},
+		{"a2", "node-a", store.StateStarting},
+		{"a3", "node-a", store.StatePaused},
+		{"b1", "node-b", store.StateResuming},
+		{"b2", "node-b", store.StateDead},
+		{"c1", "node-c", store.StateKilled},
+	} {
+		sb := newSandbox(c.id)
+		sb.NodeID, sb.State = c.node, c.state
+		mustInsert(t, db, sb)
+	}
+	loads, err := db.NodeLoads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]store.NodeLoad{"node-a": {Sandboxes: 2, CPUs: 4, MemoryMB: 1024}, "node-b": {Sandboxes: 1, CPUs: 2, MemoryMB: 512}}
+	if len(loads) != len(want) || loads["node-a"] != want["node-a"] || loads["node-b"] != want["node-b"] {
+		t.Fatalf("NodeLoads = %+v, want %+v", loads, want)
 	}
 }

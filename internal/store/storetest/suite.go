@@ -77,6 +77,7 @@ func Run(t *testing.T, b Backend) {
 		{"LeaseRace", testLeaseRace},
 		{"Nodes", testNodes},
 		{"NodeStatus", testNodeStatus},
+		{"NodeLoads", testNodeLoads},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, e) })
 	}
