@@ -57,6 +57,16 @@ type Target struct {
 	// HTTPSPorts are the sandbox's ports that serve HTTPS: the proxy reaches
 	// them over TLS without checking their certificates.
 	HTTPSPorts []int
+	// Tunnel, when set, reaches the sandbox through the node that holds it,
+	// whose sandbox addresses are private to that machine: Address is then
+	// the node's own view and is not dialled.
+	Tunnel Tunnel
+}
+
+// Tunnel dials a port of a sandbox on another machine, through its node.
+type Tunnel interface {
+	// DialSandbox returns a connection to port of sandbox sandboxID.
+	DialSandbox(ctx context.Context, sandboxID string, port int) (net.Conn, error)
 }
 
 // Config configures a Proxy.
@@ -111,6 +121,7 @@ type upstream struct {
 	hostport string
 	mask     string // Target.MaskRequestHost
 	https    bool   // the port serves HTTPS
+	tunnel   Tunnel // Target.Tunnel
 }
 
 type upstreamKey struct{}
@@ -132,7 +143,7 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 	}
 	p := &Proxy{domain: domain, resolver: r, signed: cfg.SignedFiles, log: log, transport: newTransport(), conns: newConnSet()}
 	p.obs, p.conns.obs = cfg.Observer, cfg.Observer
-	p.transport.DialContext = p.conns.dialer(p.transport.DialContext)
+	p.transport.DialContext = p.conns.dialer(tunnelled(p.transport.DialContext))
 	p.resumer, p.resumeTimeout = cfg.Resumer, cfg.ResumeTimeout
 	if p.resumeTimeout <= 0 {
 		p.resumeTimeout = DefaultResumeTimeout
@@ -217,7 +228,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	up := &upstream{route: rt, hostport: net.JoinHostPort(target.Address, strconv.Itoa(rt.port)),
-		mask: target.MaskRequestHost, https: slices.Contains(target.HTTPSPorts, rt.port)}
+		mask: target.MaskRequestHost, https: slices.Contains(target.HTTPSPorts, rt.port), tunnel: target.Tunnel}
+	if up.tunnel != nil {
+		// Addresses are private to each node and may repeat across nodes:
+		// pool a tunnelled sandbox's connections under its own ID.
+		up.hostport = net.JoinHostPort(rt.sandboxID+tunnelHostSuffix, strconv.Itoa(rt.port))
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up)))
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -45,6 +46,22 @@ func newTransport() *http.Transport {
 		// Only Target.HTTPSPorts are reached over TLS; their certificates
 		// are the sandbox's own, often self-signed.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}
+}
+
+// tunnelHostSuffix ends the host name under which the transport pools the
+// connections to a sandbox reached through a Tunnel.
+const tunnelHostSuffix = ".tunnel.invalid"
+
+// tunnelled wraps dial so that a request routed to a sandbox with a Tunnel
+// (the request's upstream, in the dial's context) is dialled through it.
+func tunnelled(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		up, ok := ctx.Value(upstreamKey{}).(*upstream)
+		if !ok || up.tunnel == nil {
+			return dial(ctx, network, addr)
+		}
+		return up.tunnel.DialSandbox(ctx, up.sandboxID, up.port)
 	}
 }
 
