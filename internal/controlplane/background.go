@@ -174,7 +174,7 @@ func (s *Service) expirePaused(ctx context.Context, id string, cutoff time.Time)
 // endLocked removes sb from the node and keeps its record as killed, with
 // the reason in its log, until prune drops it. The caller holds sb's lock.
 func (s *Service) endLocked(ctx context.Context, sb *store.Sandbox, reason string) error {
-	if err := s.nodeKill(ctx, sb.ID); err != nil {
+	if err := s.nodeKill(ctx, sb.NodeID, sb.ID); err != nil {
 		return err
 	}
 	sb.State = StateKilled
@@ -206,7 +206,7 @@ func days(d time.Duration) string {
 func (s *Service) sampleOnce(ctx context.Context) {
 	err := s.forEach(ctx, store.SandboxFilter{States: []string{StateRunning}}, func(sb *store.Sandbox) error {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.MetricsInterval)
-		_, err := s.sample(cctx, sb.ID)
+		_, err := s.sample(cctx, sb.NodeID, sb.ID)
 		cancel()
 		// A sandbox killed meanwhile is not an error worth reporting.
 		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) {

@@ -73,6 +73,12 @@ type Config struct {
 	// and workdir, environment, start command, snapshot) for new sandboxes;
 	// nil means none, as for templates registered directly in the store.
 	Templates TemplateSource
+	// Remote reaches the nodes that report to this control plane from their
+	// own machines; nil: the Service's own node is the only one.
+	Remote RemoteNodes
+	// PlacementChoices is how many ready nodes a create samples, taking the
+	// one with the most free memory: 2.
+	PlacementChoices int
 	// Builder builds templates on the node; nil means the template routes
 	// that need it answer ErrUnavailable.
 	Builder TemplateBuilder
@@ -113,6 +119,7 @@ func (c Config) withDefaults() Config {
 	}
 	setInt(&c.DefaultCPU, 2)
 	setInt(&c.DefaultMemoryMB, 512)
+	setInt(&c.PlacementChoices, 2)
 	setInt(&c.DefaultDiskSizeMB, 2048)
 	setDur(&c.DefaultTimeout, 300*time.Second)
 	setDur(&c.MaxTimeout, 24*time.Hour)
@@ -124,7 +131,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RepairInterval, time.Minute)
 	setDur(&c.LeaseTTL, 15*time.Second)
 	setDur(&c.NodeTimeout, 2*time.Minute)
-	setDur(&c.HeartbeatInterval, 5*time.Second)
+	setDur(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	setDur(&c.NodeLostAfter, 3*c.HeartbeatInterval)
 	setInt(&c.VolumeSizeMB, 1024)
 	setInt(&c.MaxVolumeSizeMB, 65536)

@@ -209,9 +209,17 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 		sb.TrafficAccessToken = randomHex(32)
 	}
 
-	if err := s.admitOnNode(ctx); err != nil {
+	var nodes []string
+	if snap != nil {
+		// A snapshot's image is on the node that took it.
+		if err := s.admitOnNode(ctx, snap.NodeID); err != nil {
+			return nil, err
+		}
+		nodes = []string{snap.NodeID}
+	} else if nodes, err = s.placement(ctx, sb.MemoryMB); err != nil {
 		return nil, err
 	}
+	sb.NodeID = nodes[0]
 	// Nobody knows the ID yet, but the reaper and Reconcile might see the
 	// row: hold its lock from the start.
 	unlock, err := s.lock(ctx, sb.ID)
@@ -232,16 +240,14 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 		s.log.Warn("store the lifecycle of a sandbox", "sandbox", sb.ID, "err", err)
 	}
 
-	nctx, cancel := s.nodeCtx(ctx)
-	defer cancel()
 	sp := spec(sb, tpl, details)
 	if snap != nil {
 		sp.SnapshotId, sp.SnapshotImage, sp.StartCmd = snap.ID, "", ""
 	}
-	resp, err := s.node.CreateSandbox(nctx, connect.NewRequest(&agentv1.CreateSandboxRequest{Spec: sp}))
+	resp, err := s.startOn(ctx, sb, nodes, sp)
 	if err != nil {
 		s.markDead(ctx, sb, "start failed: "+connectMessage(err))
-		s.bestEffortKill(ctx, sb.ID)
+		s.bestEffortKill(ctx, sb.NodeID, sb.ID)
 		return nil, nodeError("create sandbox", sb.ID, err)
 	}
 	sb.State = StateRunning
@@ -250,7 +256,7 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 	sb.EndAt = sb.StartedAt.Add(timeout)
 	if err := s.save(ctx, sb); err != nil {
 		// The node runs it but we could not record that: do not leak it.
-		s.bestEffortKill(ctx, sb.ID)
+		s.bestEffortKill(ctx, sb.NodeID, sb.ID)
 		return nil, err
 	}
 	s.event(ctx, sb.ID, "sandbox running on node %s at %s, ends at %s",
@@ -258,12 +264,70 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 	return sb, nil
 }
 
-// bestEffortKill asks the node to remove a sandbox that is being given up
-// on; failures are only logged.
-func (s *Service) bestEffortKill(ctx context.Context, id string) {
+// startOn starts sb from sp on the first of nodes that takes it, recording
+// each node it moves on to; a node that is full, unreachable or draining
+// passes the sandbox to the next. The caller holds sb's lock.
+func (s *Service) startOn(ctx context.Context, sb *store.Sandbox, nodes []string, sp *agentv1.SandboxSpec) (*connect.Response[agentv1.CreateSandboxResponse], error) {
+	template := sp.GetSnapshotImage()
+	for i, id := range nodes {
+		if i > 0 {
+			sb.NodeID = id
+			if err := s.save(ctx, sb); err != nil {
+				return nil, err
+			}
+		}
+		// A template's prepared snapshot is on the control plane's own
+		// node: other nodes boot the template.
+		sp.SnapshotImage = template
+		if id != LocalNodeID {
+			sp.SnapshotImage = ""
+		}
+		resp, err := s.createOn(ctx, id, sp)
+		if err == nil || i == len(nodes)-1 || !movable(err) {
+			return resp, err
+		}
+		s.log.Info("node refused a sandbox; trying the next", "sandbox", sb.ID, "node", id, "err", err)
+		s.bestEffortKill(ctx, id, sb.ID)
+	}
+	return nil, newError(ErrUnavailable, "no node to start sandbox %s on", sb.ID)
+}
+
+// createOn asks node id to start a sandbox from sp.
+func (s *Service) createOn(ctx context.Context, id string, sp *agentv1.SandboxSpec) (*connect.Response[agentv1.CreateSandboxResponse], error) {
+	node, err := s.nodeOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: id}))
+	return node.CreateSandbox(nctx, connect.NewRequest(&agentv1.CreateSandboxRequest{Spec: sp}))
+}
+
+// movable reports a node's refusal that another node may not share: it is
+// full, or it cannot be reached.
+func movable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind == ErrUnavailable
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeResourceExhausted, connect.CodeUnavailable:
+		return true
+	}
+	return false
+}
+
+// bestEffortKill asks node nodeID to remove a sandbox that is being given up
+// on; failures are only logged.
+func (s *Service) bestEffortKill(ctx context.Context, nodeID, id string) {
+	node, err := s.nodeOf(ctx, nodeID)
+	if err != nil {
+		s.log.Warn("clean up sandbox on node", "sandbox", id, "node", nodeID, "err", err)
+		return
+	}
+	nctx, cancel := s.nodeCtx(ctx)
+	defer cancel()
+	_, err = node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: id}))
 	if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
 		s.log.Warn("clean up sandbox on node", "sandbox", id, "err", err)
 	}

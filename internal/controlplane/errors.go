@@ -132,6 +132,9 @@ func storeError(op string, err error) error {
 // answer within NodeTimeout) mean "try later"; anything else is internal.
 // The message names the operation and sandbox, and carries the node's.
 func nodeError(op, id string, err error) error {
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return err // the Service's own, e.g. a node it cannot reach
+	}
 	var kind error
 	switch connect.CodeOf(err) {
 	case connect.CodeInvalidArgument:

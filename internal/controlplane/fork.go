@@ -65,7 +65,7 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 	default:
 		return nil, newError(ErrConflict, "Sandbox '%s' cannot be forked while in '%s' state", id, clientVisible(src.State))
 	}
-	if err := s.admitOnNode(ctx); err != nil {
+	if err := s.admitOnNode(ctx, src.NodeID); err != nil {
 		return nil, err
 	}
 	lc, err := s.store.SandboxLifecycleOf(ctx, src.ID)
@@ -104,9 +104,16 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 	for j, f := range admitted {
 		specs[j] = &agentv1.SandboxSpec{SandboxId: f.ID, TemplateId: f.TemplateID, EnvdAccessToken: f.EnvdAccessToken}
 	}
+	node, err := s.nodeOf(ctx, src.NodeID)
+	if err != nil {
+		for _, f := range admitted {
+			s.dropFork(ctx, f)
+		}
+		return nil, err
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	resp, err := s.node.ForkSandbox(nctx, connect.NewRequest(&agentv1.ForkSandboxRequest{SandboxId: src.ID, Forks: specs}))
+	resp, err := node.ForkSandbox(nctx, connect.NewRequest(&agentv1.ForkSandboxRequest{SandboxId: src.ID, Forks: specs}))
 	if err != nil {
 		for _, f := range admitted {
 			s.dropFork(ctx, f)
@@ -138,7 +145,7 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 			f.StartedAt = s.now()
 			f.EndAt = f.StartedAt.Add(timeout)
 			if err := s.save(ctx, f); err != nil {
-				s.bestEffortKill(ctx, f.ID)
+				s.bestEffortKill(ctx, f.NodeID, f.ID)
 				results[i].Err = err
 				continue
 			}

@@ -62,9 +62,13 @@ func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string)
 			return err
 		}
 	}
+	node, err := s.nodeOf(ctx, sb.NodeID)
+	if err != nil {
+		return err
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: sb.ID}))
+	_, err = node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: sb.ID}))
 	if code := connect.CodeOf(err); err != nil && code != connect.CodeNotFound {
 		if live && code != connect.CodeDeadlineExceeded {
 			sb.State, sb.EndReason, sb.Address, sb.EndAt = was.State, was.EndReason, was.Address, was.EndAt
@@ -81,11 +85,15 @@ func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string)
 	return nil
 }
 
-// nodeKill removes sandbox id from the node; absent there is fine.
-func (s *Service) nodeKill(ctx context.Context, id string) error {
+// nodeKill removes sandbox id from node nodeID; absent there is fine.
+func (s *Service) nodeKill(ctx context.Context, nodeID, id string) error {
+	node, err := s.nodeOf(ctx, nodeID)
+	if err != nil {
+		return err
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	_, err := s.node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: id}))
+	_, err = node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: id}))
 	if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
 		return nodeError("kill sandbox", id, err)
 	}
@@ -105,9 +113,13 @@ func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string
 	if err := s.save(ctx, sb); err != nil {
 		return err
 	}
+	node, err := s.nodeOf(ctx, sb.NodeID)
+	if err != nil {
+		return s.nodeFailed(ctx, sb, StateRunning, "pause sandbox", err)
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	_, err := s.node.PauseSandbox(nctx, connect.NewRequest(&agentv1.PauseSandboxRequest{SandboxId: sb.ID, FilesystemOnly: filesOnly}))
+	_, err = node.PauseSandbox(nctx, connect.NewRequest(&agentv1.PauseSandboxRequest{SandboxId: sb.ID, FilesystemOnly: filesOnly}))
 	if err != nil {
 		return s.nodeFailed(ctx, sb, StateRunning, "pause sandbox", err)
 	}
@@ -216,9 +228,13 @@ func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout t
 	if err != nil {
 		s.log.Warn("template details for resume", "sandbox", sb.ID, "err", err)
 	}
+	node, err := s.nodeOf(ctx, sb.NodeID)
+	if err != nil {
+		return s.nodeFailed(ctx, sb, StatePaused, "resume sandbox", err)
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	resp, err := s.node.ResumeSandbox(nctx, connect.NewRequest(&agentv1.ResumeSandboxRequest{
+	resp, err := node.ResumeSandbox(nctx, connect.NewRequest(&agentv1.ResumeSandboxRequest{
 		SandboxId: sb.ID, Spec: spec(sb, tpl, details), ColdBoot: coldBoot}))
 	if err != nil {
 		return s.nodeFailed(ctx, sb, StatePaused, "resume sandbox", err)

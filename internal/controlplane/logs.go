@@ -114,7 +114,7 @@ func (s *Service) Logs(ctx context.Context, teamID, id string, q LogQuery) ([]Lo
 	if err != nil {
 		return nil, err
 	}
-	node := s.nodeEntries(ctx, id, q, fields)
+	node := s.nodeEntries(ctx, sb.NodeID, id, q, fields)
 	// Both are in q's direction: merge them, the control plane's events first
 	// among equal times (last, backward).
 	out := make([]LogEntry, 0, min(q.Limit, len(events)+len(node)))
@@ -163,7 +163,12 @@ func (s *Service) eventEntries(ctx context.Context, id string, q LogQuery, field
 // nodeEntries returns what the node keeps of sandbox id's log that q
 // selects. A node that no longer holds the sandbox has nothing; one that
 // fails to answer is logged, and the control plane's events are all there is.
-func (s *Service) nodeEntries(ctx context.Context, id string, q LogQuery, fields map[string]string) []LogEntry {
+func (s *Service) nodeEntries(ctx context.Context, nodeID, id string, q LogQuery, fields map[string]string) []LogEntry {
+	node, err := s.nodeOf(ctx, nodeID)
+	if err != nil {
+		s.log.Warn("read sandbox logs from node", "sandbox", id, "err", err)
+		return nil
+	}
 	req := &agentv1.SandboxLogsRequest{SandboxId: id, Limit: int32(q.Limit), Backward: q.Backward, MinLevel: q.Level, Search: q.Search}
 	if !q.Start.IsZero() {
 		req.Start = timestamppb.New(q.Start)
@@ -171,7 +176,7 @@ func (s *Service) nodeEntries(ctx context.Context, id string, q LogQuery, fields
 	if !q.End.IsZero() {
 		req.End = timestamppb.New(q.End)
 	}
-	resp, err := s.node.SandboxLogs(ctx, connect.NewRequest(req))
+	resp, err := node.SandboxLogs(ctx, connect.NewRequest(req))
 	switch {
 	case connect.CodeOf(err) == connect.CodeNotFound:
 		return nil

@@ -56,7 +56,7 @@ func (s *Service) latest(ctx context.Context, sb *store.Sandbox, recent time.Tim
 		return ms[len(ms)-1], true, nil
 	}
 	if sb.State == StateRunning {
-		m, err := s.sample(ctx, sb.ID)
+		m, err := s.sample(ctx, sb.NodeID, sb.ID)
 		if err == nil {
 			return m, true, nil
 		}

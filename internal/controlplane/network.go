@@ -228,14 +228,14 @@ func (s *Service) UpdateNetwork(ctx context.Context, teamID, id string, u Networ
 		return internal("update network configuration", err)
 	}
 	oldAllow, oldRules := nodeNetwork(sb)
-	if err := s.setNodeNetwork(ctx, sb.ID, allow, rules); err != nil {
+	if err := s.setNodeNetwork(ctx, sb.NodeID, sb.ID, allow, rules); err != nil {
 		return err
 	}
 	oldNetwork, oldInternet := sb.Network, sb.AllowInternetAccess
 	sb.Network, sb.AllowInternetAccess = raw, u.AllowInternetAccess
 	if err := s.save(ctx, sb); err != nil {
 		sb.Network, sb.AllowInternetAccess = oldNetwork, oldInternet
-		if rerr := s.setNodeNetwork(ctx, sb.ID, oldAllow, oldRules); rerr != nil {
+		if rerr := s.setNodeNetwork(ctx, sb.NodeID, sb.ID, oldAllow, oldRules); rerr != nil {
 			s.log.Error("put the old network rules back after a failed update", "sandbox", sb.ID, "err", rerr)
 		}
 		return err
@@ -244,11 +244,15 @@ func (s *Service) UpdateNetwork(ctx context.Context, teamID, id string, u Networ
 	return nil
 }
 
-// setNodeNetwork asks the node to enforce allow and rules for sandbox id.
-func (s *Service) setNodeNetwork(ctx context.Context, id string, allow bool, rules *agentv1.EgressRules) error {
+// setNodeNetwork asks node nodeID to enforce allow and rules for sandbox id.
+func (s *Service) setNodeNetwork(ctx context.Context, nodeID, id string, allow bool, rules *agentv1.EgressRules) error {
+	node, err := s.nodeOf(ctx, nodeID)
+	if err != nil {
+		return err
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	_, err := s.node.UpdateSandboxNetwork(nctx, connect.NewRequest(&agentv1.UpdateSandboxNetworkRequest{
+	_, err = node.UpdateSandboxNetwork(nctx, connect.NewRequest(&agentv1.UpdateSandboxNetworkRequest{
 		SandboxId: id, AllowInternetAccess: allow, Egress: rules}))
 	switch connect.CodeOf(err) {
 	case connect.CodeFailedPrecondition:

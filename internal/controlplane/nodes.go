@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"connectrpc.com/connect"
@@ -15,7 +16,8 @@ import (
 
 // NodeStore keeps the nodes' heartbeats; *store.DB implements it.
 type NodeStore interface {
-	PutNodeHeartbeat(ctx context.Context, id string, report []byte) error
+	PutNodeHeartbeat(ctx context.Context, id, address string, report []byte) error
+	NodeLoads(ctx context.Context) (map[string]store.NodeLoad, error)
 	ListNodes(ctx context.Context) ([]*store.Node, error)
 	GetNode(ctx context.Context, id string) (*store.Node, error)
 	SetNodeStatus(ctx context.Context, id, status string) error
@@ -99,18 +101,24 @@ func reportOf(m *agentv1.NodeInfoResponse) NodeReport {
 	return r
 }
 
-// heartbeatOnce asks the node for its report and stores it as its heartbeat.
-// A node that does not answer leaves its last heartbeat as it was: the
-// silence that follows is what makes it unhealthy.
+// heartbeatOnce asks the Service's own node for its report and stores it as
+// its heartbeat. A node that does not answer leaves its last heartbeat as it
+// was: the silence that follows is what makes it unhealthy.
 func (s *Service) heartbeatOnce(ctx context.Context) {
+	if s.node == nil {
+		return
+	}
 	if err := s.Heartbeat(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("node heartbeat", "node", LocalNodeID, "err", err)
 	}
 }
 
-// Heartbeat asks the node for its report now and stores it as its heartbeat;
-// Run calls it every HeartbeatInterval.
+// Heartbeat asks the Service's own node for its report now and stores it as
+// its heartbeat; Run calls it every HeartbeatInterval.
 func (s *Service) Heartbeat(ctx context.Context) error {
+	if s.node == nil {
+		return newError(ErrUnavailable, "this control plane runs no node of its own")
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval)
 	defer cancel()
 	resp, err := s.node.NodeInfo(cctx, connect.NewRequest(&agentv1.NodeInfoRequest{}))
@@ -121,7 +129,58 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode the report of node %s: %w", LocalNodeID, err)
 	}
-	return s.store.PutNodeHeartbeat(ctx, LocalNodeID, b)
+	return s.store.PutNodeHeartbeat(ctx, LocalNodeID, "", b)
+}
+
+// NodeReported stores the heartbeat of remote node id, whose agent is at
+// address, with its report. A node heard for the first time, after a silence
+// longer than NodeLostAfter or at a new address is then reconciled (see
+// ReconcileNode), in the background: its sandboxes are reachable again.
+func (s *Service) NodeReported(ctx context.Context, id, address string, m *agentv1.NodeInfoResponse) error {
+	if s.cfg.Remote == nil {
+		return newError(ErrUnavailable, "this control plane takes no remote nodes")
+	}
+	if id == LocalNodeID || !validNodeID(id) {
+		return invalidf("node name %q: want 1 to 63 lower-case letters, digits and dashes, not %q", id, LocalNodeID)
+	}
+	if host, port, err := net.SplitHostPort(address); err != nil || host == "" || port == "" {
+		return invalidf("agent_address %q: want HOST:PORT", address)
+	}
+	b, err := json.Marshal(reportOf(m))
+	if err != nil {
+		return internal("encode the report of node "+id, err)
+	}
+	prev, err := s.store.GetNode(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internal("read node "+id, err)
+	}
+	if err := s.store.PutNodeHeartbeat(ctx, id, address, b); err != nil {
+		return internal("store the heartbeat of node "+id, err)
+	}
+	if prev == nil || prev.Silence > s.cfg.NodeLostAfter || prev.Address != address {
+		s.log.Info("node reported", "node", id, "address", address, "returning", prev != nil)
+		go func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.NodeTimeout)
+			defer cancel()
+			if err := s.ReconcileNode(rctx, id); err != nil {
+				s.log.Warn("reconcile a node that reported", "node", id, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// validNodeID reports a node name fit for IDs, logs and metric labels.
+func validNodeID(id string) bool {
+	if id == "" || len(id) > 63 || id[0] == '-' {
+		return false
+	}
+	for _, r := range id {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // Nodes reports every node that ever sent a heartbeat, by ID: unhealthy when
@@ -163,17 +222,17 @@ func (s *Service) SetNodeStatus(ctx context.Context, id, status string) error {
 	return nil
 }
 
-// admitOnNode refuses a new sandbox on the local node while it is draining.
-// A node never heard from yet takes them.
-func (s *Service) admitOnNode(ctx context.Context) error {
-	n, err := s.store.GetNode(ctx, LocalNodeID)
+// admitOnNode refuses a new sandbox on node id while it is draining. A node
+// never heard from yet takes them.
+func (s *Service) admitOnNode(ctx context.Context, id string) error {
+	n, err := s.store.GetNode(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
 	case err != nil:
-		return internal("read node "+LocalNodeID, err)
+		return internal("read node "+id, err)
 	case n.Status == NodeDraining:
-		return newError(ErrUnavailable, "node %s is draining: it takes no new sandboxes", LocalNodeID)
+		return newError(ErrUnavailable, "node %s is draining: it takes no new sandboxes", id)
 	}
 	return nil
 }

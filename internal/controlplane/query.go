@@ -159,7 +159,7 @@ func (s *Service) Metrics(ctx context.Context, teamID, id string, start, end tim
 	if len(ms) > 0 || sb.State != StateRunning || (!end.IsZero() && end.Add(clockSlack).Before(s.now())) {
 		return ms, nil
 	}
-	m, err := s.sample(ctx, id)
+	m, err := s.sample(ctx, sb.NodeID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -169,9 +169,13 @@ func (s *Service) Metrics(ctx context.Context, teamID, id string, start, end tim
 	return ms, nil
 }
 
-// sample asks the node for sandbox id's metric now and stores it.
-func (s *Service) sample(ctx context.Context, id string) (store.Metric, error) {
-	resp, err := s.node.SandboxMetrics(ctx, connect.NewRequest(&agentv1.SandboxMetricsRequest{SandboxId: id}))
+// sample asks node nodeID for sandbox id's metric now and stores it.
+func (s *Service) sample(ctx context.Context, nodeID, id string) (store.Metric, error) {
+	node, err := s.nodeOf(ctx, nodeID)
+	if err != nil {
+		return store.Metric{}, err
+	}
+	resp, err := node.SandboxMetrics(ctx, connect.NewRequest(&agentv1.SandboxMetricsRequest{SandboxId: id}))
 	if err != nil {
 		return store.Metric{}, nodeError("sample sandbox metrics", id, err)
 	}
@@ -211,7 +215,11 @@ func (s *Service) ResolveSandbox(ctx context.Context, id string) (proxy.Target, 
 	if sb.State != StateRunning || sb.Address == "" || !sb.EndAt.After(s.now()) {
 		return proxy.Target{}, fmt.Errorf("resolve sandbox %s (%s): %w", id, sb.State, proxy.ErrSandboxNotFound)
 	}
+	tunnel, err := s.tunnelOf(ctx, sb.NodeID)
+	if err != nil {
+		return proxy.Target{}, fmt.Errorf("resolve sandbox %s: %w", id, err)
+	}
 	mask, https := ingressOf(sb)
 	return proxy.Target{Address: sb.Address, TrafficAccessToken: sb.TrafficAccessToken,
-		MaskRequestHost: mask, HTTPSPorts: https}, nil
+		MaskRequestHost: mask, HTTPSPorts: https, Tunnel: tunnel}, nil
 }

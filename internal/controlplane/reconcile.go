@@ -11,38 +11,67 @@ import (
 	"lelantos.dev/lelantos/internal/store"
 )
 
-// Reconcile makes the stored state agree with the node after a restart:
-// a stored sandbox the node does not hold is dead (so it leaves listings);
-// one in a transitional state (starting, pausing, resuming) takes the state
-// the node reports; a sandbox the node holds but the store does not know is
-// killed, since nobody can reach it. Overdue sandboxes are left to the
-// reaper. Call it before serving requests.
+// Reconcile makes the stored state agree with every node after a restart
+// (see ReconcileNode). Its own node must answer; a remote node that does not
+// is left as it is, and reconciled when it reports again. Call it before
+// serving requests.
 func (s *Service) Reconcile(ctx context.Context) error {
-	resp, err := s.node.ListSandboxes(ctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
+	ids, err := s.nodeIDs(ctx)
 	if err != nil {
-		return fmt.Errorf("reconcile: list node sandboxes: %w", err)
+		return fmt.Errorf("reconcile: %w", err)
 	}
+	for _, id := range ids {
+		err := s.ReconcileNode(ctx, id)
+		switch {
+		case err != nil && id == LocalNodeID:
+			return err
+		case err != nil:
+			s.log.Warn("reconcile: node not reached; it is reconciled when it reports", "node", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// ReconcileNode makes the stored state of node id's sandboxes agree with
+// the node: a stored sandbox the node does not hold is dead (so it leaves
+// listings); one in a transitional state (starting, pausing, resuming)
+// takes the state the node reports; a sandbox the node holds but the store
+// does not know is killed, since nobody can reach it. Overdue sandboxes are
+// left to the reaper.
+func (s *Service) ReconcileNode(ctx context.Context, id string) error {
+	node, err := s.nodeOf(ctx, id)
+	if err != nil {
+		return fmt.Errorf("reconcile node %s: %w", id, err)
+	}
+	resp, err := node.ListSandboxes(ctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
+	if err != nil {
+		return fmt.Errorf("reconcile node %s: list its sandboxes: %w", id, err)
+	}
+	nodeID := id
 	onNode := make(map[string]*agentv1.SandboxStatus, len(resp.Msg.GetSandboxes()))
 	for _, st := range resp.Msg.GetSandboxes() {
 		onNode[st.GetSandboxId()] = st
 	}
 	err = s.forEach(ctx, store.SandboxFilter{}, func(sb *store.Sandbox) error {
+		if sb.NodeID != nodeID {
+			return nil
+		}
 		if err := s.reconcileOne(ctx, sb.ID, onNode[sb.ID]); err != nil {
 			return fmt.Errorf("reconcile sandbox %s: %w", sb.ID, err)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
+		return fmt.Errorf("reconcile node %s: %w", nodeID, err)
 	}
 	for id := range onNode {
 		_, err := s.store.GetSandbox(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			s.log.Warn("reconcile: killing sandbox unknown to the store", "sandbox", id)
-			s.bestEffortKill(ctx, id)
+			s.bestEffortKill(ctx, nodeID, id)
 		case err != nil:
-			return fmt.Errorf("reconcile: read sandbox %s: %w", id, err)
+			return fmt.Errorf("reconcile node %s: read sandbox %s: %w", nodeID, id, err)
 		}
 	}
 	return nil
@@ -72,7 +101,7 @@ func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.Sandb
 		if st == nil {
 			return nil // the record goes when prune drops it
 		}
-		return s.nodeKill(ctx, id) // a kill the restart interrupted
+		return s.nodeKill(ctx, sb.NodeID, id) // a kill the restart interrupted
 	case st == nil:
 		s.markDead(ctx, sb, fmt.Sprintf("lost: not on node %s after restart (was %s)", sb.NodeID, sb.State))
 		return nil

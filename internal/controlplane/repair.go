@@ -86,27 +86,46 @@ func (s *Service) repairOnce(ctx context.Context, r *repairer) {
 	if len(held) == 0 {
 		return
 	}
-	// The locks are taken before the node is asked, so what it reports
+	// The locks are taken before the nodes are asked, so what they report
 	// cannot be overtaken by an operation on these sandboxes.
-	nctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout)
-	resp, err := s.node.ListSandboxes(nctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("repair: list node sandboxes", "err", err)
+	byNode := map[string][]stuck{}
+	for _, h := range held {
+		byNode[h.sb.NodeID] = append(byNode[h.sb.NodeID], h)
+	}
+	for nodeID, group := range byNode {
+		onNode, err := s.nodeSandboxes(ctx, nodeID)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("repair: list node sandboxes", "node", nodeID, "err", err)
+			}
+			continue
 		}
-		return
+		for _, h := range group {
+			if err := s.repairLocked(ctx, h.sb, onNode[h.sb.ID], bound); err != nil && ctx.Err() == nil {
+				s.log.Error("repair: settle sandbox", "sandbox", h.sb.ID, "err", err)
+			}
+			delete(r.seen, h.sb.ID)
+		}
+	}
+}
+
+// nodeSandboxes asks node id for the sandboxes it holds, by ID.
+func (s *Service) nodeSandboxes(ctx context.Context, id string) (map[string]*agentv1.SandboxStatus, error) {
+	node, err := s.nodeOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	nctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout)
+	defer cancel()
+	resp, err := node.ListSandboxes(nctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
+	if err != nil {
+		return nil, err
 	}
 	onNode := make(map[string]*agentv1.SandboxStatus, len(resp.Msg.GetSandboxes()))
 	for _, st := range resp.Msg.GetSandboxes() {
 		onNode[st.GetSandboxId()] = st
 	}
-	for _, h := range held {
-		if err := s.repairLocked(ctx, h.sb, onNode[h.sb.ID], bound); err != nil && ctx.Err() == nil {
-			s.log.Error("repair: settle sandbox", "sandbox", h.sb.ID, "err", err)
-		}
-		delete(r.seen, h.sb.ID)
-	}
+	return onNode, nil
 }
 
 // holdStuck takes the locks of the sandboxes of due (ID: version) that are

@@ -33,6 +33,9 @@ const (
 	ClientID = "lelantos"
 	// WorkloadType is reported as every sandbox's workloadType.
 	WorkloadType = store.WorkloadCompute
+	// DefaultHeartbeatInterval is how often nodes report when
+	// Config.HeartbeatInterval does not say.
+	DefaultHeartbeatInterval = 5 * time.Second
 	// LocalNodeID names the one node of a single-machine installation.
 	LocalNodeID = "local"
 	// DefaultEnvdVersion is reported when a template does not record the
@@ -79,10 +82,11 @@ type Service struct {
 	runMu sync.Mutex
 }
 
-// New returns a Service using st for state and node for sandboxes.
+// New returns a Service using st for state and node, its own node, for
+// sandboxes; node may be nil when cfg.Remote reaches nodes elsewhere.
 func New(cfg Config, st Store, node Node) (*Service, error) {
-	if st == nil || node == nil {
-		return nil, errors.New("new control plane: store and node are required")
+	if st == nil || (node == nil && cfg.Remote == nil) {
+		return nil, errors.New("new control plane: a store, and a node or remote nodes, are required")
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

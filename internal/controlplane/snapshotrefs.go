@@ -74,8 +74,12 @@ func (s *Service) deleteSnapshotTemplate(ctx context.Context, t *store.Template,
 		return invalidf("snapshot %q is the base of sandboxes that still run; kill them first", t.ID)
 	}
 	for _, b := range builds {
+		node, err := s.nodeOf(ctx, b.NodeID)
+		if err != nil {
+			return err
+		}
 		nctx, cancel := s.nodeCtx(ctx)
-		_, err := s.node.DeleteSnapshot(nctx, connect.NewRequest(&agentv1.DeleteSnapshotRequest{SnapshotId: b.ID}))
+		_, err = node.DeleteSnapshot(nctx, connect.NewRequest(&agentv1.DeleteSnapshotRequest{SnapshotId: b.ID}))
 		cancel()
 		if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
 			return nodeError("delete snapshot", b.ID, err)
@@ -109,11 +113,17 @@ func (s *Service) deleteIfSnapshot(ctx context.Context, teamID, name string) (ha
 	return true, s.deleteSnapshotTemplate(ctx, t, builds)
 }
 
-// dropNodeSnapshot removes a snapshot the store could not record.
-func (s *Service) dropNodeSnapshot(ctx context.Context, id string) {
+// dropNodeSnapshot removes a snapshot the store could not record from node
+// nodeID.
+func (s *Service) dropNodeSnapshot(ctx context.Context, nodeID, id string) {
+	node, err := s.nodeOf(ctx, nodeID)
+	if err != nil {
+		s.log.Warn("remove an unrecorded snapshot from the node", "snapshot", id, "err", err)
+		return
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	if _, err := s.node.DeleteSnapshot(nctx, connect.NewRequest(&agentv1.DeleteSnapshotRequest{SnapshotId: id})); err != nil &&
+	if _, err := node.DeleteSnapshot(nctx, connect.NewRequest(&agentv1.DeleteSnapshotRequest{SnapshotId: id})); err != nil &&
 		connect.CodeOf(err) != connect.CodeNotFound {
 		s.log.Warn("remove an unrecorded snapshot from the node", "snapshot", id, "err", err)
 	}
@@ -123,9 +133,14 @@ func (s *Service) dropNodeSnapshot(ctx context.Context, id string) {
 // checkpoint in place (for a snapshot or a fork): a sandbox the node no longer
 // runs is recorded as dead.
 func (s *Service) afterInPlaceFailure(ctx context.Context, sb *store.Sandbox, op string, cause error) {
+	node, err := s.nodeOf(ctx, sb.NodeID)
+	if err != nil {
+		s.log.Warn("check a sandbox after a failed "+op, "sandbox", sb.ID, "err", err)
+		return
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	resp, err := s.node.ListSandboxes(nctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
+	resp, err := node.ListSandboxes(nctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
 	if err != nil {
 		s.log.Warn("check a sandbox after a failed "+op, "sandbox", sb.ID, "err", err)
 		return

@@ -101,9 +101,13 @@ func (s *Service) createSnapshot(ctx context.Context, teamID, id string, req Sna
 	if snap.Tag == "" {
 		snap.Tag = DefaultTag
 	}
+	node, err := s.nodeOf(ctx, sb.NodeID)
+	if err != nil {
+		return nil, err
+	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
-	resp, err := s.node.SnapshotSandbox(nctx, connect.NewRequest(&agentv1.SnapshotSandboxRequest{SandboxId: sb.ID, SnapshotId: snap.ID}))
+	resp, err := node.SnapshotSandbox(nctx, connect.NewRequest(&agentv1.SnapshotSandboxRequest{SandboxId: sb.ID, SnapshotId: snap.ID}))
 	if err != nil {
 		s.afterInPlaceFailure(ctx, sb, "snapshot", err)
 		return nil, nodeError("snapshot sandbox", sb.ID, err)
@@ -114,7 +118,7 @@ func (s *Service) createSnapshot(ctx context.Context, teamID, id string, req Sna
 		int(src.GetCpuCount()), int(src.GetMemoryMb()), int(src.GetDiskSizeMb())
 	tpl.EnvdVersion = sb.EnvdVersion
 	if err := s.store.PutSnapshot(context.WithoutCancel(ctx), tpl, snap); err != nil {
-		s.dropNodeSnapshot(ctx, snap.ID)
+		s.dropNodeSnapshot(ctx, snap.NodeID, snap.ID)
 		if errors.Is(err, store.ErrExists) {
 			return nil, invalidf("Invalid name: %q names another template of your team", ref.Alias)
 		}
