@@ -47,10 +47,12 @@ commands:
             template build -n NAME [-f Dockerfile] [flags] CONTEXT | template ls | template rm NAME
   sandbox   (alias sb) work with sandboxes through the API: sandbox create | ls | info ID |
             exec ID -- CMD | shell ID | cp SRC DST | logs ID | metrics ID | pause ID | resume ID | kill ID
+  node      run this machine's sandboxes for a control plane elsewhere (serve --cluster-listen):
+            node --join https://HOST:PORT --tls-dir DIR --listen ADDR --base-rootfs DIR
   nodes     list the nodes, drain one, make it ready: nodes [ls] | nodes drain ID | nodes ready ID
   certs     the cluster CA and node and control-plane certificates for the agent's
             mutual TLS: certs init DIR --hosts H,... | certs node DIR NAME --hosts H,... |
-            certs control-plane DIR NAME
+            certs control-plane DIR NAME [--hosts H,...]
   version   print the version
 
 Run "lelantos <command> -h" for a command's flags.`
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string) error {
 		return certs(args[1:])
 	case "nodes":
 		return nodesCmd(ctx, args[1:])
+	case "node":
+		return nodeCmd(ctx, args[1:])
 	case "teams", "team":
 		return teamsCmd(ctx, args[1:])
 	case "template", "templates":

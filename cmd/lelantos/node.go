@@ -72,9 +72,9 @@ type nodeConfig struct {
 	// BuildObserver is told of template builds; startNode sets it.
 	BuildObserver template.Observer
 	// AgentListen, when set, also serves the agent RPC on this TCP address
-	// with mutual TLS, the CA and node certificate taken from AgentTLSDir
-	// (clustertls' layout).
-	AgentListen, AgentTLSDir string
+	// with mutual TLS, the CA and node certificate AgentCertName (default
+	// clustertls.NodeName) taken from AgentTLSDir (clustertls' layout).
+	AgentListen, AgentTLSDir, AgentCertName string
 }
 
 // warmPools keeps up to baseWarmFloor sandboxes shaped like a default create
@@ -189,15 +189,19 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		return nil, errors.Join(fmt.Errorf("start node: %w", err), dns.Close(ctx))
 	}
 	closeNet := func() error { return errors.Join(egress.Close(ctx), dns.Close(ctx)) }
-	templates, err := startTemplates(cfg, nodeDir, eng, g, nm)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("start node: %w", err), closeNet())
+	// A node without a store (lelantos node) builds no templates: its
+	// control plane's node does.
+	var templates *templateNode
+	if cfg.Store != nil {
+		if templates, err = startTemplates(cfg, nodeDir, eng, g, nm); err != nil {
+			return nil, errors.Join(fmt.Errorf("start node: %w", err), closeNet())
+		}
 	}
 	socket := filepath.Join(cfg.DataDir, "agent.sock")
 	_ = os.Remove(socket)
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.Close(), closeNet())
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), templates.close(), closeNet())
 	}
 	mux := http.NewServeMux()
 	agentSrv := agent.NewServer(eng, build())
@@ -210,7 +214,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	}()
 	tcp, err := serveAgentTLS(cfg, agentSrv.Tunnel(mux))
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("start node: %w", err), srv.Close(), templates.Close(), closeNet())
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), srv.Close(), templates.close(), closeNet())
 	}
 	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -224,12 +228,20 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 		network: nm, dirty: dirty}, nil
 }
 
+// close closes t, which is nil on a node that builds no templates.
+func (t *templateNode) close() error {
+	if t == nil {
+		return nil
+	}
+	return t.Close()
+}
+
 // Close stops the node's servers and background work. Sandboxes keep running and are
 // re-adopted at the next start; pooled ones are removed (they boot again quickly).
 // What the node changed on the host is put back: the dirty page cap always, the
 // firewall and ip_forward when no sandbox is left that needs them.
 func (n *localNode) Close(ctx context.Context) error {
-	terr := n.templates.Close()
+	terr := n.templates.close()
 	err := errors.Join(terr, n.server.Shutdown(ctx), n.engine.DrainPools(ctx))
 	if n.tcpServer != nil {
 		err = errors.Join(err, n.tcpServer.Shutdown(ctx))

@@ -66,6 +66,9 @@ type serveFlags struct {
 	// mutual TLS, with the certificates of agentTLSDir ("": the unix socket
 	// only).
 	agentListen, agentTLSDir string
+	// clusterListen is where nodes elsewhere (lelantos node) report, with
+	// mutual TLS and the certificates of clusterTLSDir ("": no remote nodes).
+	clusterListen, clusterTLSDir string
 	// cacheDir keeps what is built once per machine (--cache-dir): the
 	// built trees of the built-in templates, under templates/.
 	cacheDir string
@@ -103,6 +106,8 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains); a second server on one machine needs its own, and its own --subnet")
 	fs.StringVar(&f.agentListen, "agent-listen", "", "also serve this node's agent RPC on this TCP address, with mutual TLS only (needs --agent-tls-dir)")
 	fs.StringVar(&f.agentTLSDir, "agent-tls-dir", "", "directory of the cluster CA and this node's certificate for --agent-listen (lelantos certs init writes one); callers need a control-plane certificate of that CA")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "", "take nodes running elsewhere (lelantos node): serve the cluster endpoint they report to on this TCP address, with mutual TLS only (needs --cluster-tls-dir)")
+	fs.StringVar(&f.clusterTLSDir, "cluster-tls-dir", "", "directory of the cluster CA and this control plane's certificate (control-plane.pem, issued for the --cluster-listen host) for --cluster-listen and the calls to nodes")
 	f.limits.register(fs)
 	f.telemetry.register(fs)
 	fs.Func("dns-upstream", "a resolver (address:port) for sandboxes' DNS and the egress proxy's name lookups, instead of the host's (/etc/resolv.conf); repeat for more, tried in order", func(v string) error {
@@ -158,6 +163,9 @@ func serve(ctx context.Context, args []string) error {
 	}
 	if (f.agentListen == "") != (f.agentTLSDir == "") {
 		return errors.New("serve: --agent-listen and --agent-tls-dir go together: the agent is never served over TCP without mutual TLS")
+	}
+	if (f.clusterListen == "") != (f.clusterTLSDir == "") {
+		return errors.New("serve: --cluster-listen and --cluster-tls-dir go together: nodes are never taken without mutual TLS")
 	}
 	if f.baseRootfs == "" {
 		return errors.New("serve: --base-rootfs is required (make run passes it)")
@@ -284,10 +292,15 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	defer node.Close(context.Background())
 
 	var px *proxy.Proxy
+	remote, err := newRemoteNodes(f, func() { px.CloseIdleConnections() }, func(id string) { px.DropSandbox(id) })
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	svc, err := controlplane.New(controlplane.Config{Domain: reportedDomain(f), Logger: log,
 		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates,
 		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention),
-		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB, Observer: cpObs.ops, TracerProvider: tel.tracerProvider()},
+		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB, Observer: cpObs.ops, TracerProvider: tel.tracerProvider(),
+		Remote: remote.nodes()},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() },
 			dropSandbox: func(id string) { px.DropSandbox(id) }})
 	if err != nil {
@@ -336,6 +349,13 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	go func() { errs <- px.Serve(ctx, sbLn) }()
 	if tlsLn != nil {
 		go func() { errs <- px.ServeTLS(ctx, tlsLn) }()
+	}
+	clusterSrv, err := serveCluster(f, svc, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if clusterSrv != nil {
+		defer clusterSrv.Close()
 	}
 
 	env := clientEnvFile(f, apiLn.Addr().String(), sbLn.Addr().String(), key)

@@ -43,10 +43,10 @@ type server struct {
 	data string // the server's data directory
 }
 
-// startServer builds lelantos, starts a server on free loopback ports and
-// waits for its client.env. The server is stopped with SIGTERM when the test
-// ends; the test kills its sandboxes first.
-func startServer(t *testing.T) *server {
+// startServer builds lelantos, starts a server on free loopback ports with
+// the extra flags and waits for its client.env. The server is stopped with
+// SIGTERM when the test ends; the test kills its sandboxes first.
+func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: sandboxes use namespaces, cgroups and iptables")
@@ -61,12 +61,7 @@ func startServer(t *testing.T) *server {
 	}
 	rootfs := enginetest.BaseRootfs(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "lelantos")
-	build := exec.Command("go", "build", "-o", bin, "lelantos.dev/lelantos/cmd/lelantos")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build lelantos: %v\n%s", err, out)
-	}
+	bin := buildLelantos(t)
 	data := filepath.Join(dir, "data")
 	s := &server{bin: bin, log: filepath.Join(dir, "server.log"), data: data}
 	logf, err := os.Create(s.log)
@@ -77,6 +72,7 @@ func startServer(t *testing.T) *server {
 	s.cmd = exec.Command(bin, "serve", "--data-dir", data, "--listen", freeAddr(t), "--sandbox-listen", freeAddr(t),
 		"--subnet", testSubnet, "--net-prefix", testNetPrefix, "--warm-pool", "0", "--builtin-templates", "none",
 		"--base-rootfs", rootfs, "--runsc", runsc, "--envd", envd)
+	s.cmd.Args = append(s.cmd.Args, extra...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
@@ -111,6 +107,18 @@ func startServer(t *testing.T) *server {
 		s.env = append(s.env, k+"="+v)
 	}
 	return s
+}
+
+// buildLelantos builds the lelantos binary into a temporary directory.
+func buildLelantos(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "lelantos")
+	build := exec.Command("go", "build", "-o", bin, "lelantos.dev/lelantos/cmd/lelantos")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build lelantos: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // stop ends the server with SIGTERM, as a user would, and waits for it.

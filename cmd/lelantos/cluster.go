@@ -1,0 +1,92 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"lelantos.dev/lelantos/internal/cluster"
+	"lelantos.dev/lelantos/internal/clustertls"
+	"lelantos.dev/lelantos/internal/controlplane"
+	"lelantos.dev/lelantos/internal/proxy"
+)
+
+// remoteNodes reaches the nodes that report to this server (nil without
+// --cluster-listen), telling the sandbox proxy of their pauses and kills as
+// proxyAwareNode does for the server's own node.
+type remoteNodes struct {
+	remote      *cluster.Remote
+	dropIdle    func()
+	dropSandbox func(id string)
+}
+
+// newRemoteNodes returns the server's remote nodes; nil, nil when it takes
+// none.
+func newRemoteNodes(f serveFlags, dropIdle func(), dropSandbox func(string)) (*remoteNodes, error) {
+	if f.clusterListen == "" {
+		return nil, nil
+	}
+	r, err := cluster.NewRemote(f.clusterTLSDir, clustertls.ControlPlaneName)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-tls-dir: %w", err)
+	}
+	return &remoteNodes{remote: r, dropIdle: dropIdle, dropSandbox: dropSandbox}, nil
+}
+
+// nodes is what the control plane is configured with: nil when none.
+func (n *remoteNodes) nodes() controlplane.RemoteNodes {
+	if n == nil {
+		return nil
+	}
+	return n
+}
+
+// Agent returns node id's agent client.
+func (n *remoteNodes) Agent(id, address string) (controlplane.Node, error) {
+	c, err := n.remote.Agent(id, address)
+	if err != nil {
+		return nil, err
+	}
+	return proxyAwareNode{AgentServiceClient: c, dropIdle: n.dropIdle, dropSandbox: n.dropSandbox}, nil
+}
+
+// Tunnel returns the tunnel to node id's sandboxes.
+func (n *remoteNodes) Tunnel(id, address string) (proxy.Tunnel, error) {
+	t, err := n.remote.Tunnel(id, address)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// serveCluster serves the cluster endpoint nodes report to on
+// --cluster-listen, with TLS that requires a node certificate of the cluster
+// CA; nil, nil without the flag.
+func serveCluster(f serveFlags, svc *controlplane.Service, log *slog.Logger) (*http.Server, error) {
+	if f.clusterListen == "" {
+		return nil, nil
+	}
+	tc, err := clustertls.ServerConfigFromDir(f.clusterTLSDir, clustertls.ControlPlaneName, clustertls.RoleNode)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-tls-dir: %w", err)
+	}
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	ln, err := net.Listen("tcp", f.clusterListen)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cluster.NewHandler(svc, controlplane.DefaultHeartbeatInterval))
+	srv := &http.Server{Handler: cluster.WithPeer(mux), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
+	go func() {
+		if err := srv.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("cluster endpoint", "err", err)
+		}
+	}()
+	log.Info("cluster endpoint served with mutual TLS", "address", ln.Addr().String(), "certificates", f.clusterTLSDir)
+	return srv, nil
+}
