@@ -1,0 +1,140 @@
+package artifact
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
+
+	"lelantos.dev/lelantos/internal/saferoot"
+)
+
+// treeLimits bound a fetched tree: the largest template a node takes.
+var treeLimits = saferoot.Limits{Bytes: 64 << 30, Entries: 4 << 20}
+
+// Cache keeps the trees a node fetched, by name, under its directory:
+// DIR/<hex>/tree, complete once renamed there. It is safe for concurrent use;
+// concurrent asks for one tree fetch it once.
+type Cache struct {
+	dir     string
+	baseURL string
+	client  *http.Client
+	log     *slog.Logger
+	fetches singleflight.Group
+	mu      sync.Mutex
+	local   map[string]string // name: a tree of this node's own (Adopt)
+}
+
+// NewCache returns a Cache in dir (created) fetching from baseURL (the
+// control plane's cluster endpoint, https://HOST:PORT) with client.
+func NewCache(dir, baseURL string, client *http.Client, log *slog.Logger) (*Cache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("artifact cache: %w", err)
+	}
+	return &Cache{dir: dir, baseURL: strings.TrimRight(baseURL, "/"), client: client, log: log, local: map[string]string{}}, nil
+}
+
+// Adopt names a tree the node already has (its base template), so that asks
+// for that name use it as it is, where the node's warm pools expect it.
+func (c *Cache) Adopt(ctx context.Context, dir string) (string, error) {
+	name, err := Name(ctx, dir)
+	if err != nil {
+		return "", fmt.Errorf("adopt tree %s: %w", dir, err)
+	}
+	c.mu.Lock()
+	c.local[name] = dir
+	c.mu.Unlock()
+	return name, nil
+}
+
+// Tree returns the path of the tree named name, fetching it first when the
+// node does not hold it.
+func (c *Cache) Tree(ctx context.Context, name string) (string, error) {
+	if err := CheckName(name); err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	dir, ok := c.local[name]
+	c.mu.Unlock()
+	if ok {
+		return dir, nil
+	}
+	final := filepath.Join(c.dir, strings.TrimPrefix(name, "sha256:"), "tree")
+	if _, err := os.Stat(final); err == nil {
+		return final, nil
+	}
+	_, err, _ := c.fetches.Do(name, func() (any, error) {
+		return nil, c.fetch(context.WithoutCancel(ctx), name, final)
+	})
+	if err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// fetch downloads tree name into final, checking its stream against the name.
+func (c *Cache) fetch(ctx context.Context, name, final string) error {
+	if _, err := os.Stat(final); err == nil {
+		return nil
+	}
+	entry := filepath.Dir(final)
+	if err := os.MkdirAll(entry, 0o700); err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	tmp, err := os.MkdirTemp(entry, "partial-")
+	if err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+PathPrefix+name, nil)
+	if err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	res, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return fmt.Errorf("fetch tree %s: %s: %s", name, res.Status, strings.TrimSpace(string(msg)))
+	}
+	root, err := saferoot.Open(tmp, saferoot.InRoot)
+	if err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	defer root.Close()
+	h := sha256.New()
+	st, err := root.Extract(ctx, io.TeeReader(res.Body, h), ".", saferoot.ExtractOptions{Limits: treeLimits})
+	if err != nil {
+		return fmt.Errorf("fetch tree %s: unpack: %w", name, err)
+	}
+	// The tar reader stops at the end marker: hash what follows it too.
+	if _, err := io.Copy(h, res.Body); err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != name {
+		return fmt.Errorf("fetch tree %s: %w: the stream is %s", name, errMismatch, got)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("fetch tree %s: %w", name, err)
+	}
+	c.log.Info("tree fetched", "name", name, "bytes", st.Bytes, "entries", st.Entries)
+	return nil
+}
+
+// errMismatch: a fetched stream is not the tree it was asked for.
+var errMismatch = errors.New("content does not match its name")
