@@ -23,9 +23,24 @@ import (
 type Server struct {
 	engine *engine.Engine
 	build  Build
+	// trees finds templates' trees by name (nil: the node takes paths only).
+	trees Trees
 	// created and failed count the CreateSandbox calls that succeeded and
 	// failed, for NodeInfo.
 	created, failed atomic.Int64
+}
+
+// Trees finds the trees named by specs' template_artifact on this node,
+// fetching those it does not hold; *artifact.Cache implements it.
+type Trees interface {
+	Tree(ctx context.Context, name string) (string, error)
+}
+
+// WithTrees makes the server take specs that name their template's tree
+// (template_artifact) and find it in t.
+func (s *Server) WithTrees(t Trees) *Server {
+	s.trees = t
+	return s
 }
 
 // Build names the build of the agent, as NodeInfo reports it.
@@ -119,7 +134,20 @@ func statusToProto(st engine.Status) *agentv1.SandboxStatus {
 
 // CreateSandbox implements the agent service.
 func (s *Server) CreateSandbox(ctx context.Context, req *connect.Request[agentv1.CreateSandboxRequest]) (*connect.Response[agentv1.CreateSandboxResponse], error) {
-	st, err := s.engine.Create(ctx, specFromProto(req.Msg.GetSpec()))
+	spec := specFromProto(req.Msg.GetSpec())
+	if name := req.Msg.GetSpec().GetTemplateArtifact(); name != "" {
+		if s.trees == nil {
+			s.failed.Add(1)
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("create sandbox: this node takes templates by path, not by template_artifact"))
+		}
+		tree, err := s.trees.Tree(ctx, name)
+		if err != nil {
+			s.failed.Add(1)
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("create sandbox: template tree: %w", err))
+		}
+		spec.RootfsPath = tree
+	}
+	st, err := s.engine.Create(ctx, spec)
 	if err != nil {
 		s.failed.Add(1)
 		return nil, toConnect(err)

@@ -158,9 +158,14 @@ type SandboxSpec struct {
 	Egress *EgressRules `protobuf:"bytes,20,opt,name=egress,proto3" json:"egress,omitempty"`
 	// Volumes mounted read-write into the sandbox, in order. The node finds each
 	// volume's content by its ID; every sandbox mounting a volume sees the same files.
-	VolumeMounts  []*VolumeMount `protobuf:"bytes,25,rep,name=volume_mounts,json=volumeMounts,proto3" json:"volume_mounts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	VolumeMounts []*VolumeMount `protobuf:"bytes,25,rep,name=volume_mounts,json=volumeMounts,proto3" json:"volume_mounts,omitempty"`
+	// Optional name (content address, "sha256:" and 64 hex digits) of the template's
+	// tree, for a node on another machine than the control plane: the node uses its
+	// copy of that tree, fetched from the control plane on first use and checked
+	// against the name, and template_rootfs is empty.
+	TemplateArtifact string `protobuf:"bytes,26,opt,name=template_artifact,json=templateArtifact,proto3" json:"template_artifact,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SandboxSpec) Reset() {
@@ -310,6 +315,13 @@ func (x *SandboxSpec) GetVolumeMounts() []*VolumeMount {
 		return x.VolumeMounts
 	}
 	return nil
+}
+
+func (x *SandboxSpec) GetTemplateArtifact() string {
+	if x != nil {
+		return x.TemplateArtifact
+	}
+	return ""
 }
 
 // EgressRules are a sandbox's per-destination egress rules. Per connection: a domain
@@ -2107,7 +2119,7 @@ var File_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x06\n" +
+	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x06\n" +
 	"\vSandboxSpec\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1f\n" +
@@ -2130,7 +2142,8 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\x0f \x01(\tR\n" +
 	"snapshotId\x126\n" +
 	"\x06egress\x18\x14 \x01(\v2\x1e.lelantos.agent.v1.EgressRulesR\x06egress\x12C\n" +
-	"\rvolume_mounts\x18\x19 \x03(\v2\x1e.lelantos.agent.v1.VolumeMountR\fvolumeMounts\x1a:\n" +
+	"\rvolume_mounts\x18\x19 \x03(\v2\x1e.lelantos.agent.v1.VolumeMountR\fvolumeMounts\x12+\n" +
+	"\x11template_artifact\x18\x1a \x01(\tR\x10templateArtifact\x1a:\n" +
 	"\fEnvVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
