@@ -41,6 +41,9 @@ func (s *Service) Run(ctx context.Context) error {
 	repair := func(ctx context.Context) { s.repairOnce(ctx, rep) }
 	wg.Go(func() { s.every(ctx, s.cfg.ReaperInterval, bg.under(sweepBuilds)) })
 	wg.Go(func() { s.every(ctx, s.cfg.RepairInterval, bg.under(repair)) })
+	lost := map[string]bool{}
+	watch := func(ctx context.Context) { s.watchNodes(ctx, lost) }
+	wg.Go(func() { s.every(ctx, s.cfg.HeartbeatInterval, bg.under(watch)) })
 	// Every replica reports the node it reaches, with or without the lease.
 	wg.Go(func() {
 		s.heartbeatOnce(ctx)

@@ -76,6 +76,10 @@ type Config struct {
 	// Remote reaches the nodes that report to this control plane from their
 	// own machines; nil: the Service's own node is the only one.
 	Remote RemoteNodes
+	// Artifacts names the trees of templates for remote nodes, which fetch
+	// them by name (nil: remote nodes get the paths, so they must share this
+	// machine's file system).
+	Artifacts Artifacts
 	// PlacementChoices is how many ready nodes a create samples, taking the
 	// one with the most free memory: 2.
 	PlacementChoices int

@@ -268,7 +268,6 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 // each node it moves on to; a node that is full, unreachable or draining
 // passes the sandbox to the next. The caller holds sb's lock.
 func (s *Service) startOn(ctx context.Context, sb *store.Sandbox, nodes []string, sp *agentv1.SandboxSpec) (*connect.Response[agentv1.CreateSandboxResponse], error) {
-	template := sp.GetSnapshotImage()
 	for i, id := range nodes {
 		if i > 0 {
 			sb.NodeID = id
@@ -276,13 +275,11 @@ func (s *Service) startOn(ctx context.Context, sb *store.Sandbox, nodes []string
 				return nil, err
 			}
 		}
-		// A template's prepared snapshot is on the control plane's own
-		// node: other nodes boot the template.
-		sp.SnapshotImage = template
-		if id != LocalNodeID {
-			sp.SnapshotImage = ""
+		nsp, err := s.specFor(ctx, id, sp)
+		if err != nil {
+			return nil, err
 		}
-		resp, err := s.createOn(ctx, id, sp)
+		resp, err := s.createOn(ctx, id, nsp)
 		if err == nil || i == len(nodes)-1 || !movable(err) {
 			return resp, err
 		}

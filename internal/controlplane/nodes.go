@@ -157,6 +157,13 @@ func (s *Service) NodeReported(ctx context.Context, id, address string, m *agent
 	if err := s.store.PutNodeHeartbeat(ctx, id, address, b); err != nil {
 		return internal("store the heartbeat of node "+id, err)
 	}
+	if prev != nil && prev.Silence > s.cfg.NodeLostAfter {
+		if err := s.forNode(ctx, id, func(sb *store.Sandbox) {
+			s.event(ctx, sb.ID, "node %s reported again after %s of silence", id, prev.Silence.Round(time.Second))
+		}); err != nil {
+			s.log.Warn("tell the sandboxes of a returning node", "node", id, "err", err)
+		}
+	}
 	if prev == nil || prev.Silence > s.cfg.NodeLostAfter || prev.Address != address {
 		s.log.Info("node reported", "node", id, "address", address, "returning", prev != nil)
 		go func() {

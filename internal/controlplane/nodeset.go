@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
 	"lelantos.dev/lelantos/internal/proxy"
 	"lelantos.dev/lelantos/internal/store"
 )
@@ -19,6 +23,35 @@ type RemoteNodes interface {
 	Agent(id, address string) (Node, error)
 	// Tunnel returns what dials the sandboxes of node id at address.
 	Tunnel(id, address string) (proxy.Tunnel, error)
+}
+
+// Artifacts names trees of this machine by their content, for nodes that
+// fetch them; *artifact.Index implements it.
+type Artifacts interface {
+	Name(ctx context.Context, dir string) (string, error)
+}
+
+// specFor returns sp as node id takes it: a remote node gets the template's
+// tree by name (Artifacts) instead of a path of this machine, no template
+// snapshot (it is on this machine's node), and, starting from a snapshot of
+// its own, no tree at all (the snapshot's is used).
+func (s *Service) specFor(ctx context.Context, id string, sp *agentv1.SandboxSpec) (*agentv1.SandboxSpec, error) {
+	if id == LocalNodeID {
+		return sp, nil
+	}
+	out := proto.CloneOf(sp)
+	out.SnapshotImage = ""
+	switch {
+	case out.GetSnapshotId() != "":
+		out.TemplateRootfs = ""
+	case s.cfg.Artifacts != nil && out.GetTemplateRootfs() != "":
+		name, err := s.cfg.Artifacts.Name(ctx, out.GetTemplateRootfs())
+		if err != nil {
+			return nil, internal("name the tree of template "+out.GetTemplateId(), err)
+		}
+		out.TemplateArtifact, out.TemplateRootfs = name, ""
+	}
+	return out, nil
 }
 
 // nodeOf returns the client of node id: the Service's own node for
@@ -72,8 +105,56 @@ func (s *Service) remoteAddress(ctx context.Context, id string) (string, error) 
 		return "", internal("read node "+id, err)
 	case n.Address == "":
 		return "", newError(ErrUnavailable, "node %s reported no agent address", id)
+	case n.Silence > s.cfg.NodeLostAfter:
+		return "", lostNode(id, n.Silence)
 	}
 	return n.Address, nil
+}
+
+// lostNode is the error of a call that needs node id, silent for silence.
+func lostNode(id string, silence time.Duration) error {
+	return newError(ErrUnavailable, "node %s is lost: it has not reported for %s; its sandboxes are back when it reports again",
+		id, silence.Round(time.Second))
+}
+
+// forNode calls fn for every live sandbox of node id (see liveStates).
+func (s *Service) forNode(ctx context.Context, id string, fn func(*store.Sandbox)) error {
+	return s.forEach(ctx, store.SandboxFilter{States: liveStates}, func(sb *store.Sandbox) error {
+		if sb.NodeID == id {
+			fn(sb)
+		}
+		return nil
+	})
+}
+
+// watchNodes records in the log of every live sandbox of a remote node that
+// it is lost, once per silence: lost holds the nodes already told of, and
+// forgets a node that reported again (NodeReported tells of its return).
+func (s *Service) watchNodes(ctx context.Context, lost map[string]bool) {
+	nodes, err := s.store.ListNodes(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("watch nodes", "err", err)
+		}
+		return
+	}
+	for _, n := range nodes {
+		switch silent := n.Silence > s.cfg.NodeLostAfter; {
+		case n.ID == LocalNodeID:
+		case !silent:
+			delete(lost, n.ID)
+		case !lost[n.ID]:
+			lost[n.ID] = true
+			s.log.Warn("node lost: its sandboxes are out of reach until it reports again", "node", n.ID, "silence", n.Silence)
+			err := s.forNode(ctx, n.ID, func(sb *store.Sandbox) {
+				s.event(ctx, sb.ID, "node %s lost: no report for %s; the sandbox is out of reach until it reports again",
+					n.ID, n.Silence.Round(time.Second))
+			})
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("tell the sandboxes of a lost node", "node", n.ID, "err", err)
+			}
+		}
+	}
 }
 
 // nodeIDs lists the nodes whose sandboxes the Service tends: its own (when

@@ -216,6 +216,9 @@ func (s *Service) ResolveSandbox(ctx context.Context, id string) (proxy.Target, 
 		return proxy.Target{}, fmt.Errorf("resolve sandbox %s (%s): %w", id, sb.State, proxy.ErrSandboxNotFound)
 	}
 	tunnel, err := s.tunnelOf(ctx, sb.NodeID)
+	if e := (*Error)(nil); errors.As(err, &e) && e.Kind == ErrUnavailable {
+		return proxy.Target{}, &proxy.UnreachableError{Message: fmt.Sprintf("sandbox %s: %s", id, e.Message)}
+	}
 	if err != nil {
 		return proxy.Target{}, fmt.Errorf("resolve sandbox %s: %w", id, err)
 	}

@@ -35,6 +35,13 @@ const EnvdPort = 49983
 // 502 and {"sandboxId", "message": "The sandbox was not found", "code": 502}.
 var ErrSandboxNotFound = errors.New("sandbox not found")
 
+// UnreachableError is returned, possibly wrapped, by a Resolver for a
+// sandbox that exists but cannot be reached now, e.g. on a node that stopped
+// reporting; the proxy answers 503 with its message.
+type UnreachableError struct{ Message string }
+
+func (e *UnreachableError) Error() string { return e.Message }
+
 // Resolver finds where a sandbox's ports are reached.
 type Resolver interface {
 	// ResolveSandbox returns the target of a running sandbox, or an error
@@ -201,6 +208,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refused(rt, ReasonNotFound)
 		writeJSON(w, http.StatusBadGateway, sandboxNotFound{
 			SandboxID: rt.sandboxID, Message: msgSandboxNotFound, Code: http.StatusBadGateway})
+		return
+	case errors.As(err, new(*UnreachableError)):
+		p.refused(rt, ReasonNodeLost)
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	case err != nil:
 		if r.Context().Err() == nil {

@@ -24,6 +24,7 @@ const (
 	ReasonNotFound      = "not_found"     // 502: unknown, killed or paused sandbox
 	ReasonBusy          = "busy"          // 503: the control plane could not say
 	ReasonNoAddress     = "no_address"    // 503: the sandbox has no address
+	ReasonNodeLost      = "node_lost"     // 503: the sandbox's node cannot be reached
 	ReasonToken         = "token"         // 403: traffic access token missing or wrong
 	ReasonResumeDenied  = "resume_denied" // 403: the credentials cannot resume it
 	ReasonTransitioning = "transitioning" // 409: still changing state

@@ -1,0 +1,136 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"lelantos.dev/lelantos/internal/controlplane/controlplanetest"
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/proxy"
+)
+
+// fakeRemote reaches fake nodes by ID.
+type fakeRemote map[string]*controlplanetest.Node
+
+func (r fakeRemote) Agent(id, _ string) (Node, error) {
+	if n, ok := r[id]; ok {
+		return n, nil
+	}
+	return nil, errors.New("no such node")
+}
+
+func (r fakeRemote) Tunnel(string, string) (proxy.Tunnel, error) {
+	return nil, errors.New("no tunnels here")
+}
+
+// placementHarness is a harness whose Service runs no node of its own and
+// reaches nodes a and b, which report memory limits of memA and memB MB.
+func placementHarness(t *testing.T, memA, memB int64, tune ...func(*Config)) (*harness, fakeRemote) {
+	t.Helper()
+	remote := fakeRemote{"node-a": controlplanetest.NewNode(), "node-b": controlplanetest.NewNode()}
+	h := newTunedHarness(t, func(c *Config) {
+		c.Remote = remote
+		for _, f := range tune {
+			f(c)
+		}
+	})
+	h.svc.node = nil
+	for id, mem := range map[string]int64{"node-a": memA, "node-b": memB} {
+		err := h.svc.NodeReported(context.Background(), id, id+".test:3902", &agentv1.NodeInfoResponse{LimitMemoryBytes: mem << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h, remote
+}
+
+// TestPlacement: creates go to the node with the most free memory (what its
+// limit leaves after the live sandboxes the store places there), move on
+// when a node is full, and find no node when all are draining.
+func TestPlacement(t *testing.T) {
+	ctx := context.Background()
+	t.Run("most free memory first, counting the store's sandboxes", func(t *testing.T) {
+		h, _ := placementHarness(t, 2048, 1024)
+		var on []string
+		for range 4 {
+			on = append(on, h.create(t, CreateRequest{}).NodeID)
+		}
+		// 512 MB each: a has 2048 free, then 1536; b 1024, then 512.
+		want := []string{"node-a", "node-a", "node-a", "node-b"}
+		if strings.Join(on, ",") != strings.Join(want, ",") && strings.Join(on, ",") != "node-a,node-a,node-b,node-a" {
+			t.Fatalf("placed on %v, want %v (or a, a, b, a: ties go either way)", on, want)
+		}
+	})
+	t.Run("a full node passes the sandbox on", func(t *testing.T) {
+		h, remote := placementHarness(t, 4096, 1024)
+		remote["node-a"].Fail(controlplanetest.OpCreate, connect.NewError(connect.CodeResourceExhausted, errors.New("node full")))
+		sb := h.create(t, CreateRequest{})
+		if sb.NodeID != "node-b" || h.stored(t, sb.ID).NodeID != "node-b" {
+			t.Fatalf("placed on %s (stored %s), want node-b after node-a refused", sb.NodeID, h.stored(t, sb.ID).NodeID)
+		}
+		if _, ok := remote["node-b"].State(sb.ID); !ok {
+			t.Fatal("node-b does not hold the sandbox")
+		}
+	})
+	t.Run("a refusal of the request is not retried elsewhere", func(t *testing.T) {
+		h, remote := placementHarness(t, 4096, 1024)
+		remote["node-a"].Fail(controlplanetest.OpCreate, connect.NewError(connect.CodeInvalidArgument, errors.New("bad spec")))
+		if _, err := h.svc.Create(ctx, defTeam, CreateRequest{}); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("create = %v, want the node's invalid argument", err)
+		}
+		if n := remote["node-b"].Calls(controlplanetest.OpCreate); n != 0 {
+			t.Fatalf("node-b was asked %d times", n)
+		}
+	})
+	t.Run("only draining nodes", func(t *testing.T) {
+		h, _ := placementHarness(t, 1024, 1024)
+		for _, id := range []string{"node-a", "node-b"} {
+			if err := h.svc.SetNodeStatus(ctx, id, NodeDraining); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := h.svc.Create(ctx, defTeam, CreateRequest{})
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "draining") {
+			t.Fatalf("create = %v, want 503 naming the draining nodes", err)
+		}
+	})
+	t.Run("a node cannot report as the control plane's own", func(t *testing.T) {
+		h, _ := placementHarness(t, 1024, 1024)
+		for _, id := range []string{LocalNodeID, "Node", "", "a/b"} {
+			if err := h.svc.NodeReported(ctx, id, "x.test:1", &agentv1.NodeInfoResponse{}); !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("NodeReported(%q) = %v, want ErrInvalidArgument", id, err)
+			}
+		}
+		if err := h.svc.NodeReported(ctx, "node-c", "no-port", &agentv1.NodeInfoResponse{}); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("NodeReported without a port = %v, want ErrInvalidArgument", err)
+		}
+	})
+	t.Run("a silent node takes no sandboxes and its own are out of reach", func(t *testing.T) {
+		h, _ := placementHarness(t, 4096, 1024, func(c *Config) { c.NodeLostAfter = 300 * time.Millisecond })
+		sb := h.create(t, CreateRequest{})
+		if sb.NodeID != "node-a" {
+			t.Fatalf("placed on %s, want node-a", sb.NodeID)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if err := h.svc.NodeReported(ctx, "node-b", "node-b.test:3902", &agentv1.NodeInfoResponse{LimitMemoryBytes: 1 << 30}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // a: 400 ms of silence, b: 200
+		if got := h.create(t, CreateRequest{}).NodeID; got != "node-b" {
+			t.Fatalf("placed on %s, want node-b while node-a is silent", got)
+		}
+		err := h.svc.Pause(ctx, defTeam, sb.ID)
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "node node-a is lost") {
+			t.Fatalf("pause on a lost node = %v, want 503 naming it lost", err)
+		}
+		var ue *proxy.UnreachableError
+		if _, err := h.svc.ResolveSandbox(ctx, sb.ID); !errors.As(err, &ue) {
+			t.Fatalf("resolve on a lost node = %v, want an UnreachableError", err)
+		}
+	})
+}
