@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"lelantos.dev/lelantos/internal/artifact"
 	"lelantos.dev/lelantos/internal/cluster"
 	"lelantos.dev/lelantos/internal/clustertls"
 	"lelantos.dev/lelantos/internal/controlplane"
@@ -19,14 +20,16 @@ import (
 // --cluster-listen), telling the sandbox proxy of their pauses and kills as
 // proxyAwareNode does for the server's own node.
 type remoteNodes struct {
-	remote      *cluster.Remote
+	remote *cluster.Remote
+	// trees names this machine's template trees and serves them to nodes.
+	trees       *artifact.Index
 	dropIdle    func()
 	dropSandbox func(id string)
 }
 
 // newRemoteNodes returns the server's remote nodes; nil, nil when it takes
 // none.
-func newRemoteNodes(f serveFlags, dropIdle func(), dropSandbox func(string)) (*remoteNodes, error) {
+func newRemoteNodes(f serveFlags, log *slog.Logger, dropIdle func(), dropSandbox func(string)) (*remoteNodes, error) {
 	if f.clusterListen == "" {
 		return nil, nil
 	}
@@ -34,7 +37,7 @@ func newRemoteNodes(f serveFlags, dropIdle func(), dropSandbox func(string)) (*r
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-tls-dir: %w", err)
 	}
-	return &remoteNodes{remote: r, dropIdle: dropIdle, dropSandbox: dropSandbox}, nil
+	return &remoteNodes{remote: r, trees: artifact.NewIndex(log), dropIdle: dropIdle, dropSandbox: dropSandbox}, nil
 }
 
 // nodes is what the control plane is configured with: nil when none.
@@ -43,6 +46,15 @@ func (n *remoteNodes) nodes() controlplane.RemoteNodes {
 		return nil
 	}
 	return n
+}
+
+// artifacts is what names trees for the control plane: nil when no remote
+// nodes.
+func (n *remoteNodes) artifacts() controlplane.Artifacts {
+	if n == nil {
+		return nil
+	}
+	return n.trees
 }
 
 // Agent returns node id's agent client.
@@ -66,7 +78,7 @@ func (n *remoteNodes) Tunnel(id, address string) (proxy.Tunnel, error) {
 // serveCluster serves the cluster endpoint nodes report to on
 // --cluster-listen, with TLS that requires a node certificate of the cluster
 // CA; nil, nil without the flag.
-func serveCluster(f serveFlags, svc *controlplane.Service, log *slog.Logger) (*http.Server, error) {
+func serveCluster(f serveFlags, svc *controlplane.Service, remote *remoteNodes, log *slog.Logger) (*http.Server, error) {
 	if f.clusterListen == "" {
 		return nil, nil
 	}
@@ -81,6 +93,7 @@ func serveCluster(f serveFlags, svc *controlplane.Service, log *slog.Logger) (*h
 	}
 	mux := http.NewServeMux()
 	mux.Handle(cluster.NewHandler(svc, controlplane.DefaultHeartbeatInterval))
+	mux.Handle(artifact.PathPrefix, remote.trees.Handler())
 	srv := &http.Server{Handler: cluster.WithPeer(mux), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
 	go func() {
 		if err := srv.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, http.ErrServerClosed) {

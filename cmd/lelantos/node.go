@@ -75,6 +75,9 @@ type nodeConfig struct {
 	// with mutual TLS, the CA and node certificate AgentCertName (default
 	// clustertls.NodeName) taken from AgentTLSDir (clustertls' layout).
 	AgentListen, AgentTLSDir, AgentCertName string
+	// Trees, when set, finds the trees of templates named by content
+	// (a node of a control plane on another machine).
+	Trees agent.Trees
 }
 
 // warmPools keeps up to baseWarmFloor sandboxes shaped like a default create
@@ -205,6 +208,9 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	}
 	mux := http.NewServeMux()
 	agentSrv := agent.NewServer(eng, build())
+	if cfg.Trees != nil {
+		agentSrv.WithTrees(cfg.Trees)
+	}
 	mux.Handle(agentSrv.Handler(obs.server...))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

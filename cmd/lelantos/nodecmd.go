@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"lelantos.dev/lelantos/internal/artifact"
 	"lelantos.dev/lelantos/internal/cluster"
 	"lelantos.dev/lelantos/internal/clustertls"
 )
@@ -106,7 +107,23 @@ func runNode(ctx context.Context, f nodeFlags, log *slog.Logger) error {
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	node, err := startNode(ctx, nodeConfig{DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix,
+	hc, err := cluster.ControlPlaneClient(f.tlsDir, f.name)
+	if err != nil {
+		return fmt.Errorf("node: --tls-dir: %w", err)
+	}
+	trees, err := artifact.NewCache(filepath.Join(f.dataDir, "node", "artifacts"), f.join, hc, log)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	// Creates from the base template use this node's own tree, where its
+	// warm pool expects it, when it is the control plane's.
+	start := time.Now()
+	name, err := trees.Adopt(ctx, f.baseRootfs)
+	if err != nil {
+		return fmt.Errorf("node: --base-rootfs: %w", err)
+	}
+	log.Info("base template named", "name", name, "took", time.Since(start).Round(time.Millisecond))
+	node, err := startNode(ctx, nodeConfig{Trees: trees, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix,
 		Logger: log, BaseRootfs: f.baseRootfs, WarmPool: f.warmPool, Limits: f.limits, RuntimeClasses: []string{"gvisor"},
 		AgentListen: f.listen, AgentTLSDir: f.tlsDir, AgentCertName: f.name})
 	if err != nil {

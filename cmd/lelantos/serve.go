@@ -292,7 +292,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	defer node.Close(context.Background())
 
 	var px *proxy.Proxy
-	remote, err := newRemoteNodes(f, func() { px.CloseIdleConnections() }, func(id string) { px.DropSandbox(id) })
+	remote, err := newRemoteNodes(f, log, func() { px.CloseIdleConnections() }, func(id string) { px.DropSandbox(id) })
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -300,7 +300,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates,
 		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention),
 		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB, Observer: cpObs.ops, TracerProvider: tel.tracerProvider(),
-		Remote: remote.nodes()},
+		Remote: remote.nodes(), Artifacts: remote.artifacts()},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() },
 			dropSandbox: func(id string) { px.DropSandbox(id) }})
 	if err != nil {
@@ -350,7 +350,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if tlsLn != nil {
 		go func() { errs <- px.ServeTLS(ctx, tlsLn) }()
 	}
-	clusterSrv, err := serveCluster(f, svc, log)
+	clusterSrv, err := serveCluster(f, svc, remote, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

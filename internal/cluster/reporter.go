@@ -38,13 +38,24 @@ type Reporter struct {
 // endpoint at url (https://HOST:PORT), presenting certificate name of the
 // cluster TLS directory dir and trusting only a control plane of its CA.
 func NewReporter(url, dir, name, agentAddress string, src Source, log *slog.Logger) (*Reporter, error) {
-	cfg, err := clustertls.ClientConfigFromDir(dir, name, clustertls.RoleControlPlane, "")
+	hc, err := ControlPlaneClient(dir, name)
 	if err != nil {
 		return nil, fmt.Errorf("node reporter: %w", err)
 	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true,
-		TLSHandshakeTimeout: dialTimeout}}
+	hc.Timeout = 10 * time.Second
 	return &Reporter{AgentAddress: agentAddress, client: clusterv1connect.NewClusterServiceClient(hc, url), src: src, log: log}, nil
+}
+
+// ControlPlaneClient is an HTTP client of a node for its control plane's
+// cluster endpoint: certificate name of the cluster TLS directory dir, and
+// only a control plane of its CA trusted.
+func ControlPlaneClient(dir, name string) (*http.Client, error) {
+	cfg, err := clustertls.ClientConfigFromDir(dir, name, clustertls.RoleControlPlane, "")
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true,
+		TLSHandshakeTimeout: dialTimeout}}, nil
 }
 
 // Report sends one heartbeat and returns the interval the control plane asks

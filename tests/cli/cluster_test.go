@@ -2,9 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -40,7 +44,8 @@ func TestTwoNodes(t *testing.T) {
 	}
 	clusterAddr := freeAddr(t)
 	s := startServer(t, "--cluster-listen", clusterAddr, "--cluster-tls-dir", tlsDir)
-	stopNode := startNodeProcess(t, s, clusterAddr, tlsDir)
+	node := &nodeProc{data: filepath.Join(t.TempDir(), "node-data"), listen: freeAddr(t), join: clusterAddr, tlsDir: tlsDir}
+	stopNode := node.start(t, s)
 	waitNodes(t, s, "both nodes ready", func(n map[string]listedNode) bool {
 		return n["local"].Status == "ready" && n["node"].Status == "ready"
 	})
@@ -79,17 +84,95 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("after pause and resume on the remote node the sandbox holds %q", out)
 	}
 
+	// A template built on the server's node reaches the remote node by its
+	// tree's name: the node fetches the tree and starts the sandbox from it.
+	ctxDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM base\nRUN echo built on the server > /etc/built-here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.ok(t, "template", "build", "-n", "cluster-tpl", ctxDir)
+	s.ok(t, "nodes", "drain", "local")
+	fromTemplate := s.create(t, "--template", "cluster-tpl")
+	s.ok(t, "nodes", "ready", "local")
+	if out := s.ok(t, "sandbox", "exec", fromTemplate, "--", "cat", "/etc/built-here"); out != "built on the server\n" {
+		t.Fatalf("a sandbox of the built template on the remote node reads %q", out)
+	}
+	if fetched, _ := filepath.Glob(filepath.Join(node.data, "node", "artifacts", "*", "tree", "etc", "built-here")); len(fetched) != 1 {
+		t.Fatalf("the remote node holds no fetched tree of the template: %v", fetched)
+	}
+	s.ok(t, "sandbox", "kill", fromTemplate)
+
+	// A node that stops reporting is unhealthy after three heartbeats: its
+	// sandboxes are out of reach, with a message and a line in their logs
+	// that say why, and back, memory and all, when it reports again.
+	stopNode()
+	waitNodes(t, s, "the stopped node unhealthy", func(n map[string]listedNode) bool {
+		return n["node"].Status == "unhealthy" && n["local"].Status == "ready"
+	})
+	if r := s.cli(t, "sandbox", "exec", remote, "--", "true"); r.code == 0 || !strings.Contains(r.stderr, "503") {
+		t.Fatalf("exec on a lost node: exit %d, stderr %q; want the proxy's 503", r.code, r.stderr)
+	}
+	if r := s.cli(t, "sandbox", "pause", remote); r.code == 0 || !strings.Contains(r.stderr, "node node is lost") {
+		t.Fatalf("pause on a lost node: exit %d, stderr %q; want the node named lost", r.code, r.stderr)
+	}
+	health := proxyGet(t, s, remote, 49983, "/health")
+	if health.code != 503 || !strings.Contains(health.body, "node node is lost") {
+		t.Fatalf("the proxy on a lost node answers %d %q; want 503 naming the node lost", health.code, health.body)
+	}
+	waitLog(t, s, remote, "node node lost")
+	node.start(t, s)
+	waitNodes(t, s, "the node ready again", func(n map[string]listedNode) bool { return n["node"].Status == "ready" })
+	waitLog(t, s, remote, "node node reported again")
+	if out := s.ok(t, "sandbox", "exec", remote, "--", "cat", "/dev/shm/mark"); out != "kept in memory\n" {
+		t.Fatalf("after the node came back the sandbox holds %q", out)
+	}
+
 	for _, id := range append(ids, remote) {
 		s.ok(t, "sandbox", "kill", id)
 	}
 	waitNodes(t, s, "no sandbox left", func(n map[string]listedNode) bool {
 		return n["local"].SandboxCount == 0 && n["node"].SandboxCount == 0
 	})
-	// A node that stops reporting is unhealthy after three heartbeats.
-	stopNode()
-	waitNodes(t, s, "the stopped node unhealthy", func(n map[string]listedNode) bool {
-		return n["node"].Status == "unhealthy" && n["local"].Status == "ready"
-	})
+}
+
+// answer is an HTTP status and body.
+type answer struct {
+	code int
+	body string
+}
+
+// proxyGet asks the server's sandbox proxy for path on port of sandbox id.
+func proxyGet(t *testing.T, s *server, id string, port int, path string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.vars["E2B_SANDBOX_URL"]+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("E2b-Sandbox-Id", id)
+	req.Header.Set("E2b-Sandbox-Port", strconv.Itoa(port))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return answer{res.StatusCode, string(b)}
+}
+
+// waitLog polls `sandbox logs ID` for up to 40 s until it holds want.
+func waitLog(t *testing.T, s *server, id, want string) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		out := s.ok(t, "sandbox", "logs", id)
+		if strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the logs of %s never held %q:\n%s", id, want, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // waitNodes polls `nodes --json` for up to 40 s until ok holds.
@@ -108,20 +191,27 @@ func waitNodes(t *testing.T, s *server, what string, ok func(map[string]listedNo
 	}
 }
 
-// startNodeProcess runs `lelantos node` joining the server's cluster
-// endpoint at clusterAddr and returns what stops it with SIGTERM (also run
-// when the test ends).
-func startNodeProcess(t *testing.T, s *server, clusterAddr, tlsDir string) (stop func()) {
+// nodeProc is a `lelantos node` of the test: its data directory and
+// address stay across restarts, as a machine's would.
+type nodeProc struct {
+	data, listen, join, tlsDir string
+	// stop stops the running process (nil before the first start).
+	stop func()
+}
+
+// start runs the node and returns what stops it with SIGTERM. The first
+// start also stops the node that runs when the test ends, after the
+// sandboxes made since are killed.
+func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 	t.Helper()
-	data := filepath.Join(t.TempDir(), "node-data")
 	logPath := filepath.Join(t.TempDir(), "node.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(s.bin, "node", "--join", "https://"+clusterAddr, "--tls-dir", tlsDir, "--listen", freeAddr(t),
-		"--data-dir", data, "--subnet", nodeSubnet, "--net-prefix", nodeNetPrefix, "--warm-pool", "0",
+	cmd := exec.Command(s.bin, "node", "--join", "https://"+n.join, "--tls-dir", n.tlsDir, "--listen", n.listen,
+		"--data-dir", n.data, "--subnet", nodeSubnet, "--net-prefix", nodeNetPrefix, "--warm-pool", "0",
 		"--base-rootfs", enginetest.BaseRootfs(t), "--runsc", filepath.Join(enginetest.CacheDir(), "bin", "runsc"),
 		"--envd", os.Getenv(enginetest.EnvdEnv))
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -145,12 +235,19 @@ func startNodeProcess(t *testing.T, s *server, clusterAddr, tlsDir string) (stop
 				_ = cmd.Process.Kill()
 				t.Errorf("the node did not stop within 30s of SIGTERM")
 			}
-			if err := unmountUnder(data); err != nil {
+		})
+	}
+	if n.stop == nil {
+		t.Cleanup(func() {
+			n.stop()
+			// runsc keeps a namespace mount in the node's state
+			// directory for the node's life.
+			if err := unmountUnder(n.data); err != nil {
 				t.Error(err)
 			}
 		})
 	}
-	t.Cleanup(stop)
+	n.stop = stop
 	return stop
 }
 
