@@ -19,6 +19,10 @@ type SandboxLifecycle struct {
 	Timeout time.Duration
 	// PausedMemory: the sandbox's last pause kept its memory.
 	PausedMemory bool
+	// KeptImage is the content address of the image of the sandbox's last
+	// pause that the control plane keeps, so that another node can resume
+	// it ("" for none).
+	KeptImage string
 }
 
 // defaultLifecycle is the lifecycle of a sandbox that has none stored: pauses keep
@@ -34,10 +38,10 @@ func (db *DB) PutSandboxLifecycle(ctx context.Context, id string, l SandboxLifec
 		return fmt.Errorf("put lifecycle of sandbox %s: negative timeout: %w", id, ErrInvalid)
 	}
 	err := db.write(ctx, func(tx conn) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO sandbox_lifecycle (sandbox_id, auto_pause_memory, timeout, paused_memory)
-			VALUES (?, ?, ?, ?) ON CONFLICT (sandbox_id) DO UPDATE SET auto_pause_memory = excluded.auto_pause_memory,
-			timeout = excluded.timeout, paused_memory = excluded.paused_memory`,
-			id, l.AutoPauseMemory, int64(l.Timeout), l.PausedMemory)
+		_, err := tx.ExecContext(ctx, `INSERT INTO sandbox_lifecycle (sandbox_id, auto_pause_memory, timeout, paused_memory, kept_image)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (sandbox_id) DO UPDATE SET auto_pause_memory = excluded.auto_pause_memory,
+			timeout = excluded.timeout, paused_memory = excluded.paused_memory, kept_image = excluded.kept_image`,
+			id, l.AutoPauseMemory, int64(l.Timeout), l.PausedMemory, l.KeptImage)
 		if isForeignKeyViolation(err) {
 			return ErrNotFound
 		}
@@ -58,8 +62,8 @@ func (db *DB) SandboxLifecycleOf(ctx context.Context, id string) (SandboxLifecyc
 		timeout int64
 	)
 	err := db.read(ctx, func(tx conn) error {
-		return tx.QueryRowContext(ctx, `SELECT auto_pause_memory, timeout, paused_memory FROM sandbox_lifecycle
-			WHERE sandbox_id = ?`, id).Scan(&l.AutoPauseMemory, &timeout, &l.PausedMemory)
+		return tx.QueryRowContext(ctx, `SELECT auto_pause_memory, timeout, paused_memory, kept_image FROM sandbox_lifecycle
+			WHERE sandbox_id = ?`, id).Scan(&l.AutoPauseMemory, &timeout, &l.PausedMemory, &l.KeptImage)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return defaultLifecycle(), nil

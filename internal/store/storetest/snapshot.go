@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,6 +208,7 @@ func testSandboxLifecycle(t *testing.T, e *env) {
 	for _, l := range []store.SandboxLifecycle{
 		{AutoPauseMemory: false, Timeout: 3 * time.Second, PausedMemory: true},
 		{AutoPauseMemory: true, Timeout: time.Hour, PausedMemory: false},
+		{AutoPauseMemory: true, Timeout: time.Hour, PausedMemory: true, KeptImage: "sha256:" + strings.Repeat("ab", 32)},
 	} {
 		if err := db.PutSandboxLifecycle(ctx, "sbx1", l); err != nil {
 			t.Fatal(err)
