@@ -25,6 +25,8 @@ type Server struct {
 	build  Build
 	// trees finds templates' trees by name (nil: the node takes paths only).
 	trees Trees
+	// images fetches kept images of paused sandboxes (nil: none taken).
+	images Images
 	// created and failed count the CreateSandbox calls that succeeded and
 	// failed, for NodeInfo.
 	created, failed atomic.Int64
@@ -147,6 +149,14 @@ func (s *Server) CreateSandbox(ctx context.Context, req *connect.Request[agentv1
 		}
 		spec.RootfsPath = tree
 	}
+	if name := req.Msg.GetSpec().GetSnapshotArtifact(); name != "" {
+		id, err := s.importImage(ctx, name, spec.RootfsPath)
+		if err != nil {
+			s.failed.Add(1)
+			return nil, toConnect(err)
+		}
+		spec.Snapshot, spec.RootfsPath = id, ""
+	}
 	st, err := s.engine.Create(ctx, spec)
 	if err != nil {
 		s.failed.Add(1)
@@ -184,9 +194,11 @@ func (s *Server) ResumeSandbox(ctx context.Context, req *connect.Request[agentv1
 
 // KillSandbox implements the agent service.
 func (s *Server) KillSandbox(ctx context.Context, req *connect.Request[agentv1.KillSandboxRequest]) (*connect.Response[agentv1.KillSandboxResponse], error) {
+	st, _ := s.engine.Get(req.Msg.GetSandboxId())
 	if err := s.engine.Kill(ctx, req.Msg.GetSandboxId()); err != nil {
 		return nil, toConnect(err)
 	}
+	s.dropImported(st.Spec.Snapshot)
 	return connect.NewResponse(&agentv1.KillSandboxResponse{}), nil
 }
 

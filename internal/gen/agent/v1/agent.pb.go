@@ -164,6 +164,11 @@ type SandboxSpec struct {
 	// copy of that tree, fetched from the control plane on first use and checked
 	// against the name, and template_rootfs is empty.
 	TemplateArtifact string `protobuf:"bytes,26,opt,name=template_artifact,json=templateArtifact,proto3" json:"template_artifact,omitempty"`
+	// Optional name (content address) of the image of a paused sandbox that the
+	// control plane kept when it paused on another node: the node fetches the image,
+	// checks it against the name, and starts the sandbox from it with its memory and
+	// files. template_rootfs or template_artifact names the sandbox's template.
+	SnapshotArtifact string `protobuf:"bytes,27,opt,name=snapshot_artifact,json=snapshotArtifact,proto3" json:"snapshot_artifact,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -320,6 +325,13 @@ func (x *SandboxSpec) GetVolumeMounts() []*VolumeMount {
 func (x *SandboxSpec) GetTemplateArtifact() string {
 	if x != nil {
 		return x.TemplateArtifact
+	}
+	return ""
+}
+
+func (x *SandboxSpec) GetSnapshotArtifact() string {
+	if x != nil {
+		return x.SnapshotArtifact
 	}
 	return ""
 }
@@ -2119,7 +2131,7 @@ var File_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x06\n" +
+	"\x14agent/v1/agent.proto\x12\x11lelantos.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x06\n" +
 	"\vSandboxSpec\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1f\n" +
@@ -2143,7 +2155,8 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"snapshotId\x126\n" +
 	"\x06egress\x18\x14 \x01(\v2\x1e.lelantos.agent.v1.EgressRulesR\x06egress\x12C\n" +
 	"\rvolume_mounts\x18\x19 \x03(\v2\x1e.lelantos.agent.v1.VolumeMountR\fvolumeMounts\x12+\n" +
-	"\x11template_artifact\x18\x1a \x01(\tR\x10templateArtifact\x1a:\n" +
+	"\x11template_artifact\x18\x1a \x01(\tR\x10templateArtifact\x12+\n" +
+	"\x11snapshot_artifact\x18\x1b \x01(\tR\x10snapshotArtifact\x1a:\n" +
 	"\fEnvVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
