@@ -50,7 +50,7 @@ func TestFetchedTreeIsTheSame(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src, "hello\n")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	idx := artifact.NewIndex(log)
+	idx := artifact.NewIndex(log, nil)
 	name, err := idx.Name(ctx, src)
 	if err != nil {
 		t.Fatal(err)

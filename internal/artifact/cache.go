@@ -82,6 +82,28 @@ func (c *Cache) Tree(ctx context.Context, name string) (string, error) {
 	return final, nil
 }
 
+// Image returns the blob name from the control plane, for the caller to
+// read and check against its name (agent.Images).
+func (c *Cache) Image(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+PathPrefix+name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch image %s: %w", name, err)
+	}
+	res, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch image %s: %w", name, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		defer res.Body.Close()
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return nil, fmt.Errorf("fetch image %s: %s: %s", name, res.Status, strings.TrimSpace(string(msg)))
+	}
+	return res.Body, nil
+}
+
 // fetch downloads tree name into final, checking its stream against the name.
 func (c *Cache) fetch(ctx context.Context, name, final string) error {
 	if _, err := os.Stat(final); err == nil {

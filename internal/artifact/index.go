@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -20,6 +21,8 @@ const PathPrefix = "/artifacts/v1/"
 // names never change (template versions are immutable). It is safe for
 // concurrent use.
 type Index struct {
+	// blobs, when set, are served too.
+	blobs    *Blobs
 	mu       sync.Mutex
 	byPath   map[string]string // tree: name
 	byName   map[string]string // name: tree
@@ -27,9 +30,9 @@ type Index struct {
 	log      *slog.Logger
 }
 
-// NewIndex returns an empty Index.
-func NewIndex(log *slog.Logger) *Index {
-	return &Index{byPath: map[string]string{}, byName: map[string]string{}, log: log}
+// NewIndex returns an empty Index that also serves blobs (nil: none).
+func NewIndex(log *slog.Logger, blobs *Blobs) *Index {
+	return &Index{byPath: map[string]string{}, byName: map[string]string{}, log: log, blobs: blobs}
 }
 
 // Name returns the name of the tree at dir, reading the whole tree the
@@ -73,7 +76,8 @@ func (x *Index) tree(name string) (string, error) {
 }
 
 // Handler serves GET PathPrefix+NAME: the canonical tar stream of the tree
-// of that name, which the reader checks against the name. Serve it only to
+// of that name, or the blob of that name, which the reader checks against
+// the name. Serve it only to
 // nodes of the cluster (behind its mutual TLS).
 func (x *Index) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,6 +90,16 @@ func (x *Index) Handler() http.Handler {
 		switch {
 		case errors.Is(err, ErrInvalid):
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		case err != nil && x.blobs != nil:
+			f, berr := x.blobs.Open(name)
+			if berr != nil {
+				http.Error(w, berr.Error(), http.StatusNotFound)
+				return
+			}
+			defer f.Close()
+			w.Header().Set("Content-Type", "application/octet-stream")
+			http.ServeContent(w, r, "", time.Time{}, f)
 			return
 		case err != nil:
 			http.Error(w, err.Error(), http.StatusNotFound)

@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
+	"lelantos.dev/lelantos/internal/agent"
 	"lelantos.dev/lelantos/internal/clustertls"
 	"lelantos.dev/lelantos/internal/gen/agent/v1/agentv1connect"
 )
@@ -107,4 +111,27 @@ func (r *Remote) CloseIdleConnections() {
 	for _, n := range r.nodes {
 		n.http.CloseIdleConnections()
 	}
+}
+
+// FetchImage returns the image of sandbox sandboxID, paused on node id at
+// address (agent.ImagesPath), for the caller to read and close.
+func (r *Remote) FetchImage(ctx context.Context, id, address, sandboxID string) (io.ReadCloser, error) {
+	n, err := r.node(id, address)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+address+agent.ImagesPath+sandboxID, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the image of %s from node %s: %w", sandboxID, id, err)
+	}
+	res, err := n.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the image of %s from node %s: %w", sandboxID, id, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		defer res.Body.Close()
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return nil, fmt.Errorf("fetch the image of %s from node %s: %s: %s", sandboxID, id, res.Status, strings.TrimSpace(string(msg)))
+	}
+	return res.Body, nil
 }
