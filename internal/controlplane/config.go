@@ -80,6 +80,10 @@ type Config struct {
 	// them by name (nil: remote nodes get the paths, so they must share this
 	// machine's file system).
 	Artifacts Artifacts
+	// Images keeps the images of sandboxes paused on remote nodes, so that
+	// they resume elsewhere when their node is gone (nil: they resume on
+	// their node only).
+	Images ImageKeeper
 	// PlacementChoices is how many ready nodes a create samples, taking the
 	// one with the most free memory: 2.
 	PlacementChoices int

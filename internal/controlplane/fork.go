@@ -72,7 +72,7 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 	if err != nil {
 		return nil, internal("read sandbox lifecycle", err)
 	}
-	lc.Timeout, lc.PausedMemory = timeout, true
+	lc.Timeout, lc.PausedMemory, lc.KeptImage = timeout, true, ""
 
 	results := make([]ForkResult, req.Count)
 	var admitted []*store.Sandbox

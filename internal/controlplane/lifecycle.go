@@ -62,7 +62,16 @@ func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string)
 			return err
 		}
 	}
+	s.dropKeptImage(ctx, sb.ID)
 	node, err := s.nodeOf(ctx, sb.NodeID)
+	if err != nil && live && sb.NodeID != LocalNodeID {
+		// A node out of reach: the sandbox stays killed in the store, and
+		// the node removes it when it reports again (ReconcileNode).
+		s.log.Warn("sandbox killed while its node is out of reach; the node removes it when it reports again",
+			"sandbox", sb.ID, "node", sb.NodeID, "err", err)
+		s.event(ctx, sb.ID, "killed while node %s is out of reach: it is removed there when the node reports again", sb.NodeID)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -127,7 +136,11 @@ func (s *Service) pauseLocked(ctx context.Context, sb *store.Sandbox, why string
 	if err := s.save(ctx, sb); err != nil {
 		return err
 	}
-	s.recordPauseKind(ctx, sb.ID, filesOnly)
+	kept := ""
+	if !filesOnly {
+		kept = s.keepImage(ctx, sb)
+	}
+	s.recordPauseKind(ctx, sb.ID, filesOnly, kept)
 	if filesOnly {
 		s.event(ctx, sb.ID, "sandbox paused with its files only (%s)", why)
 	} else {
@@ -228,24 +241,38 @@ func (s *Service) resumeLocked(ctx context.Context, sb *store.Sandbox, timeout t
 	if err != nil {
 		s.log.Warn("template details for resume", "sandbox", sb.ID, "err", err)
 	}
-	node, err := s.nodeOf(ctx, sb.NodeID)
-	if err != nil {
-		return s.nodeFailed(ctx, sb, StatePaused, "resume sandbox", err)
+	kept := s.keptImage(ctx, sb.ID)
+	var resp interface {
+		GetStatus() *agentv1.SandboxStatus
 	}
-	nctx, cancel := s.nodeCtx(ctx)
-	defer cancel()
-	resp, err := node.ResumeSandbox(nctx, connect.NewRequest(&agentv1.ResumeSandboxRequest{
-		SandboxId: sb.ID, Spec: spec(sb, tpl, details), ColdBoot: coldBoot}))
+	node, err := s.nodeOf(ctx, sb.NodeID)
+	if err == nil {
+		nctx, cancel := s.nodeCtx(ctx)
+		defer cancel()
+		var r *connect.Response[agentv1.ResumeSandboxResponse]
+		if r, err = node.ResumeSandbox(nctx, connect.NewRequest(&agentv1.ResumeSandboxRequest{
+			SandboxId: sb.ID, Spec: spec(sb, tpl, details), ColdBoot: coldBoot})); err == nil {
+			resp = r.Msg
+		}
+	}
+	if err != nil && kept != "" && !coldBoot && movable(err) {
+		// Its node is gone or full: start it elsewhere from the image kept
+		// at its pause.
+		resp, err = s.resumeElsewhere(ctx, sb, spec(sb, tpl, details), kept, err)
+	}
 	if err != nil {
 		return s.nodeFailed(ctx, sb, StatePaused, "resume sandbox", err)
 	}
 	sb.State = StateRunning
-	sb.Address = resp.Msg.GetStatus().GetAddress()
+	sb.Address = resp.GetStatus().GetAddress()
 	sb.EndAt = s.now().Add(timeout)
 	if err := s.save(ctx, sb); err != nil {
 		return err
 	}
 	s.event(ctx, sb.ID, "sandbox resumed at %s, ends at %s", sb.Address, sb.EndAt.Format(time.RFC3339))
+	if kept != "" {
+		s.dropKeptImage(ctx, sb.ID) // the sandbox runs on: the image is of its past
+	}
 	return nil
 }
 

@@ -34,13 +34,14 @@ func (s *Service) pauseWith(ctx context.Context, teamID, id string, req PauseReq
 	return s.pauseLocked(ctx, sb, "paused on request", req.FilesOnly)
 }
 
-// recordPauseKind stores whether sandbox id's pause kept its memory: only
-// then may traffic resume it. A failure is logged; the sandbox then keeps
+// recordPauseKind stores whether sandbox id's pause kept its memory (only
+// then may traffic resume it) and the name of its image the control plane
+// kept ("" for none). A failure is logged; the sandbox then keeps
 // the kind of its previous pause.
-func (s *Service) recordPauseKind(ctx context.Context, id string, filesOnly bool) {
+func (s *Service) recordPauseKind(ctx context.Context, id string, filesOnly bool, kept string) {
 	lc, err := s.store.SandboxLifecycleOf(ctx, id)
 	if err == nil {
-		lc.PausedMemory = !filesOnly
+		lc.PausedMemory, lc.KeptImage = !filesOnly, kept
 		err = s.store.PutSandboxLifecycle(context.WithoutCancel(ctx), id, lc)
 	}
 	if err != nil {

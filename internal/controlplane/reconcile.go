@@ -36,8 +36,8 @@ func (s *Service) Reconcile(ctx context.Context) error {
 // the node: a stored sandbox the node does not hold is dead (so it leaves
 // listings); one in a transitional state (starting, pausing, resuming)
 // takes the state the node reports; a sandbox the node holds but the store
-// does not know is killed, since nobody can reach it. Overdue sandboxes are
-// left to the reaper.
+// does not know, or knows on another node (it moved while this one was out
+// of reach), is killed here. Overdue sandboxes are left to the reaper.
 func (s *Service) ReconcileNode(ctx context.Context, id string) error {
 	node, err := s.nodeOf(ctx, id)
 	if err != nil {
@@ -65,10 +65,14 @@ func (s *Service) ReconcileNode(ctx context.Context, id string) error {
 		return fmt.Errorf("reconcile node %s: %w", nodeID, err)
 	}
 	for id := range onNode {
-		_, err := s.store.GetSandbox(ctx, id)
+		sb, err := s.store.GetSandbox(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			s.log.Warn("reconcile: killing sandbox unknown to the store", "sandbox", id)
+			s.bestEffortKill(ctx, nodeID, id)
+		case err == nil && sb.NodeID != nodeID:
+			// It resumed on another node while this one was out of reach.
+			s.log.Info("reconcile: removing a sandbox that moved to another node", "sandbox", id, "node", nodeID, "now on", sb.NodeID)
 			s.bestEffortKill(ctx, nodeID, id)
 		case err != nil:
 			return fmt.Errorf("reconcile node %s: read sandbox %s: %w", nodeID, id, err)

@@ -1,0 +1,102 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
+	"lelantos.dev/lelantos/internal/store"
+)
+
+// ImageKeeper keeps, on the control plane's side, the images of sandboxes
+// paused with their memory on remote nodes, so that a sandbox whose node is
+// gone resumes on another; cmd/lelantos implements it.
+type ImageKeeper interface {
+	// KeepImage copies the image of paused sandbox sandboxID from node id at
+	// address and returns its name (a content address).
+	KeepImage(ctx context.Context, id, address, sandboxID string) (string, error)
+	// DropImage forgets image name.
+	DropImage(ctx context.Context, name string) error
+}
+
+// keepImage copies the image of sb, just paused with its memory on a remote
+// node, to the control plane and returns its name; "" when it is not kept
+// (the sandbox's own node, no keeper, or a failure, which is logged: the
+// sandbox is paused all the same and resumes on its node).
+func (s *Service) keepImage(ctx context.Context, sb *store.Sandbox) string {
+	if sb.NodeID == LocalNodeID || s.cfg.Images == nil {
+		return ""
+	}
+	addr, err := s.remoteAddress(ctx, sb.NodeID)
+	if err == nil {
+		var name string
+		if name, err = s.cfg.Images.KeepImage(ctx, sb.NodeID, addr, sb.ID); err == nil {
+			s.event(ctx, sb.ID, "image of the pause kept by the control plane (%s): the sandbox can resume on another node", name)
+			return name
+		}
+	}
+	s.log.Warn("keep the image of a paused sandbox; it resumes only on its node", "sandbox", sb.ID, "node", sb.NodeID, "err", err)
+	return ""
+}
+
+// keptImage is the name of sandbox id's kept image ("" for none).
+func (s *Service) keptImage(ctx context.Context, id string) string {
+	lc, err := s.store.SandboxLifecycleOf(ctx, id)
+	if err != nil {
+		s.log.Warn("read the lifecycle of a sandbox", "sandbox", id, "err", err)
+		return ""
+	}
+	return lc.KeptImage
+}
+
+// dropKeptImage forgets sandbox id's kept image, once it runs again or ends.
+func (s *Service) dropKeptImage(ctx context.Context, id string) {
+	lc, err := s.store.SandboxLifecycleOf(ctx, id)
+	if err != nil || lc.KeptImage == "" || s.cfg.Images == nil {
+		return
+	}
+	name := lc.KeptImage
+	lc.KeptImage = ""
+	if err := s.store.PutSandboxLifecycle(context.WithoutCancel(ctx), id, lc); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("forget the kept image of a sandbox", "sandbox", id, "err", err)
+		return
+	}
+	if err := s.cfg.Images.DropImage(context.WithoutCancel(ctx), name); err != nil {
+		s.log.Warn("drop a kept image", "image", name, "err", err)
+	}
+}
+
+// resumeElsewhere starts paused sb on another node than its own from image,
+// the one kept at its pause, with its memory and files; why is the failure
+// of its own node, returned when no other node takes it. On success sb
+// names its new node (the caller saves it); its old node drops its copy
+// when it reports again.
+func (s *Service) resumeElsewhere(ctx context.Context, sb *store.Sandbox, sp *agentv1.SandboxSpec, image string, why error) (*agentv1.CreateSandboxResponse, error) {
+	nodes, err := s.placement(ctx, sb.MemoryMB)
+	if err != nil {
+		return nil, why
+	}
+	from := sb.NodeID
+	nodes = slices.DeleteFunc(nodes, func(id string) bool { return id == from })
+	sp.SnapshotArtifact, sp.SnapshotId, sp.SnapshotImage, sp.StartCmd = image, "", "", ""
+	for _, id := range nodes {
+		nsp, err := s.specFor(ctx, id, sp)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := s.createOn(ctx, id, nsp)
+		if err != nil {
+			s.log.Warn("resume a sandbox on another node", "sandbox", sb.ID, "node", id, "err", err)
+			s.bestEffortKill(ctx, id, sb.ID)
+			continue
+		}
+		sb.NodeID = id
+		s.event(ctx, sb.ID, "node %s out of reach (%s): resumed on node %s from the image kept at its pause",
+			from, connectMessage(why), id)
+		s.log.Info("sandbox resumed on another node", "sandbox", sb.ID, "from", from, "to", id)
+		return resp.Msg, nil
+	}
+	return nil, fmt.Errorf("no other node took it: %w", why)
+}
