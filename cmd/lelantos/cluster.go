@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
+	"lelantos.dev/lelantos/internal/agent"
 	"lelantos.dev/lelantos/internal/artifact"
 	"lelantos.dev/lelantos/internal/cluster"
 	"lelantos.dev/lelantos/internal/clustertls"
@@ -21,8 +24,10 @@ import (
 // proxyAwareNode does for the server's own node.
 type remoteNodes struct {
 	remote *cluster.Remote
-	// trees names this machine's template trees and serves them to nodes.
+	// trees names this machine's template trees and serves them and the
+	// kept images (blobs) to nodes.
 	trees       *artifact.Index
+	blobs       *artifact.Blobs
 	dropIdle    func()
 	dropSandbox func(id string)
 }
@@ -37,7 +42,11 @@ func newRemoteNodes(f serveFlags, log *slog.Logger, dropIdle func(), dropSandbox
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-tls-dir: %w", err)
 	}
-	return &remoteNodes{remote: r, trees: artifact.NewIndex(log), dropIdle: dropIdle, dropSandbox: dropSandbox}, nil
+	blobs, err := artifact.NewBlobs(filepath.Join(f.dataDir, "images"))
+	if err != nil {
+		return nil, err
+	}
+	return &remoteNodes{remote: r, trees: artifact.NewIndex(log, blobs), blobs: blobs, dropIdle: dropIdle, dropSandbox: dropSandbox}, nil
 }
 
 // nodes is what the control plane is configured with: nil when none.
@@ -47,6 +56,37 @@ func (n *remoteNodes) nodes() controlplane.RemoteNodes {
 	}
 	return n
 }
+
+// images is what keeps paused sandboxes' images for the control plane: nil
+// when no remote nodes.
+func (n *remoteNodes) images() controlplane.ImageKeeper {
+	if n == nil {
+		return nil
+	}
+	return n
+}
+
+// localImages is where the server's own node finds kept images: nil when no
+// remote nodes.
+func (n *remoteNodes) localImages() agent.Images {
+	if n == nil {
+		return nil
+	}
+	return n.blobs
+}
+
+// KeepImage copies the image of sandboxID, paused on node id, into the blobs.
+func (n *remoteNodes) KeepImage(ctx context.Context, id, address, sandboxID string) (string, error) {
+	rc, err := n.remote.FetchImage(ctx, id, address, sandboxID)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	return n.blobs.Put(ctx, rc)
+}
+
+// DropImage removes a kept image.
+func (n *remoteNodes) DropImage(_ context.Context, name string) error { return n.blobs.Drop(name) }
 
 // artifacts is what names trees for the control plane: nil when no remote
 // nodes.

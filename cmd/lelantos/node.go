@@ -78,6 +78,9 @@ type nodeConfig struct {
 	// Trees, when set, finds the trees of templates named by content
 	// (a node of a control plane on another machine).
 	Trees agent.Trees
+	// Images, when set, fetches the images of paused sandboxes the control
+	// plane kept, to resume them here.
+	Images agent.Images
 }
 
 // warmPools keeps up to baseWarmFloor sandboxes shaped like a default create
@@ -211,6 +214,9 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 	if cfg.Trees != nil {
 		agentSrv.WithTrees(cfg.Trees)
 	}
+	if cfg.Images != nil {
+		agentSrv.WithImages(cfg.Images)
+	}
 	mux.Handle(agentSrv.Handler(obs.server...))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -218,7 +224,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*localNode, error) {
 			cfg.Logger.Error("agent server", "err", err)
 		}
 	}()
-	tcp, err := serveAgentTLS(cfg, agentSrv.Tunnel(mux))
+	tcp, err := serveAgentTLS(cfg, agentSrv.Tunnel(agentSrv.Images(mux)))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start node: %w", err), srv.Close(), templates.close(), closeNet())
 	}

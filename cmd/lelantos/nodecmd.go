@@ -123,7 +123,7 @@ func runNode(ctx context.Context, f nodeFlags, log *slog.Logger) error {
 		return fmt.Errorf("node: --base-rootfs: %w", err)
 	}
 	log.Info("base template named", "name", name, "took", time.Since(start).Round(time.Millisecond))
-	node, err := startNode(ctx, nodeConfig{Trees: trees, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix,
+	node, err := startNode(ctx, nodeConfig{Trees: trees, Images: trees, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix,
 		Logger: log, BaseRootfs: f.baseRootfs, WarmPool: f.warmPool, Limits: f.limits, RuntimeClasses: []string{"gvisor"},
 		AgentListen: f.listen, AgentTLSDir: f.tlsDir, AgentCertName: f.name})
 	if err != nil {

@@ -282,7 +282,12 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	}
 	vols := openVolumes(f.dataDir, log)
 	defer vols.close(log) // after the node stops
-	node, err := startNode(ctx, nodeConfig{Volumes: vols.engine(), Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Interpreter: f.interpreter, Subnet: f.subnet,
+	var px *proxy.Proxy
+	remote, err := newRemoteNodes(f, log, func() { px.CloseIdleConnections() }, func(id string) { px.DropSandbox(id) })
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	node, err := startNode(ctx, nodeConfig{Images: remote.localImages(), Volumes: vols.engine(), Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Interpreter: f.interpreter, Subnet: f.subnet,
 		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses, DNSUpstreams: f.dnsUpstreams,
 		BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries, Metrics: tel.node, Tracing: tel.tracing,
 		AgentListen: f.agentListen, AgentTLSDir: f.agentTLSDir})
@@ -291,16 +296,11 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	}
 	defer node.Close(context.Background())
 
-	var px *proxy.Proxy
-	remote, err := newRemoteNodes(f, log, func() { px.CloseIdleConnections() }, func(id string) { px.DropSandbox(id) })
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
 	svc, err := controlplane.New(controlplane.Config{Domain: reportedDomain(f), Logger: log,
 		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates,
 		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention),
 		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB, Observer: cpObs.ops, TracerProvider: tel.tracerProvider(),
-		Remote: remote.nodes(), Artifacts: remote.artifacts()},
+		Remote: remote.nodes(), Artifacts: remote.artifacts(), Images: remote.images()},
 		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() },
 			dropSandbox: func(id string) { px.DropSandbox(id) }})
 	if err != nil {

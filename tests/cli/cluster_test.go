@@ -25,8 +25,8 @@ const (
 
 // listedNode is a node as `nodes --json` prints it.
 type listedNode struct {
-	ID, Status   string
-	SandboxCount int
+	ID, Status                       string
+	SandboxCount, PausedSandboxCount int
 }
 
 // TestTwoNodes: a server that takes remote nodes and a `lelantos node` on
@@ -102,6 +102,17 @@ func TestTwoNodes(t *testing.T) {
 	}
 	s.ok(t, "sandbox", "kill", fromTemplate)
 
+	// A sandbox paused on the remote node has its image kept by the server:
+	// with the node stopped, it resumes on the server's node with its memory
+	// (a file in /dev/shm and a process) and its files.
+	s.ok(t, "nodes", "drain", "local")
+	mover := s.create(t)
+	s.ok(t, "nodes", "ready", "local")
+	s.ok(t, "sandbox", "exec", mover, "--", "sh", "-c", "echo moved in memory > /dev/shm/mark; echo on disk > $HOME/file; (sleep 1000 & echo $! > /tmp/pid)")
+	s.ok(t, "sandbox", "pause", mover)
+	waitLog(t, s, mover, "image of the pause kept by the control plane")
+	waitNodes(t, s, "the paused sandbox on the remote node", func(n map[string]listedNode) bool { return n["node"].PausedSandboxCount == 1 })
+
 	// A node that stops reporting is unhealthy after three heartbeats: its
 	// sandboxes are out of reach, with a message and a line in their logs
 	// that say why, and back, memory and all, when it reports again.
@@ -120,14 +131,23 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("the proxy on a lost node answers %d %q; want 503 naming the node lost", health.code, health.body)
 	}
 	waitLog(t, s, remote, "node node lost")
+	s.ok(t, "sandbox", "resume", mover)
+	waitLog(t, s, mover, "resumed on node local from the image kept at its pause")
+	if out := s.ok(t, "sandbox", "exec", mover, "--", "sh", "-c", "cat /dev/shm/mark $HOME/file && kill -0 $(cat /tmp/pid) && echo alive"); out != "moved in memory\non disk\nalive\n" {
+		t.Fatalf("the sandbox resumed on another node holds %q", out)
+	}
 	node.start(t, s)
 	waitNodes(t, s, "the node ready again", func(n map[string]listedNode) bool { return n["node"].Status == "ready" })
 	waitLog(t, s, remote, "node node reported again")
 	if out := s.ok(t, "sandbox", "exec", remote, "--", "cat", "/dev/shm/mark"); out != "kept in memory\n" {
 		t.Fatalf("after the node came back the sandbox holds %q", out)
 	}
+	// The node drops its copy of the sandbox that moved.
+	waitNodes(t, s, "the moved sandbox gone from the remote node", func(n map[string]listedNode) bool {
+		return n["node"].PausedSandboxCount == 0
+	})
 
-	for _, id := range append(ids, remote) {
+	for _, id := range append(ids, remote, mover) {
 		s.ok(t, "sandbox", "kill", id)
 	}
 	waitNodes(t, s, "no sandbox left", func(n map[string]listedNode) bool {
