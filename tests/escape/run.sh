@@ -20,7 +20,10 @@ export ESCAPE_AGENT_TLS_DIR=$E2E_DATA_DIR/cluster-tls ESCAPE_STRANGER_TLS_DIR=$E
 "$repo/bin/lelantos" certs init "$ESCAPE_AGENT_TLS_DIR" --hosts 127.0.0.1 >/dev/null
 "$repo/bin/lelantos" certs init "$ESCAPE_STRANGER_TLS_DIR" --hosts 127.0.0.1 >/dev/null
 # The attacks need no built-in template; building one would only load the machine.
-export E2E_SERVE_FLAGS="--builtin-templates none --agent-listen 0.0.0.0:${ESCAPE_AGENT_PORT:-3902} --agent-tls-dir $ESCAPE_AGENT_TLS_DIR"
+# So is the cluster endpoint nodes report to and fetch trees and images from.
+export ESCAPE_CLUSTER=127.0.0.1:${ESCAPE_CLUSTER_PORT:-3903}
+export E2E_SERVE_FLAGS="--builtin-templates none --agent-listen 0.0.0.0:${ESCAPE_AGENT_PORT:-3902} --agent-tls-dir $ESCAPE_AGENT_TLS_DIR
+  --cluster-listen 0.0.0.0:${ESCAPE_CLUSTER_PORT:-3903} --cluster-tls-dir $ESCAPE_AGENT_TLS_DIR"
 cleanup() {
   bash "$repo/tests/e2e/server.sh" stop
   unmount_under "$E2E_DATA_DIR"
