@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -42,7 +41,11 @@ func newRemoteNodes(f serveFlags, log *slog.Logger, dropIdle func(), dropSandbox
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-tls-dir: %w", err)
 	}
-	blobs, err := artifact.NewBlobs(filepath.Join(f.dataDir, "images"))
+	dir := f.imagesDir
+	if dir == "" {
+		dir = filepath.Join(f.dataDir, "images")
+	}
+	blobs, err := artifact.NewBlobs(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +130,7 @@ func serveCluster(f serveFlags, svc *controlplane.Service, remote *remoteNodes, 
 		return nil, fmt.Errorf("--cluster-tls-dir: %w", err)
 	}
 	tc.NextProtos = []string{"h2", "http/1.1"}
-	ln, err := net.Listen("tcp", f.clusterListen)
+	ln, err := f.listenTCP(context.Background(), f.clusterListen)
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-listen: %w", err)
 	}

@@ -12,7 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	apispec "lelantos.dev/lelantos/api"
 	"lelantos.dev/lelantos/internal/api"
@@ -69,6 +72,15 @@ type serveFlags struct {
 	// clusterListen is where nodes elsewhere (lelantos node) report, with
 	// mutual TLS and the certificates of clusterTLSDir ("": no remote nodes).
 	clusterListen, clusterTLSDir string
+	// noNode runs no node in the server: sandboxes run on the nodes that
+	// report (--no-node).
+	noNode bool
+	// reusePort opens the listeners with SO_REUSEPORT, so that several
+	// replicas on one machine share their addresses (--reuse-port).
+	reusePort bool
+	// imagesDir keeps the images of sandboxes paused on remote nodes
+	// (--images-dir; default DATA/images); replicas share one.
+	imagesDir string
 	// cacheDir keeps what is built once per machine (--cache-dir): the
 	// built trees of the built-in templates, under templates/.
 	cacheDir string
@@ -108,6 +120,9 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.agentTLSDir, "agent-tls-dir", "", "directory of the cluster CA and this node's certificate for --agent-listen (lelantos certs init writes one); callers need a control-plane certificate of that CA")
 	fs.StringVar(&f.clusterListen, "cluster-listen", "", "take nodes running elsewhere (lelantos node): serve the cluster endpoint they report to on this TCP address, with mutual TLS only (needs --cluster-tls-dir)")
 	fs.StringVar(&f.clusterTLSDir, "cluster-tls-dir", "", "directory of the cluster CA and this control plane's certificate (control-plane.pem, issued for the --cluster-listen host) for --cluster-listen and the calls to nodes")
+	fs.BoolVar(&f.noNode, "no-node", false, "run no node in this server (a control-plane replica): sandboxes run on the nodes that report to --cluster-listen; templates are not built and volumes cannot be mounted")
+	fs.BoolVar(&f.reusePort, "reuse-port", false, "open --listen, --sandbox-listen, --tls-listen and --cluster-listen with SO_REUSEPORT, so that replicas on one machine share those addresses (the kernel spreads connections over them)")
+	fs.StringVar(&f.imagesDir, "images-dir", "", "where the images of sandboxes paused on other nodes are kept, so that they can resume elsewhere (default DATA/images; replicas on one machine share one)")
 	f.limits.register(fs)
 	f.telemetry.register(fs)
 	fs.Func("dns-upstream", "a resolver (address:port) for sandboxes' DNS and the egress proxy's name lookups, instead of the host's (/etc/resolv.conf); repeat for more, tried in order", func(v string) error {
@@ -167,6 +182,12 @@ func serve(ctx context.Context, args []string) error {
 	if (f.clusterListen == "") != (f.clusterTLSDir == "") {
 		return errors.New("serve: --cluster-listen and --cluster-tls-dir go together: nodes are never taken without mutual TLS")
 	}
+	if f.noNode && f.clusterListen == "" {
+		return errors.New("serve: --no-node needs --cluster-listen: sandboxes must run on nodes that report")
+	}
+	if f.noNode && f.agentListen != "" {
+		return errors.New("serve: --agent-listen serves this server's node, and --no-node runs none")
+	}
 	if f.baseRootfs == "" {
 		return errors.New("serve: --base-rootfs is required (make run passes it)")
 	}
@@ -195,7 +216,7 @@ func (f *serveFlags) absolute() error {
 	for _, p := range []struct {
 		flag string
 		v    *string
-	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}, {"--client-modules", &f.clientModules}, {"--interpreter", &f.interpreter}, {"--cache-dir", &f.cacheDir}} {
+	}{{"--base-rootfs", &f.baseRootfs}, {"--runsc", &f.runsc}, {"--envd", &f.envd}, {"--client-modules", &f.clientModules}, {"--interpreter", &f.interpreter}, {"--cache-dir", &f.cacheDir}, {"--images-dir", &f.imagesDir}, {"--cluster-tls-dir", &f.clusterTLSDir}} {
 		if *p.v == "" {
 			continue
 		}
@@ -206,6 +227,24 @@ func (f *serveFlags) absolute() error {
 		*p.v = abs
 	}
 	return nil
+}
+
+// listenTCP opens a TCP listener on addr, with SO_REUSEPORT when
+// --reuse-port is set.
+func (f *serveFlags) listenTCP(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	if f.reusePort {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return lc.Listen(ctx, "tcp", addr)
 }
 
 // reportedDomain is the sandbox domain the API hands to clients. Without
@@ -287,22 +326,29 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	node, err := startNode(ctx, nodeConfig{Images: remote.localImages(), Volumes: vols.engine(), Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Interpreter: f.interpreter, Subnet: f.subnet,
-		NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses, DNSUpstreams: f.dnsUpstreams,
-		BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries, Metrics: tel.node, Tracing: tel.tracing,
-		AgentListen: f.agentListen, AgentTLSDir: f.agentTLSDir})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer node.Close(context.Background())
-
-	svc, err := controlplane.New(controlplane.Config{Domain: reportedDomain(f), Logger: log,
-		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB, Templates: node.templates, Builder: node.templates,
+	cfg := controlplane.Config{Domain: reportedDomain(f), Logger: log,
+		DefaultCPU: baseCPU, DefaultMemoryMB: baseMemoryMB, DefaultDiskSizeMB: baseDiskMB,
 		RuntimeClasses: f.runtimeClasses, TeamQuotas: f.teamQuotas, PausedRetention: pausedRetention(f.pausedRetention),
 		Volumes: vols.backend(), VolumeSizeMB: f.volumeSizeMB, Observer: cpObs.ops, TracerProvider: tel.tracerProvider(),
-		Remote: remote.nodes(), Artifacts: remote.artifacts(), Images: remote.images()},
-		db, proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() },
-			dropSandbox: func(id string) { px.DropSandbox(id) }})
+		Remote: remote.nodes(), Artifacts: remote.artifacts(), Images: remote.images()}
+	var (
+		node    *localNode
+		ownNode controlplane.Node
+	)
+	if !f.noNode {
+		node, err = startNode(ctx, nodeConfig{Images: remote.localImages(), Volumes: vols.engine(), Limits: f.limits, WarmPool: f.warmPool, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Interpreter: f.interpreter, Subnet: f.subnet,
+			NetPrefix: f.netPrefix, Logger: log, Store: db, BaseRootfs: f.baseRootfs, RuntimeClasses: f.runtimeClasses, DNSUpstreams: f.dnsUpstreams,
+			BuildCacheMB: f.buildCacheMB, PrivateRegistries: f.privateRegistries, Metrics: tel.node, Tracing: tel.tracing,
+			AgentListen: f.agentListen, AgentTLSDir: f.agentTLSDir})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer node.Close(context.Background())
+		cfg.Templates, cfg.Builder = node.templates, node.templates
+		ownNode = proxyAwareNode{AgentServiceClient: node.client, dropIdle: func() { px.CloseIdleConnections() },
+			dropSandbox: func(id string) { px.DropSandbox(id) }}
+	}
+	svc, err := controlplane.New(cfg, db, ownNode)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -320,17 +366,17 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err := svc.Reconcile(ctx); err != nil {
 		log.Error("reconcile sandboxes with the node", "err", err)
 	}
-	apiLn, err := net.Listen("tcp", f.listen)
+	apiLn, err := f.listenTCP(ctx, f.listen)
 	if err != nil {
 		return fmt.Errorf("serve: --listen: %w", err)
 	}
-	sbLn, err := net.Listen("tcp", f.sandboxListen)
+	sbLn, err := f.listenTCP(ctx, f.sandboxListen)
 	if err != nil {
 		return fmt.Errorf("serve: --sandbox-listen: %w", err)
 	}
 	var tlsLn net.Listener
 	if f.domain != "" {
-		if tlsLn, err = net.Listen("tcp", f.tlsListen); err != nil {
+		if tlsLn, err = f.listenTCP(ctx, f.tlsListen); err != nil {
 			return fmt.Errorf("serve: --tls-listen: %w", err)
 		}
 	}
@@ -363,19 +409,10 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	printReady(f, apiLn.Addr().String(), sbLn.Addr().String(), key, clientEnv, px.CAPath())
-	defs := defaultBuiltinDefs()
-	if f.builtinDefs != nil {
-		defs = *f.builtinDefs
+	if node != nil {
+		bt := startBuiltins(ctx, f, db, node, log)
+		defer bt.wait()
 	}
-	bt := &builtins{builder: node.templates.builder, db: db, dataDir: f.dataDir, envd: f.envd, interpreter: f.interpreter,
-		baseRootfs: f.baseRootfs, caDir: localCADir, defs: defs, pools: node.engine, warm: f.warmPoolInterpreter, log: log,
-		only: builtinSet(f.builtinNames)}
-	if f.cacheDir != "" {
-		bt.cache = newBuiltinCache(f.cacheDir)
-	}
-	bt.start(ctx)
-	defer bt.wait()
-
 	select {
 	case <-ctx.Done():
 	case err := <-errs:
@@ -390,6 +427,22 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	_ = apiSrv.Shutdown(shutdownCtx)
 	cancel()
 	return nil
+}
+
+// startBuiltins builds the built-in templates on node in the background.
+func startBuiltins(ctx context.Context, f serveFlags, db *store.DB, node *localNode, log *slog.Logger) *builtins {
+	defs := defaultBuiltinDefs()
+	if f.builtinDefs != nil {
+		defs = *f.builtinDefs
+	}
+	bt := &builtins{builder: node.templates.builder, db: db, dataDir: f.dataDir, envd: f.envd, interpreter: f.interpreter,
+		baseRootfs: f.baseRootfs, caDir: localCADir, defs: defs, pools: node.engine, warm: f.warmPoolInterpreter, log: log,
+		only: builtinSet(f.builtinNames)}
+	if f.cacheDir != "" {
+		bt.cache = newBuiltinCache(f.cacheDir)
+	}
+	bt.start(ctx)
+	return bt
 }
 
 // adminKey creates the admin key (of the team "default") at the first start, saves it in DataDir/admin-key

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -215,6 +216,9 @@ func waitNodes(t *testing.T, s *server, what string, ok func(map[string]listedNo
 // address stay across restarts, as a machine's would.
 type nodeProc struct {
 	data, listen, join, tlsDir string
+	// name is its certificate's ("" for node), subnet and prefix its
+	// network's ("" for nodeSubnet and nodeNetPrefix).
+	name, subnet, prefix string
 	// stop stops the running process (nil before the first start).
 	stop func()
 }
@@ -230,8 +234,9 @@ func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(s.bin, "node", "--join", "https://"+n.join, "--tls-dir", n.tlsDir, "--listen", n.listen,
-		"--data-dir", n.data, "--subnet", nodeSubnet, "--net-prefix", nodeNetPrefix, "--warm-pool", "0",
+	name, subnet, prefix := cmp.Or(n.name, "node"), cmp.Or(n.subnet, nodeSubnet), cmp.Or(n.prefix, nodeNetPrefix)
+	cmd := exec.Command(s.bin, "node", "--join", "https://"+n.join, "--tls-dir", n.tlsDir, "--listen", n.listen, "--name", name,
+		"--data-dir", n.data, "--subnet", subnet, "--net-prefix", prefix, "--warm-pool", "0",
 		"--base-rootfs", enginetest.BaseRootfs(t), "--runsc", filepath.Join(enginetest.CacheDir(), "bin", "runsc"),
 		"--envd", os.Getenv(enginetest.EnvdEnv))
 	cmd.Stdout, cmd.Stderr = logf, logf

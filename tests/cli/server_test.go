@@ -41,6 +41,9 @@ type server struct {
 	cmd  *exec.Cmd
 	log  string
 	data string // the server's data directory
+	// exited reports the process's end; killed is set by kill.
+	exited chan error
+	killed bool
 }
 
 // startServer builds lelantos, starts a server on free loopback ports with
@@ -80,6 +83,7 @@ func startServer(t *testing.T, extra ...string) *server {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- s.cmd.Wait() }()
+	s.exited = exited
 	t.Cleanup(func() { s.stop(t, exited) })
 	envPath := filepath.Join(data, "client.env")
 	deadline := time.Now().Add(60 * time.Second)
@@ -109,6 +113,18 @@ func startServer(t *testing.T, extra ...string) *server {
 	return s
 }
 
+// kill ends the server with SIGKILL, as a crash would, and waits for it.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	s.killed = true
+	_ = s.cmd.Process.Kill()
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not end within 30s of SIGKILL")
+	}
+}
+
 // buildLelantos builds the lelantos binary into a temporary directory.
 func buildLelantos(t *testing.T) string {
 	t.Helper()
@@ -123,6 +139,9 @@ func buildLelantos(t *testing.T) string {
 
 // stop ends the server with SIGTERM, as a user would, and waits for it.
 func (s *server) stop(t *testing.T, exited chan error) {
+	if s.killed {
+		return
+	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
