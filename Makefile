@@ -1,8 +1,11 @@
 # Lelantos. `make run` sets up and starts everything; `make test` runs every test.
-.PHONY: run build test unit e2e bench fuzz proto fmt vet clean
+.PHONY: run cluster build test unit e2e bench fuzz proto fmt vet clean
 
 run:
 	@bash scripts/run.sh $(ARGS)
+
+cluster:
+	@bash scripts/cluster.sh
 
 build:
 	@bash scripts/build.sh

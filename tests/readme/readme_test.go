@@ -92,15 +92,35 @@ func cloneRepo(t *testing.T) string {
 		t.Fatalf("git clone: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
-		// runsc may have left its namespace mount in the data directory.
-		// (stacked when sandboxes started at once), so detach it until none is left.
+		// runsc may have left its namespace mounts in the data directories
+		// (stacked when sandboxes started at once): detach every mount under
+		// the clone until none is left.
 		for range 16 {
-			if exec.Command("umount", "-l", filepath.Join(dir, ".lelantos/node/runsc/null-netns")).Run() != nil {
+			points := mountsUnder(dir)
+			if len(points) == 0 {
 				break
+			}
+			for _, p := range points {
+				_ = exec.Command("umount", "-l", p).Run()
 			}
 		}
 	})
 	return dir
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	return points
 }
 
 func repoRoot() (string, error) {
@@ -164,8 +184,15 @@ type server struct {
 // startMakeRun runs `make run` in dir and waits for the ready lines.
 func startMakeRun(t *testing.T, dir string) *server {
 	t.Helper()
+	return startMake(t, dir, "run", readyLines)
+}
+
+// startMake runs `make target` in dir and waits for ready, lines it prints in
+// that order.
+func startMake(t *testing.T, dir, target string, ready []string) *server {
+	t.Helper()
 	out := &syncBuffer{}
-	cmd := exec.Command("make", "run")
+	cmd := exec.Command("make", target)
 	cmd.Dir, cmd.Env = dir, userEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
@@ -178,7 +205,7 @@ func startMakeRun(t *testing.T, dir string) *server {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		missing := append([]string(nil), readyLines...)
+		missing := append([]string(nil), ready...)
 		for sc.Scan() {
 			line := sc.Text()
 			out.WriteLine(line)
@@ -200,9 +227,9 @@ func startMakeRun(t *testing.T, dir string) *server {
 	case <-seen:
 		return s
 	case err := <-s.done:
-		t.Fatalf("make run exited before it was ready (%v); its output:\n%s", err, out.Tail(60))
+		t.Fatalf("make %s exited before it was ready (%v); its output:\n%s", target, err, out.Tail(60))
 	case <-time.After(20 * time.Minute):
-		t.Fatalf("make run not ready after 20 minutes; its output:\n%s", out.Tail(60))
+		t.Fatalf("make %s not ready after 20 minutes; its output:\n%s", target, out.Tail(60))
 	}
 	return nil
 }
@@ -210,6 +237,16 @@ func startMakeRun(t *testing.T, dir string) *server {
 // stop sends SIGTERM to make and the server, as the README says, and waits until
 // the server has shut down cleanly and every process of the group is gone.
 func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.end(t)
+	if !strings.Contains(s.out.Tail(20), "shutting down") {
+		t.Fatalf("the server did not shut down cleanly on SIGTERM; its output:\n%s", s.out.Tail(40))
+	}
+}
+
+// end sends SIGTERM to the process group of make and waits until every
+// process of it is gone.
+func (s *server) end(t *testing.T) {
 	t.Helper()
 	pgid := s.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
@@ -222,9 +259,6 @@ func (s *server) stop(t *testing.T) {
 	}
 	<-s.done
 	s.done <- nil
-	if !strings.Contains(s.out.Tail(20), "shutting down") {
-		t.Fatalf("the server did not shut down cleanly on SIGTERM; its output:\n%s", s.out.Tail(40))
-	}
 }
 
 func (s *server) kill() {
