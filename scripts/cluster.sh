@@ -68,7 +68,7 @@ for r in 1 2; do
   rm -f "$dir/replica-$r/client.env"
   ./bin/lelantos serve --no-node --store "$store" --reuse-port --listen "$api" --sandbox-listen "$proxy" \
     --cluster-listen "$cluster" --cluster-tls-dir "$dir/tls" --images-dir "$dir/images" --data-dir "$dir/replica-$r" \
-    --base-rootfs "$base" --client-modules "$modules" --metrics-listen "" >>"$dir/replica-$r.log" 2>&1 &
+    --base-rootfs "$base" --client-modules "$modules" >>"$dir/replica-$r.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 1200); do
     [ -s "$dir/replica-$r/client.env" ] && break

@@ -23,6 +23,8 @@ type nodeFlags struct {
 	subnet, netPrefix                     string
 	warmPool                              int
 	limits                                nodeLimits
+	// telemetry is where the node's metrics and traces go.
+	telemetry telemetryFlags
 }
 
 const nodeUsage = `usage: lelantos node --join URL --tls-dir DIR --listen ADDR --base-rootfs DIR [flags]
@@ -51,6 +53,7 @@ func nodeCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&f.netPrefix, "net-prefix", "lel", "prefix of this node's veth and namespace names (and, upper-cased, its iptables chains)")
 	fs.IntVar(&f.warmPool, "warm-pool", 2, "most sandboxes of one template and shape kept booted (0 turns the pools off)")
 	f.limits.register(fs)
+	f.telemetry.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,7 +126,19 @@ func runNode(ctx context.Context, f nodeFlags, log *slog.Logger) error {
 		return fmt.Errorf("node: --base-rootfs: %w", err)
 	}
 	log.Info("base template named", "name", name, "took", time.Since(start).Round(time.Millisecond))
-	node, err := startNode(ctx, nodeConfig{Trees: trees, Images: trees, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix,
+	tel, err := startTelemetry(ctx, f.telemetry, log)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	defer tel.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := tel.serve(ctx); err != nil {
+			log.Error("metrics listener", "err", err)
+		}
+	}()
+	node, err := startNode(ctx, nodeConfig{Trees: trees, Images: trees, Metrics: tel.node, Tracing: tel.tracing, DataDir: f.dataDir, Runsc: f.runsc, Envd: f.envd, Subnet: f.subnet, NetPrefix: f.netPrefix,
 		Logger: log, BaseRootfs: f.baseRootfs, WarmPool: f.warmPool, Limits: f.limits, RuntimeClasses: []string{"gvisor"},
 		AgentListen: f.listen, AgentTLSDir: f.tlsDir, AgentCertName: f.name})
 	if err != nil {

@@ -45,7 +45,8 @@ func TestTwoNodes(t *testing.T) {
 	}
 	clusterAddr := freeAddr(t)
 	s := startServer(t, "--cluster-listen", clusterAddr, "--cluster-tls-dir", tlsDir)
-	node := &nodeProc{data: filepath.Join(t.TempDir(), "node-data"), listen: freeAddr(t), join: clusterAddr, tlsDir: tlsDir}
+	node := &nodeProc{data: filepath.Join(t.TempDir(), "node-data"), listen: freeAddr(t), join: clusterAddr, tlsDir: tlsDir,
+		metrics: freeAddr(t)}
 	stopNode := node.start(t, s)
 	waitNodes(t, s, "both nodes ready", func(n map[string]listedNode) bool {
 		return n["local"].Status == "ready" && n["node"].Status == "ready"
@@ -64,6 +65,16 @@ func TestTwoNodes(t *testing.T) {
 		if out := s.ok(t, "sandbox", "exec", id, "--", "echo", "hi from "+id); out != "hi from "+id+"\n" {
 			t.Fatalf("exec in %s printed %q", id, out)
 		}
+	}
+	// The node serves its own metrics.
+	res, err := http.Get("http://" + node.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(metrics), `lelantos_node_sandboxes{state="running"}`) {
+		t.Fatalf("the node's /metrics lacks its sandboxes:\n%.2000s", metrics)
 	}
 
 	// A sandbox only the remote node may take: the local node drains.
@@ -217,8 +228,9 @@ func waitNodes(t *testing.T, s *server, what string, ok func(map[string]listedNo
 type nodeProc struct {
 	data, listen, join, tlsDir string
 	// name is its certificate's ("" for node), subnet and prefix its
-	// network's ("" for nodeSubnet and nodeNetPrefix).
-	name, subnet, prefix string
+	// network's ("" for nodeSubnet and nodeNetPrefix); metrics, when set,
+	// its /metrics address.
+	name, subnet, prefix, metrics string
 	// stop stops the running process (nil before the first start).
 	stop func()
 }
@@ -238,7 +250,7 @@ func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 	cmd := exec.Command(s.bin, "node", "--join", "https://"+n.join, "--tls-dir", n.tlsDir, "--listen", n.listen, "--name", name,
 		"--data-dir", n.data, "--subnet", subnet, "--net-prefix", prefix, "--warm-pool", "0",
 		"--base-rootfs", enginetest.BaseRootfs(t), "--runsc", filepath.Join(enginetest.CacheDir(), "bin", "runsc"),
-		"--envd", os.Getenv(enginetest.EnvdEnv))
+		"--envd", os.Getenv(enginetest.EnvdEnv), "--metrics-listen", n.metrics)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
