@@ -4,8 +4,10 @@
 # two control-plane replicas without nodes of their own sharing one API address
 # and one sandbox proxy address (SO_REUSEPORT), and two `lelantos node`s, each
 # with its own data directory, subnet and certificate of a cluster CA made here.
-# Everything lives in .lelantos-cluster/ (or $LELANTOS_CLUSTER_DIR); the clients'
-# settings are written to .lelantos/client.env as `make run` writes them.
+# Everything lives in .lelantos-cluster/ (or $LELANTOS_CLUSTER_DIR) but the
+# database, which the postgres user must reach: /var/lib/lelantos/cluster/pg-HASH,
+# HASH naming that directory. The clients' settings are written to
+# .lelantos/client.env as `make run` writes them.
 # SIGTERM or Ctrl-C stops it all; sandboxes and data stay for the next start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,24 +42,24 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-log "step 3/5: PostgreSQL in $dir/pg"
+pg=/var/lib/lelantos/cluster/pg-$(printf %s "$dir" | sha256sum | cut -c1-12)
+log "step 3/5: PostgreSQL in $pg"
 pgbin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
-if [ ! -f "$dir/pg/data/PG_VERSION" ]; then
-  mkdir -p "$dir/pg"
-  chown postgres: "$dir/pg"
-  runuser -u postgres -- "$pgbin/initdb" -D "$dir/pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+install -d -m 0755 /var/lib/lelantos /var/lib/lelantos/cluster
+install -d -m 0700 -o postgres -g postgres "$pg"
+if [ ! -f "$pg/data/PG_VERSION" ]; then
+  (cd "$pg" && runuser -u postgres -- "$pgbin/initdb" -D "$pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null)
 fi
-chown postgres: "$dir/pg"
-runuser -u postgres -- "$pgbin/postgres" -D "$dir/pg/data" -k "$dir/pg" -c listen_addresses= \
-  -c max_connections=200 >>"$dir/pg/server.log" 2>&1 &
+(cd "$pg" && exec runuser -u postgres -- "$pgbin/postgres" -D "$pg/data" -k "$pg" -c listen_addresses= \
+  -c max_connections=200 >>"$dir/postgres.log" 2>&1) &
 pids+=($!)
 for _ in $(seq 1 600); do
-  runuser -u postgres -- "$pgbin/pg_isready" -q -h "$dir/pg" && break
+  runuser -u postgres -- "$pgbin/pg_isready" -q -h "$pg" && break
   sleep 0.1
 done
-runuser -u postgres -- psql -h "$dir/pg" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'lelantos'" | grep -q 1 ||
-  runuser -u postgres -- psql -h "$dir/pg" -U postgres -qc "CREATE DATABASE lelantos"
-store="postgres://postgres@/lelantos?host=$dir/pg&sslmode=disable"
+q() { (cd "$pg" && runuser -u postgres -- psql -h "$pg" -U postgres "$@"); }
+q -tAc "SELECT 1 FROM pg_database WHERE datname = 'lelantos'" | grep -q 1 || q -qc "CREATE DATABASE lelantos"
+store="postgres://postgres@/lelantos?host=$pg&sslmode=disable"
 
 log "step 4/5: two control-plane replicas on $api"
 if [ ! -f "$dir/tls/ca.pem" ]; then

@@ -1,8 +1,11 @@
 package readme
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -28,6 +31,10 @@ func TestMakeCluster(t *testing.T) {
 		}
 	}
 	clone := cloneRepo(t)
+	// The database is where the postgres user reaches it, named after the
+	// clone's cluster directory.
+	sum := sha256.Sum256([]byte(filepath.Join(clone, ".lelantos-cluster")))
+	t.Cleanup(func() { os.RemoveAll("/var/lib/lelantos/cluster/pg-" + hex.EncodeToString(sum[:])[:12]) })
 	srv := startMake(t, clone, "cluster", clusterReady)
 	got := runNode(t, clone, `
 const {Sandbox} = require('e2b')
