@@ -43,6 +43,9 @@ func (s *Service) keepImage(ctx context.Context, sb *store.Sandbox) string {
 
 // keptImage is the name of sandbox id's kept image ("" for none).
 func (s *Service) keptImage(ctx context.Context, id string) string {
+	if s.cfg.Images == nil {
+		return ""
+	}
 	lc, err := s.store.SandboxLifecycleOf(ctx, id)
 	if err != nil {
 		s.log.Warn("read the lifecycle of a sandbox", "sandbox", id, "err", err)
@@ -53,8 +56,11 @@ func (s *Service) keptImage(ctx context.Context, id string) string {
 
 // dropKeptImage forgets sandbox id's kept image, once it runs again or ends.
 func (s *Service) dropKeptImage(ctx context.Context, id string) {
+	if s.cfg.Images == nil {
+		return
+	}
 	lc, err := s.store.SandboxLifecycleOf(ctx, id)
-	if err != nil || lc.KeptImage == "" || s.cfg.Images == nil {
+	if err != nil || lc.KeptImage == "" {
 		return
 	}
 	name := lc.KeptImage

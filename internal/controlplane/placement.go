@@ -31,6 +31,13 @@ const unlimited = int64(1) << 62
 // silent for longer than NodeLostAfter, take no new sandboxes; the Service's
 // own node takes them from before its first heartbeat.
 func (s *Service) placement(ctx context.Context, memoryMB int) ([]string, error) {
+	if s.cfg.Remote == nil {
+		// One node: the Service's own.
+		if err := s.admitOnNode(ctx, LocalNodeID); err != nil {
+			return nil, err
+		}
+		return []string{LocalNodeID}, nil
+	}
 	nodes, err := s.store.ListNodes(ctx)
 	if err != nil {
 		return nil, internal("list nodes", err)
