@@ -15,7 +15,10 @@
 #   - tests/bench/features.mjs: the npm e2b and @e2b/code-interpreter clients against
 #     a server of its own (code interpreter, fork, snapshots, auto-resume, egress
 #     rules, template builds), in the host's network namespace, since the server
-#     builds the code interpreter's template from the Debian mirror.
+#     builds the code interpreter's template from the Debian mirror;
+#   - tests/bench/cluster.mjs: the npm e2b client against a server on SQLite and
+#     on PostgreSQL, and with a second node (creates per second with one node and
+#     two, a resume on another node beside one on the sandbox's own).
 # Everything lands in $BENCH_OUT_DIR (default .lelantos/bench/<UTC time>), the report
 # in bench-results.md there. Counts come from the environment [defaults]:
 #   BENCH_CREATE_N [30]  BENCH_BASELINE_N [30]  BENCH_PAUSE_CYCLES [5]  BENCH_FORKS [10]
@@ -28,6 +31,8 @@
 #   BENCH_INTERP_CREATE_N [10]  BENCH_INTERP_GAP_MS [1500]  BENCH_INTERP_RUN_N [100]  BENCH_INTERP_IDLE_N [3]
 #   BENCH_FEATURE_FORK_ROUNDS [3]  BENCH_SNAPSHOT_N [5]  BENCH_RESUME_N [5]
 #   BENCH_EGRESS_MB [1024]  BENCH_EGRESS_RUNS [3]  BENCH_TEMPLATE_ROUNDS [1]
+#   cluster.mjs: BENCH_CLUSTER_CREATE_N [20]  BENCH_CLUSTER_SECONDS [20]  BENCH_CLUSTER_WORKERS [4]
+#   BENCH_CLUSTER_RESUME_N [3]
 #   (about 4 minutes with these, plus the code interpreter template's build when it
 #   is not cached: about 6 minutes)
 set -euo pipefail
@@ -54,12 +59,14 @@ export LELANTOS_BASE_ROOTFS
 : "${BENCH_RESUME_N:=5}" "${BENCH_EGRESS_MB:=1024}" "${BENCH_EGRESS_RUNS:=3}" "${BENCH_TEMPLATE_ROUNDS:=1}"
 : "${BENCH_CLIENT_CREATE_N:=20}" "${BENCH_BURST_SIZE:=10}" "${BENCH_BURST_ROUNDS:=3}" "${BENCH_SMALL_N:=200}"
 : "${BENCH_CLIENT_PAUSE_N:=3}"
+: "${BENCH_CLUSTER_CREATE_N:=20}" "${BENCH_CLUSTER_SECONDS:=20}" "${BENCH_CLUSTER_WORKERS:=4}" "${BENCH_CLUSTER_RESUME_N:=3}"
 vars="BENCH_CREATE_N BENCH_BASELINE_N BENCH_PAUSE_CYCLES BENCH_FORKS BENCH_FORK_ROUNDS BENCH_IDLE_N
   BENCH_IDLE_RUNC_N BENCH_SETTLE_S BENCH_CMD_N BENCH_TRANSFER_MB BENCH_TRANSFER_RUNS BENCH_API_CREATE_N
   BENCH_PKG_N BENCH_PROXY_N BENCH_NET_N BENCH_FEATURES BENCH_INTERP_WAIT_S BENCH_INTERP_CREATE_N BENCH_INTERP_GAP_MS
   BENCH_INTERP_RUN_N BENCH_INTERP_IDLE_N BENCH_FEATURE_FORK_ROUNDS BENCH_SNAPSHOT_N BENCH_RESUME_N
   BENCH_EGRESS_MB BENCH_EGRESS_RUNS BENCH_TEMPLATE_ROUNDS
-  BENCH_CLIENT_CREATE_N BENCH_BURST_SIZE BENCH_BURST_ROUNDS BENCH_SMALL_N BENCH_CLIENT_PAUSE_N"
+  BENCH_CLIENT_CREATE_N BENCH_BURST_SIZE BENCH_BURST_ROUNDS BENCH_SMALL_N BENCH_CLIENT_PAUSE_N
+  BENCH_CLUSTER_CREATE_N BENCH_CLUSTER_SECONDS BENCH_CLUSTER_WORKERS BENCH_CLUSTER_RESUME_N"
 settings=
 for v in $vars; do
   export "${v?}"
@@ -114,6 +121,9 @@ unshare --net bash tests/bench/envd.sh "$out" || status=1
 
 log "code interpreter, sandbox features and template builds through the npm clients"
 bash tests/bench/features.sh "$out" || status=1
+
+log "many nodes: PostgreSQL, a second node, resumes on another node, through the npm client"
+bash tests/bench/cluster.sh "$out" || status=1
 
 "$out/benchreport" -dir "$out" -command "make bench" -settings "${settings# }" \
   -runsc "$RUNSC_VERSION" -commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" \

@@ -55,7 +55,7 @@ func (r *results) fn(path string) string { return r.fm(path+".n", "%.0f").text }
 
 // featureSections are the report's tables of features.json.
 func featureSections(r *results) []section {
-	return []section{interpreterSection(r), sandboxFeatureSection(r), templateSection(r)}
+	return []section{interpreterSection(r), sandboxFeatureSection(r), templateSection(r), clusterSection(r)}
 }
 
 func interpreterSection(r *results) section {

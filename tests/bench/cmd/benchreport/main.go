@@ -58,6 +58,16 @@ func main() {
 			log.Fatalf("benchreport: features.json: %v", err)
 		}
 	}
+	if b, err := os.ReadFile(filepath.Join(*dir, "cluster.json")); err == nil {
+		var c map[string]any
+		if err := json.Unmarshal(b, &c); err != nil {
+			log.Fatalf("benchreport: cluster.json: %v", err)
+		}
+		if r.features == nil {
+			r.features = map[string]any{}
+		}
+		r.features["cluster"] = c
+	}
 	m := machineInfo()
 	m.runsc, m.commit = *runsc, *commit
 	render(os.Stdout, r, m, run{command: *command, settings: *settings, took: *took, loadStart: *loadStart}, raw)
