@@ -42,8 +42,12 @@ async function store(name) {
 let nodeProc = null
 async function startNode() {
   const [cmd, ...args] = JSON.parse(process.env.BENCH_NODE_CMD)
+  const since = Date.now()
   nodeProc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] })
-  await until('the second node ready', (ns) => ns.some((x) => x.nodeID === 'node' && x.status === 'ready'))
+  // Ready by a report of this process: one of a process stopped a moment ago
+  // still counts as ready.
+  await until('the second node ready', (ns) => ns.some((x) => x.nodeID === 'node' && x.status === 'ready' &&
+    Date.parse(x.lastHeartbeat) >= since - 1000))
 }
 async function stopNode() {
   const p = nodeProc
@@ -81,7 +85,19 @@ async function pausedOnNode() {
   await setNode('local', 'draining')
   const sbx = await Sandbox.create({ timeoutMs: 600_000 })
   await setNode('local', 'ready')
-  await run(sbx, 'head -c 200M /dev/urandom > /dev/shm/fill && echo x > /dev/shm/mark')
+  // A process holding 200 MiB, as the single-node pause benchmark has.
+  await sbx.commands.run(`python3 -c "
+import time
+b = bytearray(200 << 20)
+for i in range(0, len(b), 4096): b[i] = 1
+open('/tmp/ready', 'w').close()
+time.sleep(1e6)"`, { background: true })
+  for (let i = 0; ; i++) {
+    if ((await sbx.commands.run('test -e /tmp/ready', { timeoutMs: 5000 }).catch(() => ({ exitCode: 1 }))).exitCode === 0) break
+    if (i > 300) throw new Error('the 200 MiB process did not get ready')
+    await sleep(100)
+  }
+  await run(sbx, 'echo x > /dev/shm/mark')
   await sbx.pause()
   return sbx.sandboxId
 }
@@ -90,9 +106,9 @@ async function pausedOnNode() {
 async function resume(id) {
   const [t, got] = await timed(async () => {
     const s = await Sandbox.connect(id, { timeoutMs: 600_000 })
-    return run(s, 'cat /dev/shm/mark')
+    return run(s, 'cat /dev/shm/mark && pgrep -c -f bytearray')
   })
-  if (got !== 'x') throw new Error(`resumed ${id} without its memory: ${got}`)
+  if (got !== 'x\n1') throw new Error(`resumed ${id} without its memory: ${got}`)
   return t
 }
 
