@@ -4,6 +4,8 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,6 +25,8 @@ import (
 type Server struct {
 	engine *engine.Engine
 	build  Build
+	// instance names this run of the agent (NodeInfo).
+	instance string
 	// trees finds templates' trees by name (nil: the node takes paths only).
 	trees Trees
 	// images fetches kept images of paused sandboxes (nil: none taken).
@@ -55,7 +59,11 @@ type Build struct {
 var _ agentv1connect.AgentServiceHandler = (*Server)(nil)
 
 // NewServer returns the service for e, reporting build b.
-func NewServer(e *engine.Engine, b Build) *Server { return &Server{engine: e, build: b} }
+func NewServer(e *engine.Engine, b Build) *Server {
+	var r [8]byte
+	_, _ = rand.Read(r[:]) // crypto/rand does not fail on Linux
+	return &Server{engine: e, build: b, instance: hex.EncodeToString(r[:])}
+}
 
 // Handler returns the HTTP path and handler to mount.
 func (s *Server) Handler(opts ...connect.HandlerOption) (string, http.Handler) {

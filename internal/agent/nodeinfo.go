@@ -15,7 +15,7 @@ func (s *Server) NodeInfo(ctx context.Context, _ *connect.Request[agentv1.NodeIn
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	out := &agentv1.NodeInfoResponse{
-		Version: s.build.Version, Commit: s.build.Commit,
+		Version: s.build.Version, Commit: s.build.Commit, Instance: s.instance,
 		CpuCount: int32(r.CPUs), CpuPercent: r.CPUPercent,
 		MemoryTotalBytes: r.MemoryTotal, MemoryUsedBytes: r.MemoryUsed,
 		LimitCpus: int32(r.Capacity.Limit.CPUs), LimitMemoryBytes: int64(r.Capacity.Limit.MemoryMB) << 20,

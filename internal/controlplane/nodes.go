@@ -41,6 +41,9 @@ type NodeReport struct {
 	// Version and Commit name the build of its agent.
 	Version string `json:"version"`
 	Commit  string `json:"commit"`
+	// Instance names the run of the node's agent: a new one means it
+	// restarted.
+	Instance string `json:"instance,omitempty"`
 	// The machine: CPUs, their use in percent, memory and what is in use.
 	CPUCount         int     `json:"cpuCount"`
 	CPUPercent       float64 `json:"cpuPercent"`
@@ -85,7 +88,7 @@ type NodeView struct {
 // reportOf turns a NodeInfo answer into the report a heartbeat stores.
 func reportOf(m *agentv1.NodeInfoResponse) NodeReport {
 	r := NodeReport{
-		Version: m.GetVersion(), Commit: m.GetCommit(),
+		Version: m.GetVersion(), Commit: m.GetCommit(), Instance: m.GetInstance(),
 		CPUCount: int(m.GetCpuCount()), CPUPercent: m.GetCpuPercent(),
 		MemoryTotalBytes: m.GetMemoryTotalBytes(), MemoryUsedBytes: m.GetMemoryUsedBytes(),
 		LimitCPUs: int(m.GetLimitCpus()), LimitMemoryBytes: m.GetLimitMemoryBytes(),
@@ -134,7 +137,8 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 
 // NodeReported stores the heartbeat of remote node id, whose agent is at
 // address, with its report. A node heard for the first time, after a silence
-// longer than NodeLostAfter or at a new address is then reconciled (see
+// longer than NodeLostAfter, at a new address or from a new run of its agent
+// is then reconciled (see
 // ReconcileNode), in the background: its sandboxes are reachable again.
 func (s *Service) NodeReported(ctx context.Context, id, address string, m *agentv1.NodeInfoResponse) error {
 	if s.cfg.Remote == nil {
@@ -164,7 +168,11 @@ func (s *Service) NodeReported(ctx context.Context, id, address string, m *agent
 			s.log.Warn("tell the sandboxes of a returning node", "node", id, "err", err)
 		}
 	}
-	if prev == nil || prev.Silence > s.cfg.NodeLostAfter || prev.Address != address {
+	var was NodeReport
+	if prev != nil {
+		_ = json.Unmarshal(prev.Report, &was)
+	}
+	if prev == nil || prev.Silence > s.cfg.NodeLostAfter || prev.Address != address || was.Instance != m.GetInstance() {
 		s.log.Info("node reported", "node", id, "address", address, "returning", prev != nil)
 		go func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.NodeTimeout)

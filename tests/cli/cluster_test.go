@@ -231,8 +231,10 @@ type nodeProc struct {
 	// network's ("" for nodeSubnet and nodeNetPrefix); metrics, when set,
 	// its /metrics address.
 	name, subnet, prefix, metrics string
-	// stop stops the running process (nil before the first start).
-	stop func()
+	// stop stops the running process (nil before the first start);
+	// stopped is set once it did.
+	stop    func()
+	stopped bool
 }
 
 // start runs the node and returns what stops it with SIGTERM. The first
@@ -276,6 +278,12 @@ func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 	}
 	if n.stop == nil {
 		t.Cleanup(func() {
+			if n.stopped {
+				// A test that failed with the node stopped: the kills
+				// of its sandboxes wait for the node to report again.
+				n.start(t, s)
+				n.drained(t, s)
+			}
 			n.stop()
 			// runsc keeps a namespace mount in the node's state
 			// directory for the node's life.
@@ -284,8 +292,29 @@ func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 			}
 		})
 	}
-	n.stop = stop
-	return stop
+	n.stopped = false
+	end := stop
+	n.stop = func() { end(); n.stopped = true }
+	return n.stop
+}
+
+// drained waits up to 40 s for the node to hold no sandbox, as the server's
+// reconciliation leaves it once the sandboxes killed meanwhile are removed.
+func (n *nodeProc) drained(t *testing.T, s *server) {
+	name := cmp.Or(n.name, "node")
+	for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if r := s.cli(t, "nodes", "--json"); r.code == 0 {
+			var nodes []listedNode
+			if json.Unmarshal([]byte(r.stdout), &nodes) == nil {
+				for _, x := range nodes {
+					if x.ID == name && x.Status == "ready" && x.SandboxCount+x.PausedSandboxCount == 0 {
+						return
+					}
+				}
+			}
+		}
+	}
+	t.Errorf("node %s still holds sandboxes after the test's kills", name)
 }
 
 // nodesNow returns `nodes --json`, by ID.

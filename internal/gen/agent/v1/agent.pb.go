@@ -1953,8 +1953,11 @@ type NodeInfoResponse struct {
 	// CreateSandbox calls that succeeded and that failed since the agent started.
 	CreateSuccesses int64 `protobuf:"varint,16,opt,name=create_successes,json=createSuccesses,proto3" json:"create_successes,omitempty"`
 	CreateFails     int64 `protobuf:"varint,17,opt,name=create_fails,json=createFails,proto3" json:"create_fails,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A random name of this run of the agent: a new one means the agent restarted,
+	// and what the control plane knows of the node is checked again.
+	Instance      string `protobuf:"bytes,21,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeInfoResponse) Reset() {
@@ -2127,6 +2130,13 @@ func (x *NodeInfoResponse) GetCreateFails() int64 {
 	return 0
 }
 
+func (x *NodeInfoResponse) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
 var File_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agent_v1_agent_proto_rawDesc = "" +
@@ -2273,7 +2283,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
 	"\x13SandboxLogsResponse\x12.\n" +
 	"\x04logs\x18\x01 \x03(\v2\x1a.lelantos.agent.v1.LogLineR\x04logs\"\x11\n" +
-	"\x0fNodeInfoRequest\"\xf5\x06\n" +
+	"\x0fNodeInfoRequest\"\x91\a\n" +
 	"\x10NodeInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1b\n" +
@@ -2298,7 +2308,8 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\tsandboxes\x18\x0e \x03(\v22.lelantos.agent.v1.NodeInfoResponse.SandboxesEntryR\tsandboxes\x12%\n" +
 	"\x0ewarm_sandboxes\x18\x0f \x01(\x05R\rwarmSandboxes\x12)\n" +
 	"\x10create_successes\x18\x10 \x01(\x03R\x0fcreateSuccesses\x12!\n" +
-	"\fcreate_fails\x18\x11 \x01(\x03R\vcreateFails\x1a<\n" +
+	"\fcreate_fails\x18\x11 \x01(\x03R\vcreateFails\x12\x1a\n" +
+	"\binstance\x18\x15 \x01(\tR\binstance\x1a<\n" +
 	"\x0eSandboxesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01*z\n" +
