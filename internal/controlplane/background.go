@@ -178,8 +178,12 @@ func (s *Service) expirePaused(ctx context.Context, id string, cutoff time.Time)
 // the reason in its log, until prune drops it. The caller holds sb's lock.
 func (s *Service) endLocked(ctx context.Context, sb *store.Sandbox, reason string) error {
 	if err := s.nodeKill(ctx, sb.NodeID, sb.ID); err != nil {
-		return err
+		if !killLater(sb.NodeID, err) {
+			return err
+		}
+		reason += fmt.Sprintf(" (node %s is out of reach: the sandbox is removed there when it reports again)", sb.NodeID)
 	}
+	s.dropKeptImage(ctx, sb.ID)
 	sb.State = StateKilled
 	sb.EndReason = reason
 	sb.Address = ""

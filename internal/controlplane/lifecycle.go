@@ -64,7 +64,12 @@ func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string)
 	}
 	s.dropKeptImage(ctx, sb.ID)
 	node, err := s.nodeOf(ctx, sb.NodeID)
-	if err != nil && live && sb.NodeID != LocalNodeID {
+	if err == nil {
+		nctx, cancel := s.nodeCtx(ctx)
+		defer cancel()
+		_, err = node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: sb.ID}))
+	}
+	if err != nil && live && killLater(sb.NodeID, err) {
 		// A node out of reach: the sandbox stays killed in the store, and
 		// the node removes it when it reports again (ReconcileNode).
 		s.log.Warn("sandbox killed while its node is out of reach; the node removes it when it reports again",
@@ -72,12 +77,6 @@ func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string)
 		s.event(ctx, sb.ID, "killed while node %s is out of reach: it is removed there when the node reports again", sb.NodeID)
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	nctx, cancel := s.nodeCtx(ctx)
-	defer cancel()
-	_, err = node.KillSandbox(nctx, connect.NewRequest(&agentv1.KillSandboxRequest{SandboxId: sb.ID}))
 	if code := connect.CodeOf(err); err != nil && code != connect.CodeNotFound {
 		if live && code != connect.CodeDeadlineExceeded {
 			sb.State, sb.EndReason, sb.Address, sb.EndAt = was.State, was.EndReason, was.Address, was.EndAt
@@ -92,6 +91,17 @@ func (s *Service) killLocked(ctx context.Context, sb *store.Sandbox, why string)
 	}
 	s.log.Info("sandbox killed", "sandbox", sb.ID, "reason", why)
 	return nil
+}
+
+// killLater reports a failed kill on node nodeID that the node finishes
+// itself when it reports again: a remote node out of reach (lost, or not
+// answering), which reconciles the sandboxes the store holds as killed. The
+// Service's own node has no such second chance.
+func killLater(nodeID string, err error) bool {
+	if nodeID == LocalNodeID {
+		return false
+	}
+	return errors.Is(err, ErrUnavailable) || connect.CodeOf(err) == connect.CodeUnavailable
 }
 
 // nodeKill removes sandbox id from node nodeID; absent there is fine.

@@ -133,4 +133,35 @@ func TestPlacement(t *testing.T) {
 			t.Fatalf("resolve on a lost node = %v, want an UnreachableError", err)
 		}
 	})
+	t.Run("a kill on a lost node is finished when the node reports again", func(t *testing.T) {
+		h, remote := placementHarness(t, 4096, 1024, func(c *Config) { c.NodeLostAfter = 300 * time.Millisecond })
+		sb := h.create(t, CreateRequest{})
+		if sb.NodeID != "node-a" {
+			t.Fatalf("placed on %s, want node-a", sb.NodeID)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if err := h.svc.Kill(ctx, defTeam, sb.ID); err != nil {
+			t.Fatalf("kill on a lost node = %v, want it taken", err)
+		}
+		if got := h.stored(t, sb.ID); got == nil || got.State != StateKilled {
+			t.Fatalf("stored after the kill: %+v, want it kept as killed", got)
+		}
+		if _, ok := remote["node-a"].State(sb.ID); !ok {
+			t.Fatal("the lost node lost the sandbox already")
+		}
+		if err := h.svc.ReconcileNode(ctx, "node-a"); err == nil {
+			t.Fatal("reconciled a lost node")
+		}
+		if err := h.svc.NodeReported(ctx, "node-a", "node-a.test:3902", &agentv1.NodeInfoResponse{LimitMemoryBytes: 4 << 30}); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, ok := remote["node-a"].State(sb.ID); !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the node still holds the killed sandbox after it reported again")
+			}
+		}
+	})
 }
