@@ -33,6 +33,9 @@ type Snapshot struct {
 	SizeBytes int64
 	// CreatedAt is when the snapshot was taken (now when zero).
 	CreatedAt time.Time
+	// KeptImage is the content address of the copy of the image the control
+	// plane keeps, from which sandboxes start on other nodes ("" for none).
+	KeptImage string
 }
 
 // SnapshotFilter selects snapshot templates of a team for ListSnapshots.
@@ -52,7 +55,7 @@ type SnapshotFilter struct {
 }
 
 const snapshotColumns = `id, template_id, team_id, tag, sandbox_id, base_template_id, node_id,
-	runtime_class, size_bytes, created_at`
+	runtime_class, size_bytes, created_at, kept_image`
 
 func scanSnapshot(r scanner) (*Snapshot, error) {
 	var (
@@ -60,7 +63,7 @@ func scanSnapshot(r scanner) (*Snapshot, error) {
 		created int64
 	)
 	if err := r.Scan(&s.ID, &s.TemplateID, &s.TeamID, &s.Tag, &s.SandboxID, &s.BaseTemplateID, &s.NodeID,
-		&s.RuntimeClass, &s.SizeBytes, &created); err != nil {
+		&s.RuntimeClass, &s.SizeBytes, &created, &s.KeptImage); err != nil {
 		return nil, err
 	}
 	s.CreatedAt = decTime(created)
@@ -125,8 +128,8 @@ func (db *DB) PutSnapshot(ctx context.Context, t *Template, s *Snapshot) error {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO snapshots (`+snapshotColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			s.ID, t.ID, s.TeamID, s.Tag, s.SandboxID, s.BaseTemplateID, s.NodeID, s.RuntimeClass, s.SizeBytes, created)
+		_, err = tx.ExecContext(ctx, `INSERT INTO snapshots (`+snapshotColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.ID, t.ID, s.TeamID, s.Tag, s.SandboxID, s.BaseTemplateID, s.NodeID, s.RuntimeClass, s.SizeBytes, created, s.KeptImage)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("snapshot %s: %w", s.ID, ErrExists)
 		}

@@ -14,7 +14,7 @@ import (
 
 // schemaVersion is the newest schema version the suite knows; a store opened
 // without WithSchemaVersion reaches it.
-const schemaVersion = 8
+const schemaVersion = 9
 
 // testOpenMigratesAndSurvivesReopen: a new database gets the newest schema,
 // and what was written is there after a reopen.

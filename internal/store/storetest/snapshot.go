@@ -42,7 +42,9 @@ func testPutSnapshot(t *testing.T, e *env) {
 		tpl.Status != store.TemplateReady || tpl.RootfsPath != "/t/base" || tpl.MemoryMB != 512 {
 		t.Fatalf("stored template %+v", tpl)
 	}
-	if err := db.PutSnapshot(ctx, snapTemplate("tsnap", ""), snap("s2", "sbx2", "v2", 1)); err != nil {
+	kept := snap("s2", "sbx2", "v2", 1)
+	kept.KeptImage = "sha256:" + strings.Repeat("cd", 32)
+	if err := db.PutSnapshot(ctx, snapTemplate("tsnap", ""), kept); err != nil {
 		t.Fatalf("second build: %v", err)
 	}
 	if got, _ := db.GetTemplate(ctx, "tsnap"); got.BuildID != "s2" || got.Name != "my-snap" {
@@ -89,7 +91,8 @@ func testPutSnapshot(t *testing.T, e *env) {
 	}
 
 	builds, err := db.TemplateSnapshots(ctx, "tsnap")
-	if err != nil || len(builds) != 2 || builds[0].ID != "s2" || builds[1].ID != "s1" || builds[0].Tag != "v2" {
+	if err != nil || len(builds) != 2 || builds[0].ID != "s2" || builds[1].ID != "s1" || builds[0].Tag != "v2" ||
+		builds[0].KeptImage != kept.KeptImage || builds[1].KeptImage != "" {
 		t.Fatalf("builds of tsnap: %+v, %v", builds, err)
 	}
 	if got, err := db.TemplateSnapshots(ctx, "py"); err != nil || len(got) != 0 {
