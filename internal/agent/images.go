@@ -14,19 +14,28 @@ import (
 	"lelantos.dev/lelantos/internal/engine"
 )
 
-// ImagesPath is where Images serves paused sandboxes' images: ImagesPath+ID.
-const ImagesPath = "/images/v1/"
+// ImagesPath is where Images serves paused sandboxes' images (ImagesPath+ID),
+// SnapshotsPath snapshots' (SnapshotsPath+SNAPSHOT_ID).
+const (
+	ImagesPath    = "/images/v1/"
+	SnapshotsPath = "/snapshots/v1/"
+)
 
 // migratedPrefix starts the IDs of the snapshots a node imports to start a
 // sandbox from an image another node saved; the rest is the image's hash.
 const migratedPrefix = "mig"
 
-// Images returns the handler of GET ImagesPath+SANDBOX_ID: the image of a
-// sandbox paused with its memory (engine.ExportPaused), so that the control
-// plane keeps it and another node can start the sandbox; every other request
-// goes to next. Serve it only behind the agent's mutual TLS.
+// Images returns the handler of GET ImagesPath+SANDBOX_ID, the image of a
+// sandbox paused with its memory (engine.ExportPaused), and of GET
+// SnapshotsPath+SNAPSHOT_ID, a snapshot (engine.ExportSnapshot), so that the
+// control plane keeps them and other nodes start sandboxes from them; every
+// other request goes to next. Serve it only behind the agent's mutual TLS.
 func (s *Server) Images(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if snap, ok := strings.CutPrefix(r.URL.Path, SnapshotsPath); ok && r.Method == http.MethodGet {
+			s.exportSnapshot(w, r, snap)
+			return
+		}
 		id, ok := strings.CutPrefix(r.URL.Path, ImagesPath)
 		if !ok || r.Method != http.MethodGet {
 			next.ServeHTTP(w, r)
@@ -44,6 +53,31 @@ func (s *Server) Images(next http.Handler) http.Handler {
 			// Otherwise the status is sent: the reader's hash tells.
 		}
 	})
+}
+
+// exportSnapshot streams snapshot id.
+func (s *Server) exportSnapshot(w http.ResponseWriter, r *http.Request, id string) {
+	// The first write commits the status: read the stream's start before it,
+	// so that an unknown snapshot is a 404.
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(s.engine.ExportSnapshot(r.Context(), id, pw)) }()
+	buf := make([]byte, 32<<10)
+	n, err := io.ReadFull(pr, buf)
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		http.Error(w, fmt.Sprintf("snapshots: no snapshot %s on this node", id), http.StatusNotFound)
+		return
+	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF):
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	if _, err := w.Write(buf[:n]); err != nil {
+		pr.CloseWithError(err)
+		return
+	}
+	_, _ = io.Copy(w, pr) // a failure midway shows in the reader's hash
+	pr.Close()
 }
 
 // Images finds the images of paused sandboxes the control plane kept, by

@@ -116,22 +116,33 @@ func (r *Remote) CloseIdleConnections() {
 // FetchImage returns the image of sandbox sandboxID, paused on node id at
 // address (agent.ImagesPath), for the caller to read and close.
 func (r *Remote) FetchImage(ctx context.Context, id, address, sandboxID string) (io.ReadCloser, error) {
+	return r.fetch(ctx, id, address, agent.ImagesPath+sandboxID, "the image of "+sandboxID)
+}
+
+// FetchSnapshot returns snapshot snapshotID of node id at address
+// (agent.SnapshotsPath), for the caller to read and close.
+func (r *Remote) FetchSnapshot(ctx context.Context, id, address, snapshotID string) (io.ReadCloser, error) {
+	return r.fetch(ctx, id, address, agent.SnapshotsPath+snapshotID, "snapshot "+snapshotID)
+}
+
+// fetch GETs path of node id's agent at address; what names it in errors.
+func (r *Remote) fetch(ctx context.Context, id, address, path, what string) (io.ReadCloser, error) {
 	n, err := r.node(id, address)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+address+agent.ImagesPath+sandboxID, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+address+path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("fetch the image of %s from node %s: %w", sandboxID, id, err)
+		return nil, fmt.Errorf("fetch %s from node %s: %w", what, id, err)
 	}
 	res, err := n.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch the image of %s from node %s: %w", sandboxID, id, err)
+		return nil, fmt.Errorf("fetch %s from node %s: %w", what, id, err)
 	}
 	if res.StatusCode != http.StatusOK {
 		defer res.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return nil, fmt.Errorf("fetch the image of %s from node %s: %s: %s", sandboxID, id, res.Status, strings.TrimSpace(string(msg)))
+		return nil, fmt.Errorf("fetch %s from node %s: %s: %s", what, id, res.Status, strings.TrimSpace(string(msg)))
 	}
 	return res.Body, nil
 }

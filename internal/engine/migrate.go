@@ -158,3 +158,37 @@ func (e *Engine) ImportSnapshot(ctx context.Context, id string, r io.Reader, roo
 	keep = true
 	return nil
 }
+
+// ExportSnapshot writes snapshot id, its record and image, to w as a tar
+// stream in the layout ImportSnapshot takes, so that sandboxes start from it
+// on other nodes. An unknown snapshot is ErrNotFound.
+func (e *Engine) ExportSnapshot(ctx context.Context, id string, w io.Writer) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("export snapshot %s: %w", id, ErrNotFound)
+	}
+	lock := e.snaps.get(id)
+	lock.RLock()
+	defer lock.RUnlock()
+	dir := e.snapshotDir(id)
+	if _, err := os.Stat(filepath.Join(dir, snapshotRecordFile)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("export snapshot %s: %w", id, ErrNotFound)
+	}
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		return exportEntry(tw, path, filepath.ToSlash(rel), d)
+	})
+	if err != nil {
+		return fmt.Errorf("export snapshot %s: %w", id, err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("export snapshot %s: %w", id, err)
+	}
+	return nil
+}
