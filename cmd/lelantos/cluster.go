@@ -88,6 +88,16 @@ func (n *remoteNodes) KeepImage(ctx context.Context, id, address, sandboxID stri
 	return n.blobs.Put(ctx, rc)
 }
 
+// KeepSnapshot copies snapshot snapshotID of node id into the blobs.
+func (n *remoteNodes) KeepSnapshot(ctx context.Context, id, address, snapshotID string) (string, error) {
+	rc, err := n.remote.FetchSnapshot(ctx, id, address, snapshotID)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	return n.blobs.Put(ctx, rc)
+}
+
 // DropImage removes a kept image.
 func (n *remoteNodes) DropImage(_ context.Context, name string) error { return n.blobs.Drop(name) }
 

@@ -211,11 +211,9 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 
 	var nodes []string
 	if snap != nil {
-		// A snapshot's image is on the node that took it.
-		if err := s.admitOnNode(ctx, snap.NodeID); err != nil {
+		if nodes, err = s.snapshotPlacement(ctx, snap, sb.MemoryMB); err != nil {
 			return nil, err
 		}
-		nodes = []string{snap.NodeID}
 	} else if nodes, err = s.placement(ctx, sb.MemoryMB); err != nil {
 		return nil, err
 	}
@@ -241,10 +239,12 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 	}
 
 	sp := spec(sb, tpl, details)
+	specOn := func(id string) (*agentv1.SandboxSpec, error) { return s.specFor(ctx, id, sp) }
 	if snap != nil {
 		sp.SnapshotId, sp.SnapshotImage, sp.StartCmd = snap.ID, "", ""
+		specOn = s.snapshotSpecs(ctx, snap, sp)
 	}
-	resp, err := s.startOn(ctx, sb, nodes, sp)
+	resp, err := s.startOn(ctx, sb, nodes, specOn)
 	if err != nil {
 		s.markDead(ctx, sb, "start failed: "+connectMessage(err))
 		s.bestEffortKill(ctx, sb.NodeID, sb.ID)
@@ -264,10 +264,11 @@ func (s *Service) create(ctx context.Context, teamID string, req CreateRequest) 
 	return sb, nil
 }
 
-// startOn starts sb from sp on the first of nodes that takes it, recording
-// each node it moves on to; a node that is full, unreachable or draining
-// passes the sandbox to the next. The caller holds sb's lock.
-func (s *Service) startOn(ctx context.Context, sb *store.Sandbox, nodes []string, sp *agentv1.SandboxSpec) (*connect.Response[agentv1.CreateSandboxResponse], error) {
+// startOn starts sb on the first of nodes that takes it, from the spec
+// specOn gives for that node, recording each node it moves on to; a node
+// that is full, unreachable or draining passes the sandbox to the next. The
+// caller holds sb's lock.
+func (s *Service) startOn(ctx context.Context, sb *store.Sandbox, nodes []string, specOn func(string) (*agentv1.SandboxSpec, error)) (*connect.Response[agentv1.CreateSandboxResponse], error) {
 	for i, id := range nodes {
 		if i > 0 {
 			sb.NodeID = id
@@ -275,7 +276,7 @@ func (s *Service) startOn(ctx context.Context, sb *store.Sandbox, nodes []string
 				return nil, err
 			}
 		}
-		nsp, err := s.specFor(ctx, id, sp)
+		nsp, err := specOn(id)
 		if err != nil {
 			return nil, err
 		}

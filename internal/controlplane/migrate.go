@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
 	"lelantos.dev/lelantos/internal/store"
 )
@@ -17,6 +19,9 @@ type ImageKeeper interface {
 	// KeepImage copies the image of paused sandbox sandboxID from node id at
 	// address and returns its name (a content address).
 	KeepImage(ctx context.Context, id, address, sandboxID string) (string, error)
+	// KeepSnapshot copies snapshot snapshotID from node id at address and
+	// returns its name.
+	KeepSnapshot(ctx context.Context, id, address, snapshotID string) (string, error)
 	// DropImage forgets image name.
 	DropImage(ctx context.Context, name string) error
 }
@@ -105,4 +110,62 @@ func (s *Service) resumeElsewhere(ctx context.Context, sb *store.Sandbox, sp *ag
 		return resp.Msg, nil
 	}
 	return nil, fmt.Errorf("no other node took it: %w", why)
+}
+
+// keepSnapshot copies snapshot snapID, just taken on remote node nodeID, to
+// the control plane and returns its name; "" when it is not kept (as
+// keepImage).
+func (s *Service) keepSnapshot(ctx context.Context, nodeID, snapID string) string {
+	if nodeID == LocalNodeID || s.cfg.Images == nil {
+		return ""
+	}
+	addr, err := s.remoteAddress(ctx, nodeID)
+	if err == nil {
+		var name string
+		if name, err = s.cfg.Images.KeepSnapshot(ctx, nodeID, addr, snapID); err == nil {
+			return name
+		}
+	}
+	s.log.Warn("keep a copy of a snapshot; sandboxes start from it only on its node", "snapshot", snapID, "node", nodeID, "err", err)
+	return ""
+}
+
+// snapshotPlacement returns the nodes a sandbox from snap may start on: the
+// node that holds the image, then, when the control plane keeps a copy, the
+// others as placement ranks them.
+func (s *Service) snapshotPlacement(ctx context.Context, snap *store.Snapshot, memoryMB int) ([]string, error) {
+	own := s.admitOnNode(ctx, snap.NodeID)
+	if snap.KeptImage == "" || s.cfg.Remote == nil {
+		if own != nil {
+			return nil, own
+		}
+		return []string{snap.NodeID}, nil
+	}
+	others, err := s.placement(ctx, memoryMB)
+	if err != nil && own != nil {
+		return nil, own
+	}
+	others = slices.DeleteFunc(others, func(id string) bool { return id == snap.NodeID })
+	if own != nil {
+		return others, nil
+	}
+	return append([]string{snap.NodeID}, others...), nil
+}
+
+// snapshotSpecs gives the spec of a sandbox from snap for each node: sp on
+// the node that holds the image, and on others the kept copy
+// (snapshot_artifact) with the tree of the snapshot's base template.
+func (s *Service) snapshotSpecs(ctx context.Context, snap *store.Snapshot, sp *agentv1.SandboxSpec) func(string) (*agentv1.SandboxSpec, error) {
+	return func(id string) (*agentv1.SandboxSpec, error) {
+		if id == snap.NodeID {
+			return s.specFor(ctx, id, sp)
+		}
+		base, err := s.store.GetTemplate(ctx, snap.BaseTemplateID)
+		if err != nil {
+			return nil, internal("read the base template of snapshot "+snap.ID, err)
+		}
+		moved := proto.CloneOf(sp)
+		moved.SnapshotId, moved.SnapshotArtifact, moved.TemplateRootfs = "", snap.KeptImage, base.RootfsPath
+		return s.specFor(ctx, id, moved)
+	}
 }

@@ -111,16 +111,16 @@ func TestPlacement(t *testing.T) {
 		}
 	})
 	t.Run("a silent node takes no sandboxes and its own are out of reach", func(t *testing.T) {
-		h, _ := placementHarness(t, 4096, 1024, func(c *Config) { c.NodeLostAfter = 300 * time.Millisecond })
+		h, _ := placementHarness(t, 4096, 1024, func(c *Config) { c.NodeLostAfter = time.Second })
 		sb := h.create(t, CreateRequest{})
 		if sb.NodeID != "node-a" {
 			t.Fatalf("placed on %s, want node-a", sb.NodeID)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(1100 * time.Millisecond)
+		// a: over a second of silence; b: none.
 		if err := h.svc.NodeReported(ctx, "node-b", "node-b.test:3902", &agentv1.NodeInfoResponse{LimitMemoryBytes: 1 << 30}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond) // a: 400 ms of silence, b: 200
 		if got := h.create(t, CreateRequest{}).NodeID; got != "node-b" {
 			t.Fatalf("placed on %s, want node-b while node-a is silent", got)
 		}
@@ -134,12 +134,12 @@ func TestPlacement(t *testing.T) {
 		}
 	})
 	t.Run("a kill on a lost node is finished when the node reports again", func(t *testing.T) {
-		h, remote := placementHarness(t, 4096, 1024, func(c *Config) { c.NodeLostAfter = 300 * time.Millisecond })
+		h, remote := placementHarness(t, 4096, 1024, func(c *Config) { c.NodeLostAfter = time.Second })
 		sb := h.create(t, CreateRequest{})
 		if sb.NodeID != "node-a" {
 			t.Fatalf("placed on %s, want node-a", sb.NodeID)
 		}
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(1100 * time.Millisecond)
 		if err := h.svc.Kill(ctx, defTeam, sb.ID); err != nil {
 			t.Fatalf("kill on a lost node = %v, want it taken", err)
 		}

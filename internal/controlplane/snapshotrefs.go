@@ -87,6 +87,11 @@ func (s *Service) deleteSnapshotTemplate(ctx context.Context, t *store.Template,
 		if err := s.store.DeleteSnapshot(context.WithoutCancel(ctx), b.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return internal("delete snapshot "+b.ID, err)
 		}
+		if b.KeptImage != "" && s.cfg.Images != nil {
+			if err := s.cfg.Images.DropImage(context.WithoutCancel(ctx), b.KeptImage); err != nil {
+				s.log.Warn("drop the kept copy of a snapshot", "snapshot", b.ID, "err", err)
+			}
+		}
 	}
 	if err := s.store.DeleteTemplate(context.WithoutCancel(ctx), t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return internal("delete template "+t.ID, err)

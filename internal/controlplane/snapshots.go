@@ -114,6 +114,7 @@ func (s *Service) createSnapshot(ctx context.Context, teamID, id string, req Sna
 	}
 	src := resp.Msg.GetSource()
 	snap.SizeBytes = resp.Msg.GetSizeBytes()
+	snap.KeptImage = s.keepSnapshot(ctx, snap.NodeID, snap.ID)
 	tpl.RootfsPath, tpl.CPUCount, tpl.MemoryMB, tpl.DiskSizeMB = src.GetTemplateRootfs(),
 		int(src.GetCpuCount()), int(src.GetMemoryMb()), int(src.GetDiskSizeMb())
 	tpl.EnvdVersion = sb.EnvdVersion

@@ -125,6 +125,10 @@ func TestTwoNodes(t *testing.T) {
 	waitLog(t, s, mover, "image of the pause kept by the control plane")
 	waitNodes(t, s, "the paused sandbox on the remote node", func(n map[string]listedNode) bool { return n["node"].PausedSandboxCount == 1 })
 
+	// A snapshot taken on the remote node is kept by the server too: with
+	// the node stopped, sandboxes start from it on the server's node.
+	snapshot := snapshotOf(t, s, remote)
+
 	// A node that stops reporting is unhealthy after three heartbeats: its
 	// sandboxes are out of reach, with a message and a line in their logs
 	// that say why, and back, memory and all, when it reports again.
@@ -148,6 +152,12 @@ func TestTwoNodes(t *testing.T) {
 	if out := s.ok(t, "sandbox", "exec", mover, "--", "sh", "-c", "cat /dev/shm/mark $HOME/file && kill -0 $(cat /tmp/pid) && echo alive"); out != "moved in memory\non disk\nalive\n" {
 		t.Fatalf("the sandbox resumed on another node holds %q", out)
 	}
+	fromSnapshot := s.create(t, "--template", snapshot)
+	if out := s.ok(t, "sandbox", "exec", fromSnapshot, "--", "cat", "/dev/shm/mark"); out != "kept in memory\n" {
+		t.Fatalf("a sandbox from the kept snapshot holds %q", out)
+	}
+	waitLog(t, s, fromSnapshot, "running on node local")
+	s.ok(t, "sandbox", "kill", fromSnapshot)
 	node.start(t, s)
 	waitNodes(t, s, "the node ready again", func(n map[string]listedNode) bool { return n["node"].Status == "ready" })
 	waitLog(t, s, remote, "node node reported again")
@@ -165,6 +175,29 @@ func TestTwoNodes(t *testing.T) {
 	waitNodes(t, s, "no sandbox left", func(n map[string]listedNode) bool {
 		return n["local"].SandboxCount == 0 && n["node"].SandboxCount == 0
 	})
+}
+
+// snapshotOf takes a snapshot of sandbox id through the API and returns the
+// ID to create sandboxes from it.
+func snapshotOf(t *testing.T, s *server, id string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.vars["E2B_API_URL"]+"/sandboxes/"+id+"/snapshots", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", s.vars["E2B_API_KEY"])
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct{ SnapshotID string }
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusCreated || json.Unmarshal(b, &body) != nil || body.SnapshotID == "" {
+		t.Fatalf("snapshot of %s: %d %s", id, res.StatusCode, b)
+	}
+	return body.SnapshotID
 }
 
 // answer is an HTTP status and body.
