@@ -1,13 +1,14 @@
-// Unauthenticated to the cluster: a paused sandbox's image (its memory) leaves
-// its node only for a control-plane certificate of the cluster CA, and the
-// control plane's cluster endpoint (serve --cluster-listen), where nodes report
-// and fetch templates' trees and kept images, hears only node certificates of
-// that CA. No certificate, another CA's and the wrong role's all fail; a
-// sandbox cannot reach the endpoint either. run.sh makes both CAs.
+// Unauthenticated to the cluster: a paused sandbox's image and a snapshot's
+// (their memory) leave their node only for a control-plane certificate of the
+// cluster CA, and the control plane's cluster endpoint (serve --cluster-listen),
+// where nodes report and fetch templates' trees and kept images, hears only
+// node certificates of that CA. No certificate, another CA's and the wrong
+// role's all fail; a sandbox cannot reach the endpoint either. run.sh makes
+// both CAs.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:https'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { api, hostAddresses, reachableFrom, sandbox, sh } from './lib.mjs'
 
@@ -62,6 +63,27 @@ test('a paused sandbox\'s image leaves its node only for the control plane\'s ce
   const ok = await call(AGENT, 'GET', path, { name: 'control-plane' })
   assert.equal(ok.status, 200)
   assert.ok(ok.bytes > 1 << 20, `the image is ${ok.bytes} bytes`)
+  await refusedAll([
+    ['no client certificate', () => call(AGENT, 'GET', path, { name: null })],
+    ['another CA\'s control-plane certificate', () => call(AGENT, 'GET', path, { dir: STRANGER, name: 'control-plane' })],
+    ['a node\'s certificate of the CA', () => call(AGENT, 'GET', path, { name: 'node' })],
+  ])
+})
+
+test('a snapshot\'s image leaves its node only for the control plane\'s certificate', { timeout: 180_000 }, async (t) => {
+  const sbx = await sandbox(t)
+  assert.equal((await sh(sbx, 'echo secret in memory > /dev/shm/secret')).exitCode, 0)
+  const snap = await api('POST', `/sandboxes/${sbx.sandboxId}/snapshots`, { body: {} })
+  assert.equal(snap.status, 201, snap.text)
+  t.after(() => api('DELETE', `/templates/${encodeURIComponent(snap.body.snapshotID)}`).catch(() => {}))
+  // The node keeps each snapshot under its build's ID.
+  const builds = readdirSync(join(process.env.ESCAPE_DATA_DIR, 'node', 'snapshots')).filter((d) => /^[a-z0-9]+$/.test(d))
+  assert.ok(builds.length > 0, 'the node holds the snapshot')
+  const path = `/snapshots/v1/${builds[0]}`
+  // The attacks below can succeed: the control plane gets the snapshot.
+  const ok = await call(AGENT, 'GET', path, { name: 'control-plane' })
+  assert.equal(ok.status, 200)
+  assert.ok(ok.bytes > 1 << 20, `the snapshot is ${ok.bytes} bytes`)
   await refusedAll([
     ['no client certificate', () => call(AGENT, 'GET', path, { name: null })],
     ['another CA\'s control-plane certificate', () => call(AGENT, 'GET', path, { dir: STRANGER, name: 'control-plane' })],
