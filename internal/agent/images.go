@@ -2,15 +2,13 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"strings"
 
+	"lelantos.dev/lelantos/internal/artifact"
 	"lelantos.dev/lelantos/internal/engine"
 )
 
@@ -55,29 +53,14 @@ func (s *Server) Images(next http.Handler) http.Handler {
 	})
 }
 
-// exportSnapshot streams snapshot id.
+// exportSnapshot streams snapshot id. ExportSnapshot writes nothing before
+// it knows the snapshot, so an unknown one can still be a 404.
 func (s *Server) exportSnapshot(w http.ResponseWriter, r *http.Request, id string) {
-	// The first write commits the status: read the stream's start before it,
-	// so that an unknown snapshot is a 404.
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(s.engine.ExportSnapshot(r.Context(), id, pw)) }()
-	buf := make([]byte, 32<<10)
-	n, err := io.ReadFull(pr, buf)
-	switch {
-	case errors.Is(err, engine.ErrNotFound):
-		http.Error(w, fmt.Sprintf("snapshots: no snapshot %s on this node", id), http.StatusNotFound)
-		return
-	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF):
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
 	w.Header().Set("Content-Type", "application/x-tar")
-	if _, err := w.Write(buf[:n]); err != nil {
-		pr.CloseWithError(err)
-		return
+	if err := s.engine.ExportSnapshot(r.Context(), id, w); errors.Is(err, engine.ErrNotFound) {
+		http.Error(w, fmt.Sprintf("snapshots: no snapshot %s on this node", id), http.StatusNotFound)
 	}
-	_, _ = io.Copy(w, pr) // a failure midway shows in the reader's hash
-	pr.Close()
+	// Any other failure comes after the status: the reader's hash tells.
 }
 
 // Images finds the images of paused sandboxes the control plane kept, by
@@ -97,11 +80,11 @@ func (s *Server) WithImages(im Images) *Server {
 // is rootfs, returning the snapshot's ID; an image imported before is used
 // again.
 func (s *Server) importImage(ctx context.Context, name, rootfs string) (string, error) {
-	hexDigest, ok := strings.CutPrefix(name, "sha256:")
-	if !ok || len(hexDigest) != 64 || strings.Trim(hexDigest, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("%w: snapshot_artifact %q is not sha256:<64 hex digits>", engine.ErrInvalid, name)
+	chk, err := artifact.NewChecker(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: snapshot_artifact: %v", engine.ErrInvalid, err)
 	}
-	id := migratedPrefix + hexDigest[:40]
+	id := migratedPrefix + strings.TrimPrefix(name, "sha256:")[:40]
 	if s.images == nil {
 		return "", fmt.Errorf("%w: this node takes no kept images", engine.ErrInvalid)
 	}
@@ -110,20 +93,11 @@ func (s *Server) importImage(ctx context.Context, name, rootfs string) (string, 
 		return "", fmt.Errorf("fetch image %s: %w", name, err)
 	}
 	defer rc.Close()
-	h := sha256.New()
-	err = s.engine.ImportSnapshot(ctx, id, io.TeeReader(rc, h), rootfs, func() error { return sameHash(h, hexDigest) })
+	err = s.engine.ImportSnapshot(ctx, id, chk.Reader(rc), rootfs, chk.Check)
 	if errors.Is(err, engine.ErrExists) {
 		return id, nil
 	}
 	return id, err
-}
-
-// sameHash checks that h summed to hexDigest.
-func sameHash(h hash.Hash, hexDigest string) error {
-	if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
-		return fmt.Errorf("the image is sha256:%s, not the one asked for", got)
-	}
-	return nil
 }
 
 // dropImported removes the snapshot a killed sandbox was started from, when

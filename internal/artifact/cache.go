@@ -2,8 +2,6 @@ package artifact
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -88,18 +86,27 @@ func (c *Cache) Image(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+PathPrefix+name, nil)
+	body, err := c.get(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("fetch image %s: %w", name, err)
 	}
+	return body, nil
+}
+
+// get asks the control plane for artifact name and returns its stream.
+func (c *Cache) get(ctx context.Context, name string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+PathPrefix+name, nil)
+	if err != nil {
+		return nil, err
+	}
 	res, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch image %s: %w", name, err)
+		return nil, err
 	}
 	if res.StatusCode != http.StatusOK {
 		defer res.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return nil, fmt.Errorf("fetch image %s: %s: %s", name, res.Status, strings.TrimSpace(string(msg)))
+		return nil, fmt.Errorf("%s: %s", res.Status, strings.TrimSpace(string(msg)))
 	}
 	return res.Body, nil
 }
@@ -121,35 +128,31 @@ func (c *Cache) fetch(ctx context.Context, name, final string) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("fetch tree %s: %w", name, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+PathPrefix+name, nil)
+	chk, err := NewChecker(name)
+	if err != nil {
+		return err
+	}
+	body, err := c.get(ctx, name)
 	if err != nil {
 		return fmt.Errorf("fetch tree %s: %w", name, err)
 	}
-	res, err := c.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch tree %s: %w", name, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return fmt.Errorf("fetch tree %s: %s: %s", name, res.Status, strings.TrimSpace(string(msg)))
-	}
+	defer body.Close()
 	root, err := saferoot.Open(tmp, saferoot.InRoot)
 	if err != nil {
 		return fmt.Errorf("fetch tree %s: %w", name, err)
 	}
 	defer root.Close()
-	h := sha256.New()
-	st, err := root.Extract(ctx, io.TeeReader(res.Body, h), ".", saferoot.ExtractOptions{Limits: treeLimits})
+	in := chk.Reader(body)
+	st, err := root.Extract(ctx, in, ".", saferoot.ExtractOptions{Limits: treeLimits})
 	if err != nil {
 		return fmt.Errorf("fetch tree %s: unpack: %w", name, err)
 	}
 	// The tar reader stops at the end marker: hash what follows it too.
-	if _, err := io.Copy(h, res.Body); err != nil {
+	if _, err := io.Copy(io.Discard, in); err != nil {
 		return fmt.Errorf("fetch tree %s: %w", name, err)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != name {
-		return fmt.Errorf("fetch tree %s: %w: the stream is %s", name, errMismatch, got)
+	if err := chk.Check(); err != nil {
+		return fmt.Errorf("fetch tree: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("fetch tree %s: %w", name, err)

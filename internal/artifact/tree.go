@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -181,4 +182,30 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Checker hashes a stream as it is read and tells whether it is the one a
+// name asked for.
+type Checker struct {
+	name string
+	h    hash.Hash
+}
+
+// NewChecker returns a Checker of a stream named name.
+func NewChecker(name string) (*Checker, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	return &Checker{name: name, h: sha256.New()}, nil
+}
+
+// Reader returns r, hashed as it is read.
+func (c *Checker) Reader(r io.Reader) io.Reader { return io.TeeReader(r, c.h) }
+
+// Check reports a stream read through Reader that is not the one named.
+func (c *Checker) Check() error {
+	if got := "sha256:" + hex.EncodeToString(c.h.Sum(nil)); got != c.name {
+		return fmt.Errorf("%s: %w: the stream is %s", c.name, errMismatch, got)
+	}
+	return nil
 }

@@ -52,23 +52,28 @@ func (e *Engine) ExportPaused(ctx context.Context, id string, w io.Writer) error
 	if _, err := tw.Write(raw); err != nil {
 		return fmt.Errorf("export sandbox %s: %w", id, err)
 	}
-	err = filepath.WalkDir(rec.Image, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || ctx.Err() != nil {
-			return errors.Join(err, ctx.Err())
-		}
-		rel, err := filepath.Rel(rec.Image, path)
-		if err != nil {
-			return err
-		}
-		return exportEntry(tw, path, filepath.ToSlash(filepath.Join(snapshotImageDir, rel)), d)
-	})
-	if err != nil {
+	if err := exportDir(ctx, tw, rec.Image, snapshotImageDir); err != nil {
 		return fmt.Errorf("export sandbox %s: %w", id, err)
 	}
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("export sandbox %s: %w", id, err)
 	}
 	return nil
+}
+
+// exportDir writes the tree at dir to tw, its entries named below prefix
+// ("" for the stream's top, which then gets no entry of its own).
+func exportDir(ctx context.Context, tw *tar.Writer, dir, prefix string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || (rel == "." && prefix == "") {
+			return err
+		}
+		return exportEntry(tw, path, filepath.ToSlash(filepath.Join(prefix, rel)), d)
+	})
 }
 
 // exportEntry writes one entry of an image: directories and regular files
@@ -174,17 +179,7 @@ func (e *Engine) ExportSnapshot(ctx context.Context, id string, w io.Writer) err
 		return fmt.Errorf("export snapshot %s: %w", id, ErrNotFound)
 	}
 	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || ctx.Err() != nil {
-			return errors.Join(err, ctx.Err())
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil || rel == "." {
-			return err
-		}
-		return exportEntry(tw, path, filepath.ToSlash(rel), d)
-	})
-	if err != nil {
+	if err := exportDir(ctx, tw, dir, ""); err != nil {
 		return fmt.Errorf("export snapshot %s: %w", id, err)
 	}
 	if err := tw.Close(); err != nil {
