@@ -10,14 +10,11 @@ import (
 	"connectrpc.com/connect"
 
 	"lelantos.dev/lelantos/internal/clustertls"
+	"lelantos.dev/lelantos/internal/controlplane"
 	agentv1 "lelantos.dev/lelantos/internal/gen/agent/v1"
 	clusterv1 "lelantos.dev/lelantos/internal/gen/cluster/v1"
 	"lelantos.dev/lelantos/internal/gen/cluster/v1/clusterv1connect"
 )
-
-// DefaultInterval is how often a Reporter reports until the control plane
-// asks for another period.
-const DefaultInterval = 5 * time.Second
 
 // Source is what a node reports: its agent's NodeInfo.
 type Source interface {
@@ -75,7 +72,8 @@ func (r *Reporter) Report(ctx context.Context) (time.Duration, error) {
 // Run reports at once and then every interval the control plane asks for
 // until ctx ends; failures are logged and retried at the next tick.
 func (r *Reporter) Run(ctx context.Context) {
-	interval, failing := DefaultInterval, false
+	// Until the control plane says, its default.
+	interval, failing := controlplane.DefaultHeartbeatInterval, false
 	for {
 		next, err := r.Report(ctx)
 		switch {

@@ -31,19 +31,30 @@ type ImageKeeper interface {
 // (the sandbox's own node, no keeper, or a failure, which is logged: the
 // sandbox is paused all the same and resumes on its node).
 func (s *Service) keepImage(ctx context.Context, sb *store.Sandbox) string {
-	if sb.NodeID == LocalNodeID || s.cfg.Images == nil {
-		return ""
+	name, err := s.keep(ctx, sb.NodeID, func(keeper ImageKeeper, addr string) (string, error) {
+		return keeper.KeepImage(ctx, sb.NodeID, addr, sb.ID)
+	})
+	switch {
+	case err != nil:
+		s.log.Warn("keep the image of a paused sandbox; it resumes only on its node", "sandbox", sb.ID, "node", sb.NodeID, "err", err)
+	case name != "":
+		s.event(ctx, sb.ID, "image of the pause kept by the control plane (%s): the sandbox can resume on another node", name)
 	}
-	addr, err := s.remoteAddress(ctx, sb.NodeID)
-	if err == nil {
-		var name string
-		if name, err = s.cfg.Images.KeepImage(ctx, sb.NodeID, addr, sb.ID); err == nil {
-			s.event(ctx, sb.ID, "image of the pause kept by the control plane (%s): the sandbox can resume on another node", name)
-			return name
-		}
+	return name
+}
+
+// keep copies an image from remote node nodeID with copyFrom, given the
+// node's address; "" and no error when nothing is to be kept (the Service's
+// own node, or no keeper).
+func (s *Service) keep(ctx context.Context, nodeID string, copyFrom func(ImageKeeper, string) (string, error)) (string, error) {
+	if nodeID == LocalNodeID || s.cfg.Images == nil {
+		return "", nil
 	}
-	s.log.Warn("keep the image of a paused sandbox; it resumes only on its node", "sandbox", sb.ID, "node", sb.NodeID, "err", err)
-	return ""
+	addr, err := s.remoteAddress(ctx, nodeID)
+	if err != nil {
+		return "", err
+	}
+	return copyFrom(s.cfg.Images, addr)
 }
 
 // keptImage is the name of sandbox id's kept image ("" for none).
@@ -116,18 +127,13 @@ func (s *Service) resumeElsewhere(ctx context.Context, sb *store.Sandbox, sp *ag
 // the control plane and returns its name; "" when it is not kept (as
 // keepImage).
 func (s *Service) keepSnapshot(ctx context.Context, nodeID, snapID string) string {
-	if nodeID == LocalNodeID || s.cfg.Images == nil {
-		return ""
+	name, err := s.keep(ctx, nodeID, func(keeper ImageKeeper, addr string) (string, error) {
+		return keeper.KeepSnapshot(ctx, nodeID, addr, snapID)
+	})
+	if err != nil {
+		s.log.Warn("keep a copy of a snapshot; sandboxes start from it only on its node", "snapshot", snapID, "node", nodeID, "err", err)
 	}
-	addr, err := s.remoteAddress(ctx, nodeID)
-	if err == nil {
-		var name string
-		if name, err = s.cfg.Images.KeepSnapshot(ctx, nodeID, addr, snapID); err == nil {
-			return name
-		}
-	}
-	s.log.Warn("keep a copy of a snapshot; sandboxes start from it only on its node", "snapshot", snapID, "node", nodeID, "err", err)
-	return ""
+	return name
 }
 
 // snapshotPlacement returns the nodes a sandbox from snap may start on: the
