@@ -44,22 +44,10 @@ trap stop_all INT TERM EXIT
 
 pg=/var/lib/lelantos/cluster/pg-$(printf %s "$dir" | sha256sum | cut -c1-12)
 log "step 3/5: PostgreSQL in $pg"
-pgbin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 install -d -m 0755 /var/lib/lelantos /var/lib/lelantos/cluster
-install -d -m 0700 -o postgres -g postgres "$pg"
-if [ ! -f "$pg/data/PG_VERSION" ]; then
-  (cd "$pg" && runuser -u postgres -- "$pgbin/initdb" -D "$pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null)
-fi
-(cd "$pg" && exec runuser -u postgres -- "$pgbin/postgres" -D "$pg/data" -k "$pg" -c listen_addresses= \
-  -c max_connections=200 >>"$dir/postgres.log" 2>&1) &
-pids+=($!)
-for _ in $(seq 1 600); do
-  runuser -u postgres -- "$pgbin/pg_isready" -q -h "$pg" && break
-  sleep 0.1
-done
-q() { (cd "$pg" && runuser -u postgres -- psql -h "$pg" -U postgres "$@"); }
-q -tAc "SELECT 1 FROM pg_database WHERE datname = 'lelantos'" | grep -q 1 || q -qc "CREATE DATABASE lelantos"
-store="postgres://postgres@/lelantos?host=$pg&sslmode=disable"
+start_postgres "$pg" "$dir/postgres.log"
+pids+=("$pg_pid")
+store=$pg_url
 
 log "step 4/5: two control-plane replicas on $api"
 if [ ! -f "$dir/tls/ca.pem" ]; then

@@ -57,3 +57,26 @@ unmount_under() {
   done
   echo "mounts remain under $dir" >&2
 }
+
+# start_postgres DIR LOG: starts a PostgreSQL server (Debian's newest) on the cluster in
+# DIR, made on first use and owned by the postgres user (who must be able to reach
+# DIR), listening only on its unix socket in DIR and logging to LOG, with a database
+# "lelantos"; sets pg_pid to the server's process and pg_url to the database's URL.
+start_postgres() {
+  local dir=$1 logf=$2 bin i
+  bin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+  install -d -m 0700 -o postgres -g postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    (cd "$dir" && runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null)
+  fi
+  (cd "$dir" && exec runuser -u postgres -- "$bin/postgres" -D "$dir/data" -k "$dir" -c listen_addresses= \
+    -c max_connections=200 >>"$logf" 2>&1) &
+  pg_pid=$!
+  for ((i = 0; i < 600; i++)); do
+    runuser -u postgres -- "$bin/pg_isready" -q -h "$dir" && break
+    sleep 0.1
+  done
+  (cd "$dir" && runuser -u postgres -- psql -h "$dir" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'lelantos'") | grep -q 1 ||
+    (cd "$dir" && runuser -u postgres -- psql -h "$dir" -U postgres -qc "CREATE DATABASE lelantos")
+  pg_url="postgres://postgres@/lelantos?host=$dir&sslmode=disable"
+}

@@ -62,17 +62,11 @@ start_server sqlite
 stop_server
 
 log "cluster: PostgreSQL"
-pgbin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
-install -d -m 0700 -o postgres -g postgres "$work/pg"
-(cd "$work/pg" && runuser -u postgres -- "$pgbin/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null)
-(cd "$work/pg" && exec runuser -u postgres -- "$pgbin/postgres" -D "$work/pg/data" -k "$work/pg" -c listen_addresses= >>"$work/postgres.log" 2>&1) &
-pg_pid=$!
-for _ in $(seq 1 600); do runuser -u postgres -- "$pgbin/pg_isready" -q -h "$work/pg" && break; sleep 0.1; done
-(cd "$work/pg" && runuser -u postgres -- psql -h "$work/pg" -U postgres -qc "CREATE DATABASE lelantos")
+start_postgres "$work/pg" "$work/postgres.log"
 "$repo/bin/lelantos" certs init "$work/tls" --hosts 127.0.0.1 >/dev/null
 
 log "cluster: creates on PostgreSQL"
-start_server postgres --store "postgres://postgres@/lelantos?host=$work/pg&sslmode=disable" \
+start_server postgres --store "$pg_url" \
   --cluster-listen "$cluster" --cluster-tls-dir "$work/tls"
 (cd "$here" && node cluster.mjs store postgres "$out/cluster.json")
 
