@@ -11,14 +11,17 @@ import (
 const certsUsage = `usage: lelantos certs init DIR --hosts HOST[,HOST...]
        lelantos certs node DIR NAME --hosts HOST[,HOST...]
        lelantos certs control-plane DIR NAME [--hosts HOST[,HOST...]]
+       lelantos certs node-issuer DIR
 
 init makes a cluster CA in DIR with a node certificate (node.pem) and a
 control-plane certificate (control-plane.pem), both for the hosts they are
 reached at; node and control-plane issue more from DIR's CA. A node's agent
 serves with its certificate and reports to the control plane with it; a
 control plane calls nodes with its own and, given hosts, serves the cluster
-endpoint nodes report to. Keys are written 0600; nothing existing is
-replaced.`
+endpoint nodes report to. node-issuer adds to DIR a node issuer
+(node-issuer.pem and its key, its certificate appended to ca.pem) for nodes
+that issue their own certificates (lelantos node --tls-issuer): those are
+trusted only as nodes'. Keys are written 0600; nothing existing is replaced.`
 
 // certs runs `lelantos certs`: the cluster CA and the certificates of nodes
 // and control planes (internal/clustertls).
@@ -37,7 +40,7 @@ func certs(args []string) error {
 		}
 	}
 	if len(rest) == 0 {
-		return usagef("certs: a subcommand is required: init, node or control-plane\n%s", certsUsage)
+		return usagef("certs: a subcommand is required: init, node, control-plane or node-issuer\n%s", certsUsage)
 	}
 	switch cmd := rest[0]; {
 	case cmd == "init" && len(rest) == 2:
@@ -62,6 +65,12 @@ func certs(args []string) error {
 			return fmt.Errorf("certs control-plane: %w", err)
 		}
 		fmt.Printf("issued control-plane certificate %s\n", clustertls.CertFile(rest[1], rest[2]))
+	case cmd == "node-issuer" && len(rest) == 2:
+		if err := clustertls.AddNodeIssuer(rest[1]); err != nil {
+			return fmt.Errorf("certs node-issuer: %w", err)
+		}
+		fmt.Printf("made a node issuer in %s (%s, %s) and added it to %s\n", rest[1], clustertls.NodeIssuerFile,
+			clustertls.NodeIssuerKeyFile, clustertls.CAFile)
 	default:
 		return usagef("certs: unexpected arguments %q\n%s", strings.Join(rest, " "), certsUsage)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestCertsCommand: certs init, node and control-plane write what they say,
+// TestCertsCommand: certs init, node, control-plane and node-issuer write what they say,
 // and bad command lines are usage errors naming what is missing.
 func TestCertsCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tls")
@@ -24,6 +24,7 @@ func TestCertsCommand(t *testing.T) {
 		{[]string{"node", dir, "node-b", "--hosts", "10.0.0.2"}, ""},
 		{[]string{"control-plane", dir, "replica-2"}, ""},
 		{[]string{"control-plane", dir, "replica-3", "--hosts", "cp.cluster.test"}, ""},
+		{[]string{"node-issuer", dir}, ""},
 		{[]string{}, "a subcommand is required"},
 		{[]string{"bogus", dir}, "unexpected arguments"},
 	} {
@@ -35,7 +36,7 @@ func TestCertsCommand(t *testing.T) {
 			t.Errorf("certs %v = %v, want a usage error saying %q", tt.args, err, tt.usage)
 		}
 	}
-	for _, f := range []string{"ca.pem", "ca-key.pem", "node.pem", "node-key.pem", "control-plane.pem", "node-b.pem", "replica-2-key.pem", "replica-3.pem"} {
+	for _, f := range []string{"ca.pem", "ca-key.pem", "node.pem", "node-key.pem", "control-plane.pem", "node-b.pem", "replica-2-key.pem", "replica-3.pem", "node-issuer.pem", "node-issuer-key.pem"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}

@@ -19,10 +19,16 @@ import (
 // nodeFlags are `lelantos node`'s options.
 type nodeFlags struct {
 	join, tlsDir, name, listen, advertise string
-	dataDir, baseRootfs, runsc, envd      string
-	subnet, netPrefix                     string
-	warmPool                              int
-	limits                                nodeLimits
+	// tlsIssuer, when set, is a node issuer's directory: the node issues
+	// its own certificate into tlsDir at each start.
+	tlsIssuer string
+	// controlPlaneName is the name the control plane's certificate must
+	// hold when it is not --join's host.
+	controlPlaneName                 string
+	dataDir, baseRootfs, runsc, envd string
+	subnet, netPrefix                string
+	warmPool                         int
+	limits                           nodeLimits
 	// telemetry is where the node's metrics and traces go.
 	telemetry telemetryFlags
 }
@@ -33,7 +39,10 @@ node runs this machine's sandboxes for a control plane elsewhere: it serves the
 agent RPC and the sandbox tunnel on --listen with mutual TLS only, and reports
 itself to the control plane's cluster endpoint (lelantos serve --cluster-listen)
 every few seconds. Its name is the one its certificate (--name in --tls-dir,
-from lelantos certs node) was issued to.`
+from lelantos certs node) was issued to. With --tls-issuer (nodes a scheduler
+starts, such as a Kubernetes DaemonSet) it issues that certificate itself at
+each start, for --name and --advertise's host, from a node issuer
+(lelantos certs node-issuer), whose certificates are trusted only as nodes'.`
 
 // nodeCmd runs `lelantos node` until ctx ends.
 func nodeCmd(ctx context.Context, args []string) error {
@@ -43,6 +52,8 @@ func nodeCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&f.join, "join", "", "https://HOST:PORT of the control plane's cluster endpoint (its --cluster-listen)")
 	fs.StringVar(&f.tlsDir, "tls-dir", "", "directory of the cluster CA and this node's certificate (lelantos certs)")
 	fs.StringVar(&f.name, "name", clustertls.NodeName, "this node's certificate in --tls-dir (NAME.pem): its name is the node's")
+	fs.StringVar(&f.tlsIssuer, "tls-issuer", "", "directory of a node issuer (ca.pem, node-issuer.pem, node-issuer-key.pem): issue this node's certificate into --tls-dir at start")
+	fs.StringVar(&f.controlPlaneName, "control-plane-name", "", "DNS name the control plane's certificate must hold (default: --join's host)")
 	fs.StringVar(&f.listen, "listen", "", "address of the agent RPC and the sandbox tunnel (mutual TLS)")
 	fs.StringVar(&f.advertise, "advertise", "", "host:port the control plane dials for --listen (default: --listen); the certificate must hold the host")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default $LELANTOS_DATA_DIR or ./.lelantos)")
@@ -83,6 +94,12 @@ func (f *nodeFlags) check(fs *flag.FlagSet) error {
 	if host, _, err := net.SplitHostPort(f.advertise); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
 		return fmt.Errorf("--advertise %q: want the HOST:PORT the control plane dials (not a wildcard address)", f.advertise)
 	}
+	if f.tlsIssuer != "" {
+		var err error
+		if f.tlsIssuer, err = filepath.Abs(f.tlsIssuer); err != nil {
+			return fmt.Errorf("--tls-issuer: %w", err)
+		}
+	}
 	if f.warmPool < 0 || f.warmPool > 100 {
 		return fmt.Errorf("--warm-pool %d must be 0..100", f.warmPool)
 	}
@@ -110,7 +127,13 @@ func runNode(ctx context.Context, f nodeFlags, log *slog.Logger) error {
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	hc, err := cluster.ControlPlaneClient(f.tlsDir, f.name)
+	if f.tlsIssuer != "" {
+		host, _, _ := net.SplitHostPort(f.advertise)
+		if err := clustertls.IssueSelf(f.tlsIssuer, f.tlsDir, f.name, []string{host}); err != nil {
+			return fmt.Errorf("node: --tls-issuer: %w", err)
+		}
+	}
+	hc, err := cluster.ControlPlaneClient(f.tlsDir, f.name, f.controlPlaneName)
 	if err != nil {
 		return fmt.Errorf("node: --tls-dir: %w", err)
 	}
@@ -151,10 +174,7 @@ func runNode(ctx context.Context, f nodeFlags, log *slog.Logger) error {
 			log.Warn("stop the node", "err", err)
 		}
 	}()
-	rep, err := cluster.NewReporter(f.join, f.tlsDir, f.name, f.advertise, node.client, log)
-	if err != nil {
-		return fmt.Errorf("node: %w", err)
-	}
+	rep := cluster.NewReporter(f.join, hc, f.advertise, node.client, log)
 	if _, err := rep.Report(ctx); err != nil {
 		log.Warn("first report to the control plane failed; retrying", "join", f.join, "err", err)
 	}

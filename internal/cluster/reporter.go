@@ -32,25 +32,24 @@ type Reporter struct {
 }
 
 // NewReporter returns a Reporter of src to the control plane's cluster
-// endpoint at url (https://HOST:PORT), presenting certificate name of the
-// cluster TLS directory dir and trusting only a control plane of its CA.
-func NewReporter(url, dir, name, agentAddress string, src Source, log *slog.Logger) (*Reporter, error) {
-	hc, err := ControlPlaneClient(dir, name)
-	if err != nil {
-		return nil, fmt.Errorf("node reporter: %w", err)
-	}
-	hc.Timeout = 10 * time.Second
-	return &Reporter{AgentAddress: agentAddress, client: clusterv1connect.NewClusterServiceClient(hc, url), src: src, log: log}, nil
+// endpoint at url (https://HOST:PORT), calling it through hc (a
+// ControlPlaneClient).
+func NewReporter(url string, hc *http.Client, agentAddress string, src Source, log *slog.Logger) *Reporter {
+	reporting := *hc
+	reporting.Timeout = 10 * time.Second
+	return &Reporter{AgentAddress: agentAddress, client: clusterv1connect.NewClusterServiceClient(&reporting, url), src: src, log: log}
 }
 
 // ControlPlaneClient is an HTTP client of a node for its control plane's
 // cluster endpoint: certificate name of the cluster TLS directory dir, and
-// only a control plane of its CA trusted.
-func ControlPlaneClient(dir, name string) (*http.Client, error) {
+// only a control plane of its CA trusted, whose certificate must hold
+// serverName (when empty, the host of each URL called).
+func ControlPlaneClient(dir, name, serverName string) (*http.Client, error) {
 	cfg, err := clustertls.ClientConfigFromDir(dir, name, clustertls.RoleControlPlane, "")
 	if err != nil {
 		return nil, err
 	}
+	cfg.ServerName = serverName
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true,
 		TLSHandshakeTimeout: dialTimeout}}, nil
 }

@@ -1,12 +1,13 @@
 // Package clustertls is the cluster's certificate authority and the mutual
 // TLS between the control plane and the node agents. The operator brings a
-// CA or lets lelantos make one (NewCA); the CA issues each node a server
-// certificate for the names it is reached at, and the control plane a
-// client certificate. A node's agent serves its RPC only to clients holding
-// a client certificate of that CA (ServerConfig), and the control plane
-// trusts only node certificates of that CA (ClientConfig): a node
-// certificate is not a client certificate, so one node cannot drive
-// another.
+// CA or lets lelantos make one (NewCA); the CA issues each node and each
+// control plane a certificate whose organizational unit is its role. A
+// node's agent serves its RPC only to control-plane certificates of that CA
+// (ServerConfig), and the control plane dials a node only as the node it
+// registered as (ClientConfig), so one node cannot drive or impersonate
+// another. Nodes that a scheduler starts may instead share a node issuer
+// (NewNodeIssuer) and issue their own certificates; those are trusted only
+// as nodes'.
 package clustertls
 
 import (
@@ -141,6 +142,9 @@ func (ca *CA) Issue(name string, role Role, hosts []string, validity time.Durati
 			return nil, nil, fmt.Errorf("issue certificate for node %s: at least one host name or address is required: %w", name, ErrInvalid)
 		}
 	case RoleControlPlane:
+		if isNodeIssuer(ca.cert) {
+			return nil, nil, fmt.Errorf("issue certificate for %s: a node issuer issues only nodes' certificates: %w", name, ErrInvalid)
+		}
 	default:
 		return nil, nil, fmt.Errorf("issue certificate for %s: unknown %v: %w", name, role, ErrInvalid)
 	}
@@ -217,8 +221,20 @@ func checkPeer(cs tls.ConnectionState, want Role, name string) error {
 		return fmt.Errorf("cluster TLS: %w: %q holds a %v certificate, want a %v one", ErrRefused, got, role, want)
 	case name != "" && got != name:
 		return fmt.Errorf("cluster TLS: %w: the certificate is %q's, want %q's", ErrRefused, got, name)
+	case role != RoleNode && byNodeIssuer(cs.VerifiedChains):
+		return fmt.Errorf("cluster TLS: %w: %q holds a %v certificate of a node issuer, which issues only nodes'", ErrRefused, got, role)
 	}
 	return nil
+}
+
+// byNodeIssuer reports whether any of chains ends in a node issuer.
+func byNodeIssuer(chains [][]*x509.Certificate) bool {
+	for _, c := range chains {
+		if len(c) > 0 && isNodeIssuer(c[len(c)-1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // roleOf reads the role Issue wrote into a certificate (0 for none).
