@@ -78,6 +78,9 @@ type serveFlags struct {
 	// reusePort opens the listeners with SO_REUSEPORT, so that several
 	// replicas on one machine share their addresses (--reuse-port).
 	reusePort bool
+	// adminKeyFile holds an operator's admin key (--admin-key-file), which
+	// replaces the one made at the first start.
+	adminKeyFile string
 	// imagesDir keeps the images of sandboxes paused on remote nodes
 	// (--images-dir; default DATA/images); replicas share one.
 	imagesDir string
@@ -122,6 +125,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&f.clusterTLSDir, "cluster-tls-dir", "", "directory of the cluster CA and this control plane's certificate (control-plane.pem, issued for the --cluster-listen host) for --cluster-listen and the calls to nodes")
 	fs.BoolVar(&f.noNode, "no-node", false, "run no node in this server (a control-plane replica): sandboxes run on the nodes that report to --cluster-listen; templates are not built and volumes cannot be mounted")
 	fs.BoolVar(&f.reusePort, "reuse-port", false, "open --listen, --sandbox-listen, --tls-listen and --cluster-listen with SO_REUSEPORT, so that replicas on one machine share those addresses (the kernel spreads connections over them)")
+	fs.StringVar(&f.adminKeyFile, "admin-key-file", "", "file holding the admin key to register instead of making one (e2b_ and 40 hex digits, e.g. a mounted Kubernetes Secret); a revoked one stays revoked")
 	fs.StringVar(&f.imagesDir, "images-dir", "", "where the images of sandboxes paused on other nodes are kept, so that they can resume elsewhere (default DATA/images; replicas on one machine share one)")
 	f.limits.register(fs)
 	f.telemetry.register(fs)
@@ -302,7 +306,7 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	}
 	defer db.Close()
 	log.Info("store open", "database", db.Dialect(), "at", db.Path())
-	key, err := adminKey(ctx, db, f.dataDir)
+	key, err := adminKey(ctx, db, f.dataDir, f.adminKeyFile)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -446,8 +450,20 @@ func startBuiltins(ctx context.Context, f serveFlags, db *store.DB, node *localN
 }
 
 // adminKey creates the admin key (of the team "default") at the first start, saves it in DataDir/admin-key
-// (0600) and returns it; later starts read it from there.
-func adminKey(ctx context.Context, db *store.DB, dir string) (string, error) {
+// (0600) and returns it; later starts read it from there. With given, a file holding the operator's key,
+// that key is registered instead and returned.
+func adminKey(ctx context.Context, db *store.DB, dir, given string) (string, error) {
+	if given != "" {
+		b, err := os.ReadFile(given)
+		if err != nil {
+			return "", fmt.Errorf("--admin-key-file: %w", err)
+		}
+		key := strings.TrimSpace(string(b))
+		if err := controlplane.EnsureGivenAdminKey(ctx, db, key); err != nil {
+			return "", fmt.Errorf("--admin-key-file %s: %w", given, err)
+		}
+		return key, nil
+	}
 	path := filepath.Join(dir, "admin-key")
 	plain, created, err := controlplane.EnsureAdminKey(ctx, db)
 	if err != nil {

@@ -109,6 +109,40 @@ func CreateTeamAPIKey(ctx context.Context, keys KeyStore, teamID, name string) (
 	return plaintext, k, nil
 }
 
+// EnsureGivenAdminKey registers plaintext, an operator's key of the form
+// of issued ones (kept in a secret store), as the default team's "admin"
+// key, unless a key of that hash already exists (revoked or not: a revoked
+// given key stays revoked). Replicas that start at once with the same key
+// register it once.
+func EnsureGivenAdminKey(ctx context.Context, keys KeyStore, plaintext string) error {
+	if !wellFormedKey(plaintext) {
+		return invalidf("admin key: want %q and %d lower-case hex digits", APIKeyPrefix, apiKeyHexLen)
+	}
+	hash := HashAPIKey(plaintext)
+	exists := func() (bool, error) {
+		_, err := keys.APIKeyByHash(ctx, hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	if ok, err := exists(); err != nil {
+		return internal("ensure the given admin key", err)
+	} else if ok {
+		return nil
+	}
+	k := &store.APIKey{ID: uuid.NewString(), TeamID: store.DefaultTeamID, Name: AdminKeyName, Hash: hash,
+		Prefix: plaintext[:displayPrefixLen], Suffix: plaintext[len(plaintext)-displaySuffixLen:], CreatedAt: time.Now().UTC()}
+	if err := keys.InsertAPIKey(ctx, k); err != nil {
+		// Another replica may have inserted it first.
+		if ok, _ := exists(); ok {
+			return nil
+		}
+		return internal("ensure the given admin key", err)
+	}
+	return nil
+}
+
 // EnsureAdminKey creates the "admin" key, in the default team, when the
 // store has never had any key, returning its plaintext and created=true
 // exactly once: the caller shows it or saves it (mode 0600). Once any key

@@ -106,3 +106,43 @@ func (c *countingKeys) TouchAPIKey(ctx context.Context, id string, at time.Time)
 }
 
 var _ KeyStore = (*countingKeys)(nil)
+
+// TestEnsureGivenAdminKey: an operator's key is registered once however many
+// replicas start with it, authenticates as the default team's, stays revoked
+// once revoked, and one not of the issued form is refused.
+func TestEnsureGivenAdminKey(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	const given = "e2b_0123456789abcdef0123456789abcdef01234567"
+	for _, bad := range []string{"", "e2b_short", "sk_0123456789abcdef0123456789abcdef01234567", "e2b_0123456789ABCDEF0123456789abcdef01234567"} {
+		if err := EnsureGivenAdminKey(ctx, h.db, bad); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("EnsureGivenAdminKey(%q) = %v, want invalid", bad, err)
+		}
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { errs <- EnsureGivenAdminKey(ctx, h.db, given) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := ListAPIKeys(ctx, h.db)
+	if err != nil || len(keys) != 1 || keys[0].Name != AdminKeyName || keys[0].TeamID != defTeam {
+		t.Fatalf("keys after four starts: %+v %v, want the one admin key", keys, err)
+	}
+	auth := NewAuthenticator(h.db, h.clock.Now)
+	if p, err := auth.Authenticate(ctx, given); err != nil || p.TeamID != defTeam {
+		t.Fatalf("the given key: %+v %v", p, err)
+	}
+	if err := RevokeAPIKey(ctx, h.db, keys[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureGivenAdminKey(ctx, h.db, given); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewAuthenticator(h.db, h.clock.Now).Authenticate(ctx, given); err == nil {
+		t.Error("a revoked given key came back at a restart")
+	}
+}
