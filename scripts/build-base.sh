@@ -77,11 +77,7 @@ if mountpoint -q "$tmp/proc" 2>/dev/null; then umount "$tmp/proc"; fi
 rm -rf "$tmp"
 started=$(date +%s)
 log "building the base template: step 1/3, debootstrap of Debian 12 (about 2 minutes, once)"
-mirror="${DEBIAN_MIRROR:-}"
-[ -n "$mirror" ] || mirror=$(awk '/^deb / && $3 ~ /bookworm$/ {print $2; exit}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
-if [ -z "$mirror" ]; then  # deb822 sources, as on Debian 12 images
-  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-fi
+mirror=$(debian_mirror)
 n=0
 debootstrap --variant=minbase bookworm "$tmp" $mirror 2>&1 |
   while IFS= read -r line; do

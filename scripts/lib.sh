@@ -58,6 +58,17 @@ unmount_under() {
   echo "mounts remain under $dir" >&2
 }
 
+# debian_mirror: the Debian mirror debootstrap takes: $DEBIAN_MIRROR, else the one
+# apt uses here (empty: debootstrap's default).
+debian_mirror() {
+  local mirror="${DEBIAN_MIRROR:-}"
+  [ -n "$mirror" ] || mirror=$(awk '/^deb / && $3 ~ /bookworm$/ {print $2; exit}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
+  if [ -z "$mirror" ]; then # deb822 sources, as on Debian 12 images
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  fi
+  echo "$mirror"
+}
+
 # start_postgres DIR LOG: starts a PostgreSQL server (Debian's newest) on the cluster in
 # DIR, made on first use and owned by the postgres user (who must be able to reach
 # DIR), listening only on its unix socket in DIR and logging to LOG, with a database

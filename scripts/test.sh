@@ -3,7 +3,8 @@
 # tests need (host packages, the pinned runsc, the base template, the npm e2b
 # clients), then runs the Go tests (real gVisor sandboxes, real SQLite files) and the
 # end-to-end suites with the real e2b client and E2B's own CLI against servers started
-# like `make run`, then the adversarial suite (tests/escape) against another such server.
+# like `make run`, then the adversarial suite (tests/escape) against another such server,
+# then deploy/kubernetes on a one-node Kubernetes built from the Go module proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -39,4 +40,7 @@ bash tests/e2bcli/run.sh || status=1
 
 log "the adversarial suite: every trust boundary attacked through the API"
 bash tests/escape/run.sh || status=1
+
+log "deploy/kubernetes on a real one-node Kubernetes built here, with the npm e2b client"
+bash tests/kube/run.sh || status=1
 exit "$status"
