@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -264,6 +265,9 @@ type nodeProc struct {
 	// network's ("" for nodeSubnet and nodeNetPrefix); metrics, when set,
 	// its /metrics address.
 	name, subnet, prefix, metrics string
+	// netns, when set, is the network namespace (a path) the node runs in,
+	// as on a machine of its own (nodeNetns).
+	netns string
 	// stop stops the running process (nil before the first start);
 	// stopped is set once it did.
 	stop    func()
@@ -282,10 +286,16 @@ func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 	}
 	defer logf.Close()
 	name, subnet, prefix := cmp.Or(n.name, "node"), cmp.Or(n.subnet, nodeSubnet), cmp.Or(n.prefix, nodeNetPrefix)
-	cmd := exec.Command(s.bin, "node", "--join", "https://"+n.join, "--tls-dir", n.tlsDir, "--listen", n.listen, "--name", name,
+	argv := []string{s.bin, "node", "--join", "https://" + n.join, "--tls-dir", n.tlsDir, "--listen", n.listen, "--name", name,
 		"--data-dir", n.data, "--subnet", subnet, "--net-prefix", prefix, "--warm-pool", "0",
 		"--base-rootfs", enginetest.BaseRootfs(t), "--runsc", filepath.Join(enginetest.CacheDir(), "bin", "runsc"),
-		"--envd", os.Getenv(enginetest.EnvdEnv), "--metrics-listen", n.metrics)
+		"--envd", os.Getenv(enginetest.EnvdEnv), "--metrics-listen", n.metrics}
+	if n.netns != "" {
+		// nsenter joins the namespace and execs the node: the process is
+		// the node's, signals and all.
+		argv = append([]string{"nsenter", "--net=" + n.netns, "--"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -329,6 +339,31 @@ func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 	end := stop
 	n.stop = func() { end(); n.stopped = true }
 	return n.stop
+}
+
+// nodeNetns makes a network namespace standing in for a machine of its own:
+// named name, joined to the host by a veth pair, the host's end at hostIP
+// and the namespace's at nsIP (both /30), its default route through the
+// host. It is removed when the test ends; it returns its path.
+func nodeNetns(t *testing.T, name, hostIP, nsIP string) string {
+	t.Helper()
+	script := fmt.Sprintf(`set -e
+ip netns add %[1]s
+ip link add %[1]sh type veth peer name %[1]sn
+ip link set %[1]sn netns %[1]s
+ip addr add %[2]s/30 dev %[1]sh
+ip link set %[1]sh up
+ip netns exec %[1]s ip addr add %[3]s/30 dev %[1]sn
+ip netns exec %[1]s ip link set %[1]sn up
+ip netns exec %[1]s ip link set lo up
+ip netns exec %[1]s ip route add default via %[2]s`, name, hostIP, nsIP)
+	t.Cleanup(func() {
+		_ = exec.Command("sh", "-c", fmt.Sprintf("ip netns del %[1]s; ip link del %[1]sh", name)).Run()
+	})
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("the namespace of node %s: %v: %s", name, err, out)
+	}
+	return "/run/netns/" + name
 }
 
 // drained waits up to 40 s for the node to hold no sandbox, as the server's

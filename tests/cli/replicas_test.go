@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,8 @@ import (
 
 // TestReplicas: two control-plane replicas without nodes of their own, on one
 // PostgreSQL database and one API address (SO_REUSEPORT), and two `lelantos
-// node`s: creates land on both nodes, the proxy of either replica reaches
+// node`s, each in a network namespace of its own as on a machine of its
+// own: creates land on both nodes, the proxy of either replica reaches
 // sandboxes on both, a sandbox paused on a node that stops resumes on the
 // other with its memory, and a replica that crashes mid-traffic loses no
 // sandbox and no request beyond those it was serving.
@@ -34,28 +36,33 @@ func TestReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := buildLelantos(t)
+	// Each node's machine: a namespace whose only way out is its link to
+	// the host, where the replicas' cluster endpoint listens.
+	nsA := nodeNetns(t, "lcrna", "10.229.1.1", "10.229.1.2")
+	nsB := nodeNetns(t, "lcrnb", "10.229.2.1", "10.229.2.2")
 	tlsDir := filepath.Join(t.TempDir(), "cluster-tls")
 	for _, args := range [][]string{
-		{"certs", "init", tlsDir, "--hosts", "127.0.0.1"},
-		{"certs", "node", tlsDir, "node-b", "--hosts", "127.0.0.1"},
+		{"certs", "init", tlsDir, "--hosts", "10.229.1.2,10.229.1.1,10.229.2.1"},
+		{"certs", "node", tlsDir, "node-b", "--hosts", "10.229.2.2"},
 	} {
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
-	apiAddr, clusterAddr, images := freeAddr(t), freeAddr(t), t.TempDir()
+	apiAddr, images := freeAddr(t), t.TempDir()
+	_, clusterPort, _ := net.SplitHostPort(freeAddr(t))
 	replica := func() *server {
 		return startServer(t, "--no-node", "--store", dbURL, "--reuse-port", "--listen", apiAddr,
-			"--cluster-listen", clusterAddr, "--cluster-tls-dir", tlsDir, "--images-dir", images)
+			"--cluster-listen", "0.0.0.0:"+clusterPort, "--cluster-tls-dir", tlsDir, "--images-dir", images)
 	}
 	r1 := replica()
 	r2 := replica()
 	// The first replica made the admin key; the second uses it too.
 	r2.env = append(r2.env, "E2B_API_KEY="+r1.vars["E2B_API_KEY"])
-	a := &nodeProc{data: filepath.Join(t.TempDir(), "a"), listen: freeAddr(t), join: clusterAddr, tlsDir: tlsDir,
-		subnet: "10.228.0.0/16", prefix: "lcna"}
-	b := &nodeProc{data: filepath.Join(t.TempDir(), "b"), listen: freeAddr(t), join: clusterAddr, tlsDir: tlsDir,
-		name: "node-b", subnet: "10.227.0.0/16", prefix: "lcnb"}
+	a := &nodeProc{data: filepath.Join(t.TempDir(), "a"), listen: "10.229.1.2:3930", join: "10.229.1.1:" + clusterPort, tlsDir: tlsDir,
+		subnet: "10.228.0.0/16", prefix: "lcna", netns: nsA}
+	b := &nodeProc{data: filepath.Join(t.TempDir(), "b"), listen: "10.229.2.2:3930", join: "10.229.2.1:" + clusterPort, tlsDir: tlsDir,
+		name: "node-b", subnet: "10.227.0.0/16", prefix: "lcnb", netns: nsB}
 	stopA := a.start(t, r1)
 	b.start(t, r1)
 	waitNodes(t, r1, "both nodes ready", func(n map[string]listedNode) bool {
