@@ -300,7 +300,11 @@ func runServer(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	db, err := store.Open(ctx, loc)
+	// A database started beside the server (a Kubernetes StatefulSet, a
+	// service manager) may answer a little after it: wait for it.
+	db, err := store.Open(ctx, loc, store.WithWait(storeWait, func(err error) {
+		log.Warn("waiting for the database", "err", err)
+	}))
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -448,6 +452,10 @@ func startBuiltins(ctx context.Context, f serveFlags, db *store.DB, node *localN
 	bt.start(ctx)
 	return bt
 }
+
+// storeWait is how long serve waits for a PostgreSQL server that does not
+// answer yet.
+const storeWait = 2 * time.Minute
 
 // adminKey creates the admin key (of the team "default") at the first start, saves it in DataDir/admin-key
 // (0600) and returns it; later starts read it from there. With given, a file holding the operator's key,

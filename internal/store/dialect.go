@@ -27,9 +27,11 @@ type dialect interface {
 	migrations() (fsys fs.FS, dir string)
 	// schemaTable creates schema_migrations when it does not exist.
 	schemaTable() string
-	// lockMigrations runs first in the transaction that migrates: it keeps
-	// another process from migrating the same database at the same time.
-	lockMigrations(ctx context.Context, tx conn) error
+	// lockSchema keeps another process from migrating the same database
+	// until unlock: it is taken on c before the migrating transaction
+	// begins there, so that the transaction's snapshot holds what an
+	// earlier migrator committed.
+	lockSchema(ctx context.Context, c *sql.Conn) (unlock func(), err error)
 	// writeTx and readTx are the options of write and read transactions.
 	writeTx() *sql.TxOptions
 	readTx() *sql.TxOptions

@@ -74,10 +74,17 @@ func (db *DB) migrate(ctx context.Context, upTo int) error {
 // newer than the last of migs is ErrSchemaTooNew. Either all pending
 // migrations are applied or none is.
 func (db *DB) applyMigrations(ctx context.Context, migs []migration) error {
-	return db.write(ctx, func(tx conn) error {
-		if err := db.d.lockMigrations(ctx, tx); err != nil {
-			return err
-		}
+	c, err := db.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer c.Close()
+	unlock, err := db.d.lockSchema(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return db.writeRetried(ctx, c, func(tx conn) error {
 		if _, err := tx.ExecContext(ctx, db.d.schemaTable()); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -23,7 +25,7 @@ import (
 //go:embed migrations/postgres/*.sql
 var postgresMigrations embed.FS
 
-// migrationLockKey is the advisory lock the migrating transaction holds
+// migrationLockKey is the advisory lock a migrating process holds
 // ("lelantos" in ASCII).
 const migrationLockKey = 0x6c656c616e746f73
 
@@ -44,13 +46,18 @@ func (postgresDialect) schemaTable() string {
 	)`
 }
 
-// lockMigrations takes a transaction-scoped advisory lock, so that replicas
-// starting together migrate one after the other.
-func (postgresDialect) lockMigrations(ctx context.Context, tx conn) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLockKey)); err != nil {
-		return fmt.Errorf("lock the schema: %w", err)
+// lockSchema takes a session-level advisory lock on c, so that replicas
+// starting together migrate one after the other. It must come before the
+// migrating transaction: a serializable transaction's snapshot is taken at
+// its first statement, so a lock taken inside it would let a waiter read the
+// schema version from before the migration it waited for.
+func (postgresDialect) lockSchema(ctx context.Context, c *sql.Conn) (func(), error) {
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLockKey)); err != nil {
+		return nil, fmt.Errorf("lock the schema: %w", err)
 	}
-	return nil
+	return func() {
+		_, _ = c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLockKey))
+	}, nil
 }
 
 // writeTx is serializable: a transaction that could have seen a result
@@ -79,7 +86,7 @@ func (postgresDialect) optimize(*sql.DB) {}
 func (postgresDialect) lazySync() (string, string) { return "", "" }
 
 // openPostgres connects to the PostgreSQL database at rawURL.
-func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
+func openPostgres(ctx context.Context, rawURL string, wait time.Duration, waiting func(error)) (*DB, error) {
 	loc := redactURL(rawURL)
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
@@ -93,11 +100,46 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 	sdb.SetMaxOpenConns(n)
 	sdb.SetMaxIdleConns(n)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
-	if err := sdb.PingContext(ctx); err != nil {
+	if err := pingUntil(ctx, sdb, wait, waiting); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("open store %s: %w", loc, err)
 	}
 	return &DB{sql: sdb, d: postgresDialect{}, loc: loc, wlock: make(chan struct{}, 1)}, nil
+}
+
+// pingUntil pings db until it answers, it fails in a way waiting cannot
+// cure (worthWaiting), or wait has passed.
+func pingUntil(ctx context.Context, db *sql.DB, wait time.Duration, waiting func(error)) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !worthWaiting(err) || time.Now().Add(time.Second).After(deadline) {
+			return err
+		}
+		if waiting != nil {
+			waiting(err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// worthWaiting reports whether a failed connection may succeed later: the
+// server was not reached, or it answered that it is starting up, shutting
+// down or out of connections; not a refused login or a missing database.
+func worthWaiting(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P03", "57P01", "53300": // cannot_connect_now, admin_shutdown, too_many_connections
+			return true
+		}
+		return false
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // redactURL is rawURL without its password, for messages.

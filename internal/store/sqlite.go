@@ -44,9 +44,9 @@ func (sqliteDialect) schemaTable() string {
 	) STRICT`
 }
 
-// lockMigrations: the migration's BEGIN IMMEDIATE already excludes every
-// other writer of the file.
-func (sqliteDialect) lockMigrations(context.Context, conn) error { return nil }
+// lockSchema: the migration's BEGIN IMMEDIATE already excludes every other
+// writer of the file, and its snapshot starts there.
+func (sqliteDialect) lockSchema(context.Context, *sql.Conn) (func(), error) { return func() {}, nil }
 
 // writeTx: the DSN makes every transaction BEGIN IMMEDIATE.
 func (sqliteDialect) writeTx() *sql.TxOptions { return nil }

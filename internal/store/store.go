@@ -96,6 +96,18 @@ type Option func(*options)
 type options struct {
 	clock         func() time.Time
 	schemaVersion int
+	// wait is how long Open waits for a PostgreSQL server that does not
+	// answer yet; waiting is called after each failed attempt.
+	wait    time.Duration
+	waiting func(error)
+}
+
+// WithWait makes Open wait up to d for a PostgreSQL server that cannot be
+// reached yet or is starting up (as when the database and the server start
+// together), calling waiting, when not nil, after each failed attempt. A
+// server that refuses the login or the database fails at once.
+func WithWait(d time.Duration, waiting func(error)) Option {
+	return func(o *options) { o.wait, o.waiting = d, waiting }
 }
 
 // WithClock makes the store take "now" (the default of creation times,
@@ -134,7 +146,7 @@ func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
 		err error
 	)
 	if IsPostgresURL(location) {
-		db, err = openPostgres(ctx, location)
+		db, err = openPostgres(ctx, location, o.wait, o.waiting)
 	} else {
 		db, err = openSQLite(ctx, location)
 	}
