@@ -83,6 +83,9 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	c.waitReady(t)
+	// The replicas may start before the database answers: they wait for it
+	// rather than crash.
+	c.noRestarts(t, "app.kubernetes.io/name=lelantos-control-plane")
 
 	apiIP, sandboxIP := c.clusterIP(t, "lelantos-api"), c.clusterIP(t, "lelantos-sandbox")
 	cpIP := c.podIP(t, "app.kubernetes.io/name=lelantos-control-plane")
@@ -183,6 +186,32 @@ func (c *cluster) restartNodePod(t *testing.T) {
 	})
 	if !ok {
 		t.Fatalf("no new node pod is ready:\n%s", c.describe(t))
+	}
+}
+
+// noRestarts fails t if a container of a pod matching selector restarted.
+func (c *cluster) noRestarts(t *testing.T, selector string) {
+	t.Helper()
+	var pods struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Status   struct {
+				ContainerStatuses []struct {
+					Name         string
+					RestartCount int
+				}
+			}
+		}
+	}
+	if err := c.api.get("/api/v1/namespaces/"+namespace+"/pods?labelSelector="+selector, &pods); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.RestartCount > 0 {
+				t.Errorf("container %s of pod %s restarted %d times:\n%s", cs.Name, p.Metadata.Name, cs.RestartCount, c.describe(t))
+			}
+		}
 	}
 }
 
@@ -292,6 +321,9 @@ func (c *cluster) describe(t *testing.T) string {
 		fmt.Fprintf(&b, "pod %s: %s\n", p.Metadata.Name, p.Status)
 		_, logs, _ := c.api.do("GET", "/api/v1/namespaces/"+namespace+"/pods/"+p.Metadata.Name+"/log?tailLines=30", nil)
 		fmt.Fprintf(&b, "logs:\n%s\n", logs)
+		if code, prev, _ := c.api.do("GET", "/api/v1/namespaces/"+namespace+"/pods/"+p.Metadata.Name+"/log?previous=true&tailLines=30", nil); code == 200 {
+			fmt.Fprintf(&b, "logs of the container before its restart:\n%s\n", prev)
+		}
 	}
 	return b.String()
 }
