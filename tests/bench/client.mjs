@@ -9,6 +9,7 @@
 // BENCH_BURST_ROUNDS [3], BENCH_SMALL_N [200] commands and small file operations,
 // BENCH_CLIENT_PAUSE_N [3] pause cycles, BENCH_INTERPRETER_WAIT_S [420].
 import { Sandbox } from 'e2b'
+import { holdResident } from './features.lib.mjs'
 
 /** Settings and helpers envd.mjs passes in. */
 export function clientBench({ API, SANDBOX_URL, KEY, count, dist, round, timed, kill, log }) {
@@ -120,17 +121,7 @@ export function clientBench({ API, SANDBOX_URL, KEY, count, dist, round, timed, 
     const sbx = await Sandbox.create('base', { timeoutMs: 10 * 60_000 })
     const id = sbx.sandboxId
     try {
-      await sbx.commands.run(`python3 -c "
-import time
-b = bytearray(200 << 20)
-for i in range(0, len(b), 4096): b[i] = 1
-open('/tmp/ready', 'w').close()
-time.sleep(1e6)"`, { background: true })
-      for (let i = 0; ; i++) {
-        if ((await sbx.commands.run('test -e /tmp/ready', { timeoutMs: 5000 }).catch(() => ({ exitCode: 1 }))).exitCode === 0) break
-        if (i > 300) throw new Error('the 200 MiB process did not get ready')
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      await holdResident(sbx, 200)
       const pauses = []
       const resumes = []
       for (let i = 0; i < N_PAUSE; i++) {

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { Sandbox } from 'e2b'
-import { api, count, dist, kill, run, sleep, timed } from './features.lib.mjs'
+import { api, count, dist, holdResident, kill, run, sleep, timed } from './features.lib.mjs'
 
 const [mode, arg, outArg] = process.argv.slice(2)
 const out = mode === 'store' ? outArg : arg
@@ -86,17 +86,7 @@ async function pausedOnNode() {
   const sbx = await Sandbox.create({ timeoutMs: 600_000 })
   await setNode('local', 'ready')
   // A process holding 200 MiB, as the single-node pause benchmark has.
-  await sbx.commands.run(`python3 -c "
-import time
-b = bytearray(200 << 20)
-for i in range(0, len(b), 4096): b[i] = 1
-open('/tmp/ready', 'w').close()
-time.sleep(1e6)"`, { background: true })
-  for (let i = 0; ; i++) {
-    if ((await sbx.commands.run('test -e /tmp/ready', { timeoutMs: 5000 }).catch(() => ({ exitCode: 1 }))).exitCode === 0) break
-    if (i > 300) throw new Error('the 200 MiB process did not get ready')
-    await sleep(100)
-  }
+  await holdResident(sbx, 200)
   await run(sbx, 'echo x > /dev/shm/mark')
   await sbx.pause()
   return sbx.sandboxId

@@ -108,3 +108,18 @@ export function hostMemory(id) {
 
 /** The median of xs. */
 export const median = (xs) => pct(xs, 50)
+
+/** Starts in sbx a process holding mib MiB resident (every page touched) and waits until it holds them. */
+export async function holdResident(sbx, mib) {
+  await sbx.commands.run(`python3 -c "
+import time
+b = bytearray(${mib} << 20)
+for i in range(0, len(b), 4096): b[i] = 1
+open('/tmp/ready', 'w').close()
+time.sleep(1e6)"`, { background: true })
+  for (let i = 0; ; i++) {
+    if ((await sbx.commands.run('test -e /tmp/ready', { timeoutMs: 5000 }).catch(() => ({ exitCode: 1 }))).exitCode === 0) return
+    if (i > 300) throw new Error(`the ${mib} MiB process did not get ready`)
+    await sleep(100)
+  }
+}
