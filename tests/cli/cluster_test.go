@@ -330,7 +330,7 @@ func (n *nodeProc) start(t *testing.T, s *server) (stop func()) {
 			n.stop()
 			// runsc keeps a namespace mount in the node's state
 			// directory for the node's life.
-			if err := unmountUnder(n.data); err != nil {
+			if err := enginetest.UnmountUnder(n.data); err != nil {
 				t.Error(err)
 			}
 		})

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -14,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"lelantos.dev/lelantos/internal/engine/enginetest"
 )
@@ -154,34 +151,9 @@ func (s *server) stop(t *testing.T, exited chan error) {
 	}
 	// runsc keeps a namespace mount in the node's state directory for the
 	// node's life (the server leaves it for its next start).
-	if err := unmountUnder(s.data); err != nil {
+	if err := enginetest.UnmountUnder(s.data); err != nil {
 		t.Error(err)
 	}
-}
-
-// unmountUnder detaches every mount at or below dir (stacked ones too).
-func unmountUnder(dir string) error {
-	for range 16 {
-		b, err := os.ReadFile("/proc/self/mountinfo")
-		if err != nil {
-			return err
-		}
-		var points []string
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-				points = append(points, f[4])
-			}
-		}
-		if len(points) == 0 {
-			return nil
-		}
-		for _, p := range points {
-			if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
-				return fmt.Errorf("unmount %s: %w", p, err)
-			}
-		}
-	}
-	return fmt.Errorf("mounts under %s remain after 16 rounds of unmounting", dir)
 }
 
 // logText is the end of the server's log, for failure messages.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lelantos.dev/lelantos/internal/engine/enginetest"
 )
 
 // The test cluster's addresses. The node's address is one of its own on
@@ -55,7 +57,7 @@ func startCluster(t *testing.T, bin string) *cluster {
 	}
 	c := &cluster{dir: dir, bin: bin, ctrAddr: filepath.Join(dir, "containerd.sock")}
 	t.Cleanup(func() {
-		unmountUnder(dir)
+		_ = enginetest.UnmountUnder(dir)
 		if !t.Failed() {
 			os.RemoveAll(dir)
 		} else {
@@ -233,26 +235,6 @@ serializeImagePulls: false
 	c.procs = append(c.procs, p)
 }
 
-// unmountUnder detaches every mount at or under dir.
-func unmountUnder(dir string) {
-	for range 8 {
-		b, _ := os.ReadFile("/proc/self/mountinfo")
-		var points []string
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-				points = append(points, f[4])
-			}
-		}
-		if len(points) == 0 {
-			return
-		}
-		for i := len(points) - 1; i >= 0; i-- {
-			sh("umount -l '" + points[i] + "' 2>/dev/null")
-		}
-	}
-}
-
 // The node agent's host state, as deploy/kubernetes/node.yaml configures it.
 const (
 	nodeDataDir   = "/var/lib/lelantos-node"
@@ -278,6 +260,6 @@ fi
 for l in $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^%[2]s'); do ip link del "$l"; done
 for id in $(ls %[3]s/node/sandboxes 2>/dev/null); do rmdir /sys/fs/cgroup/*/lelantos/"$id" 2>/dev/null; done
 true`, strings.ToUpper(nodeNetPrefix), nodeNetPrefix, nodeDataDir))
-	unmountUnder(nodeDataDir)
+	_ = enginetest.UnmountUnder(nodeDataDir)
 	os.RemoveAll(nodeDataDir)
 }
