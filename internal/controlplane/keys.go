@@ -90,15 +90,7 @@ func CreateTeamAPIKey(ctx context.Context, keys KeyStore, teamID, name string) (
 		return "", nil, err
 	}
 	plaintext := APIKeyPrefix + randomHex(apiKeyHexLen/2)
-	k := &store.APIKey{
-		ID:        uuid.NewString(),
-		TeamID:    teamID,
-		Name:      name,
-		Hash:      HashAPIKey(plaintext),
-		Prefix:    plaintext[:displayPrefixLen],
-		Suffix:    plaintext[len(plaintext)-displaySuffixLen:],
-		CreatedAt: time.Now().UTC(),
-	}
+	k := keyRecord(teamID, name, plaintext)
 	err := keys.InsertAPIKey(ctx, k)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil, newError(ErrNotFound, "team %q not found", teamID)
@@ -107,6 +99,20 @@ func CreateTeamAPIKey(ctx context.Context, keys KeyStore, teamID, name string) (
 		return "", nil, internal("create API key "+name, err)
 	}
 	return plaintext, k, nil
+}
+
+// keyRecord is the stored form of key plaintext of team teamID, named name,
+// made now: its hash and the ends kept in the clear, under a new UUID.
+func keyRecord(teamID, name, plaintext string) *store.APIKey {
+	return &store.APIKey{
+		ID:        uuid.NewString(),
+		TeamID:    teamID,
+		Name:      name,
+		Hash:      HashAPIKey(plaintext),
+		Prefix:    plaintext[:displayPrefixLen],
+		Suffix:    plaintext[len(plaintext)-displaySuffixLen:],
+		CreatedAt: time.Now().UTC(),
+	}
 }
 
 // EnsureGivenAdminKey registers plaintext, an operator's key of the form
@@ -131,9 +137,7 @@ func EnsureGivenAdminKey(ctx context.Context, keys KeyStore, plaintext string) e
 	} else if ok {
 		return nil
 	}
-	k := &store.APIKey{ID: uuid.NewString(), TeamID: store.DefaultTeamID, Name: AdminKeyName, Hash: hash,
-		Prefix: plaintext[:displayPrefixLen], Suffix: plaintext[len(plaintext)-displaySuffixLen:], CreatedAt: time.Now().UTC()}
-	if err := keys.InsertAPIKey(ctx, k); err != nil {
+	if err := keys.InsertAPIKey(ctx, keyRecord(store.DefaultTeamID, AdminKeyName, plaintext)); err != nil {
 		// Another replica may have inserted it first.
 		if ok, _ := exists(); ok {
 			return nil
