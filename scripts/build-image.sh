@@ -38,8 +38,7 @@ bins=$(mktemp -d)
 trap 'rm -rf "$bins"' EXIT
 cp bin/lelantos bin/envd bin/interpreter "$bins/"
 cp -L "$LELANTOS_CACHE_DIR/bin/runsc" "$bins/runsc"
-ociarchive=$bins/.ociarchive
-CGO_ENABLED=0 go build -o "$ociarchive" ./cmd/ociarchive
+ociarchive=$(realpath bin/ociarchive)
 binsum=$(cd "$bins" && sha256sum lelantos envd interpreter runsc | sha256sum | cut -c1-12)
 
 # layer NAME DIR AT: the cached layer NAME of DIR at AT, written once.

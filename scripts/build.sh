@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds lelantos and the static envd and interpreter into ./bin.
+# Builds lelantos, the static envd and interpreter, and the image tool ociarchive into ./bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -9,3 +9,4 @@ export CGO_ENABLED=0
 go build -ldflags "-X main.version=$ver -X main.commit=$commit" -o bin/lelantos ./cmd/lelantos
 go build -trimpath -ldflags "-s -w" -o bin/envd ./cmd/envd
 go build -trimpath -ldflags "-s -w" -o bin/interpreter ./cmd/interpreter
+go build -trimpath -ldflags "-s -w" -o bin/ociarchive ./cmd/ociarchive

@@ -14,9 +14,8 @@ pause=$(mktemp -d)
 trap 'rm -rf "$pause"' EXIT
 mkdir -p "$pause/root"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$pause/root/pause" ./tests/kube/pause
-CGO_ENABLED=0 go build -o "$pause/ociarchive" ./cmd/ociarchive
-"$pause/ociarchive" layer --out "$pause/layer.tar.gz" "$pause/root"
-"$pause/ociarchive" image --out "$pause/pause.tar" --ref lelantos.dev/pause:1 --entrypoint /pause "$pause/layer.tar.gz"
+./bin/ociarchive layer --out "$pause/layer.tar.gz" "$pause/root"
+./bin/ociarchive image --out "$pause/pause.tar" --ref lelantos.dev/pause:1 --entrypoint /pause "$pause/layer.tar.gz"
 LELANTOS_PAUSE_IMAGE=$pause/pause.tar
 export LELANTOS_KUBE_DIR LELANTOS_IMAGE LELANTOS_CLIENT_MODULES LELANTOS_PAUSE_IMAGE
 go test -count=1 -timeout 25m ./tests/kube/
