@@ -24,7 +24,9 @@ type ticket struct {
 	running, released bool
 }
 
-// take gives a place in line, or ErrBusy when the line is full.
+// take gives a place in line, or ErrBusy when the line is full. A free turn
+// is taken at once, so that builds run in the order they were taken: one
+// taken later cannot run ahead of one whose goroutine has yet to wait.
 func (s *slots) take() (*ticket, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -32,12 +34,21 @@ func (s *slots) take() (*ticket, error) {
 		return nil, ErrBusy
 	}
 	s.held++
-	return &ticket{s: s}, nil
+	t := &ticket{s: s}
+	select {
+	case s.turns <- struct{}{}:
+		t.running = true
+	default:
+	}
+	return t, nil
 }
 
 // wait blocks until the ticket's build may run; waiting is called first when it
 // must wait.
 func (t *ticket) wait(ctx context.Context, waiting func()) error {
+	if t.running {
+		return nil
+	}
 	select {
 	case t.s.turns <- struct{}{}:
 		t.running = true

@@ -61,3 +61,26 @@ func TestSlots(t *testing.T) {
 		t.Errorf("take past the queue: %v", err)
 	}
 }
+
+// TestSlotsInOrder: builds run in the order their places were taken, even
+// when a later one comes to wait before an earlier one.
+func TestSlotsInOrder(t *testing.T) {
+	s := newSlots(1, 1)
+	ctx := context.Background()
+	first, err := s.take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := second.wait(cctx, func() {}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the second build, waiting first: %v, want it to wait for the first", err)
+	}
+	if err := first.wait(ctx, func() { t.Error("the first build waited for the second") }); err != nil {
+		t.Fatal(err)
+	}
+}
