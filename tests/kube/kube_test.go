@@ -99,13 +99,15 @@ func TestKubernetes(t *testing.T) {
 const {Sandbox} = require('e2b')
 const nodes = async () => (await fetch(process.env.E2B_API_URL + '/nodes', {headers: {'X-API-Key': process.env.E2B_API_KEY}})).json()
 ;(async () => {
-  let n
+  // Ready pods may come before kube-proxy routes the Service to them: until
+  // then it refuses connections.
+  let n, err
   for (let i = 0; i < 240; i++) {
-    n = await nodes()
+    try { n = await nodes(); err = undefined } catch (e) { n = []; err = e }
     if (n.length === 1 && n[0].status === 'ready') break
     await new Promise(r => setTimeout(r, 500))
   }
-  if (n.length !== 1 || n[0].status !== 'ready') throw new Error('nodes: ' + JSON.stringify(n))
+  if (n.length !== 1 || n[0].status !== 'ready') throw new Error('nodes: ' + JSON.stringify(n) + (err ? ' ' + err.cause : ''))
   const s = await Sandbox.create({timeoutMs: 300000})
   const out = [(await s.commands.run('echo hi from $(hostname)')).stdout.trim().split(' ').slice(0, 2).join(' ')]
   const probe = await s.commands.run('for t in $TARGETS; do timeout 3 bash -c "exec 3<>/dev/tcp/${t%:*}/${t#*:}" 2>/dev/null && echo "reached $t"; done; true',
