@@ -23,8 +23,11 @@ type DNSForwarder struct {
 	// policy returns the choices of the sandbox at an address, whose egress
 	// rules say which names it may look up.
 	policy func(netip.Addr) (sandboxPolicy, bool)
-	udp    *net.UDPConn
-	tcp    *net.TCPListener
+	// answers is where the answers sandboxes with domain rules get are
+	// noted, before they are sent.
+	answers *answerBook
+	udp     *net.UDPConn
+	tcp     *net.TCPListener
 
 	ctx    context.Context // cancelled by Close, ends upstream exchanges
 	cancel context.CancelFunc
@@ -59,7 +62,7 @@ func (m *Manager) StartDNS(ctx context.Context, opts DNSOptions) (*DNSForwarder,
 		return nil, fmt.Errorf("start DNS forwarder: %w", err)
 	}
 	d := &DNSForwarder{
-		opts: opts, fw: m.fw, subnet: m.cfg.Subnet, policy: m.policyAt,
+		opts: opts, fw: m.fw, subnet: m.cfg.Subnet, policy: m.policyAt, answers: m.answers,
 		query:  make(chan struct{}, opts.MaxInFlight),
 		conns:  make(chan struct{}, opts.MaxTCPConns),
 		limits: newSourceLimits(opts),
@@ -223,6 +226,18 @@ func (d *DNSForwarder) track(c *net.TCPConn, add bool) bool {
 	}
 	d.open[c] = struct{}{}
 	return true
+}
+
+// relayFor relays query for the sandbox at src and notes the answer's
+// addresses when the sandbox's domain rules allow the name.
+func (d *DNSForwarder) relayFor(src netip.Addr, stream bool, query []byte) []byte {
+	resp := d.relay(stream, query)
+	if resp != nil {
+		if pol, ok := d.policy(src); ok {
+			d.answers.note(src, pol, resp)
+		}
+	}
+	return resp
 }
 
 // nameAllowed reports whether the egress rules of the sandbox at src let it

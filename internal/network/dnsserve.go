@@ -59,7 +59,7 @@ func (d *DNSForwarder) serveUDP() {
 			defer d.wg.Done()
 			defer func() { <-d.query }()
 			defer d.limits.done(from)
-			d.answerUDP(d.relay(false, q), src, dst)
+			d.answerUDP(d.relayFor(from, false, q), src, dst)
 		}()
 	}
 }
@@ -160,7 +160,7 @@ func (d *DNSForwarder) serveConn(c *net.TCPConn, src netip.Addr) {
 				resp = errorReply(q, dnsRcodeRefused)
 			} else {
 				d.count.relayed.Add(1)
-				resp = d.relay(true, q)
+				resp = d.relayFor(src, true, q)
 			}
 			d.limits.done(src)
 		case refuseIt:

@@ -138,6 +138,32 @@ type told struct {
 // host) or, with useTLS, ip:443 (a handshake with server name host) and reads
 // what the server saw.
 func ask(nsPath, ip, host string, useTLS bool, timeout time.Duration) (*told, error) {
+	return askSplit(nsPath, ip, host, useTLS, false, timeout)
+}
+
+// splitConn sends its first write in two TCP segments, 50 ms apart.
+type splitConn struct {
+	net.Conn
+	sent bool
+}
+
+func (c *splitConn) Write(p []byte) (int, error) {
+	if c.sent || len(p) < 2 {
+		return c.Conn.Write(p)
+	}
+	c.sent = true
+	n, err := c.Conn.Write(p[:len(p)/2])
+	if err != nil {
+		return n, err
+	}
+	time.Sleep(50 * time.Millisecond)
+	m, err := c.Conn.Write(p[len(p)/2:])
+	return n + m, err
+}
+
+// askSplit is ask whose first write (the ClientHello or the request head),
+// with split, goes in two segments.
+func askSplit(nsPath, ip, host string, useTLS, split bool, timeout time.Duration) (*told, error) {
 	port := "80"
 	if useTLS {
 		port = "443"
@@ -147,6 +173,9 @@ func ask(nsPath, ip, host string, useTLS bool, timeout time.Duration) (*told, er
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(timeout))
+	if split {
+		c = &splitConn{Conn: c}
+	}
 	var conn net.Conn = c
 	if useTLS {
 		tc := tls.Client(c, &tls.Config{ServerName: host, InsecureSkipVerify: true})

@@ -247,3 +247,99 @@ func TestEgressRulesChangeAtOnce(t *testing.T) {
 		t.Errorf("a sandbox without rules still has a chain:\n%s", rules)
 	}
 }
+
+// TestEgressKernelPath attacks the egress checker's kernel path: connections
+// to an address the sandbox's DNS answers gave it for an allowed name are
+// forwarded by the kernel once their first packets name an allowed name, and
+// reset when they name another, name nothing, or the rules change.
+func TestEgressKernelPath(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	cfg := testConfig(t)
+	m := newTestManager(t, cfg)
+	newInternet(t, cfg)
+	px := startEgress(t, m)
+	if px.checker == nil {
+		t.Fatal("the egress checker did not start: no netfilter queue")
+	}
+	dom, err := m.Setup(ctx, "kpath", Options{AllowInternet: true,
+		Egress: mustEgress(t, []string{"allowed.test", "*.allowed.test"}, []string{"0.0.0.0/0"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _, err := askName(t, dom.NetNSPath, "allowed.test"); err != nil || a.String() != allowedIP {
+		t.Fatalf("allowed.test answered %s, %v", a, err)
+	}
+
+	cases := []struct {
+		name        string
+		ip, host    string
+		tls, split  bool
+		want        bool
+		wantChecked bool // taken by the kernel path, not carried by the proxy
+	}{
+		{"allowed name over HTTPS", allowedIP, "allowed.test", true, false, true, true},
+		{"allowed name over HTTP", allowedIP, "allowed.test", false, false, true, true},
+		{"wildcard name in a ClientHello of two segments", allowedIP, "www.allowed.test", true, true, true, true},
+		{"request head of two segments", allowedIP, "allowed.test", false, true, true, true},
+		{"denied name to an answered address (HTTPS)", allowedIP, "denied.test", true, false, false, true},
+		{"denied name to an answered address (HTTP)", allowedIP, "denied.test", false, false, false, true},
+		{"no server name to an answered address", allowedIP, "", true, false, false, true},
+		{"an address as the Host header", allowedIP, allowedIP, false, false, false, true},
+		// An address the sandbox was not given goes to the proxy, which
+		// sends an allowed name to the name's own address.
+		{"allowed name to an address never answered", deniedIP, "allowed.test", true, false, true, false},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			before := px.Stats()
+			got, err := askSplit(dom.NetNSPath, tt.ip, tt.host, tt.tls, tt.split, 2*time.Second)
+			if got != nil {
+				defer got.conn.Close()
+			}
+			switch {
+			case tt.want && err != nil:
+				t.Fatalf("%s %s: %v, want an answer", tt.ip, tt.host, err)
+			case !tt.want && err == nil:
+				t.Fatalf("%s %s reached the server (it saw %q at %s), want it refused", tt.ip, tt.host, got.host, got.local)
+			case tt.want && (got.local != allowedIP || !strings.EqualFold(got.host, tt.host)):
+				t.Fatalf("server saw %q at %s, want %q at %s", got.host, got.local, tt.host, allowedIP)
+			case tt.want:
+				if err := got.echo(2 * time.Second); err != nil {
+					t.Fatalf("echo through the connection: %v", err)
+				}
+			}
+			after := px.Stats()
+			checked, proxied := after.Checked > before.Checked, after.Proxied > before.Proxied
+			if tt.want && (checked != tt.wantChecked || proxied == tt.wantChecked) {
+				t.Errorf("stats %+v then %+v: want the kernel path %v", before, after, tt.wantChecked)
+			}
+			if !tt.want && tt.wantChecked && after.Refused == before.Refused {
+				t.Errorf("stats %+v then %+v: want a refusal by the checker", before, after)
+			}
+		})
+	}
+
+	t.Run("a rule change cuts a kernel-path connection", func(t *testing.T) {
+		kept, err := ask(dom.NetNSPath, allowedIP, "allowed.test", true, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer kept.conn.Close()
+		if err := kept.echo(2 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetOptions(ctx, "kpath", Options{AllowInternet: true,
+			Egress: mustEgress(t, []string{"denied.test"}, []string{"0.0.0.0/0"})}); err != nil {
+			t.Fatal(err)
+		}
+		if err := kept.echo(blockedWait); err == nil {
+			t.Fatal("a kernel-path connection whose name is no longer allowed kept working")
+		}
+		// The old answer no longer opens the kernel path.
+		if got, err := ask(dom.NetNSPath, allowedIP, "allowed.test", true, 2*time.Second); err == nil {
+			got.conn.Close()
+			t.Fatalf("after the change allowed.test reached the server at %s", got.local)
+		}
+	})
+}

@@ -166,12 +166,13 @@ func TestEgressRulesRendering(t *testing.T) {
 	for _, want := range []string{
 		":LT-EGR - [0:0]\n", ":LT-S14 - [0:0]\n", ":LT-S7 - [0:0]\n",
 		"-A LT-EGR -i lta -j LT-S14\n", "-A LT-EGR -i ltb -j LT-S3\n",
+		"-A LT-S14 -p tcp -m connmark ! --mark 0/0xc000000 -j LT-EC\n",
 		"-A LT-S14 -d 1.1.1.1/32 -j RETURN\n",
 		"-A LT-S14 -p tcp -d 0.0.0.0/0 -j REJECT --reject-with tcp-reset\n",
 		"-A LT-S14 -d 0.0.0.0/0 -j REJECT --reject-with icmp-admin-prohibited\n",
 		"-X LT-S7\n",
 		":LT-EGRNAT - [0:0]\n",
-		"-A LT-EGRNAT -i lta -p tcp -m multiport --dports 80,443 -j LT-PX\n",
+		"-A LT-EGRNAT -i lta -p tcp -m multiport --dports 80,443 -j LT-EQ\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("rules lack %q:\n%s", want, got)
@@ -180,10 +181,13 @@ func TestEgressRulesRendering(t *testing.T) {
 	if strings.Contains(got, "-i ltb -p tcp -m multiport") {
 		t.Errorf("a sandbox without domain rules is redirected:\n%s", got)
 	}
+	if strings.Contains(got, "-A LT-S3 -p tcp -m connmark") {
+		t.Errorf("a sandbox without domain rules enters the checker's chain:\n%s", got)
+	}
 	if strings.Contains(got, ":LT-S3 ") {
 		t.Errorf("the chain of a sandbox not being changed is redeclared (flushed):\n%s", got)
 	}
-	for _, c := range []string{"LT-EGR", "LT-PXIN", "LT-PX", "LT-S0", "LT-SZZ"} {
+	for _, c := range []string{"LT-EGR", "LT-PXIN", "LT-PX", "LT-EQ", "LT-EC", "LT-S0", "LT-SZZ"} {
 		if !f.isEgressChain(c) {
 			t.Errorf("isEgressChain(%q) = false", c)
 		}
@@ -197,5 +201,44 @@ func TestEgressRulesRendering(t *testing.T) {
 	long := &firewall{chain: strings.Repeat("L", 20)}
 	if n := len(long.sandboxChain(1<<22 - 1)); n > 28 {
 		t.Errorf("sandbox chain name is %d bytes", n)
+	}
+}
+
+func TestProxyRulesRendering(t *testing.T) {
+	f := &firewall{chain: "LT", iface: "lt+"}
+	for _, tt := range []struct {
+		name        string
+		port, queue int
+		want, not   []string
+	}{
+		{"proxy and checker", 4000, 77,
+			[]string{
+				"-A LT-EQ -m mark --mark 0x4000000/0xc000000 -j CONNMARK --set-xmark 0x4000000/0xc000000\n",
+				"-A LT-EQ -m mark --mark 0xc000000/0xc000000 -j LT-PX\n",
+				"-A LT-EQ -j NFQUEUE --queue-num 77\n",
+				"-A LT-EC -m connmark --mark 0x8000000/0xc000000 -m devgroup --src-group 0x4c454c01 -j ACCEPT\n",
+				"-A LT-EC -p tcp -m connmark --mark 0xc000000/0xc000000 -j REJECT --reject-with tcp-reset\n",
+				"-A LT-EC -m connmark --mark 0x4000000/0xc000000 -m devgroup --src-group 0x4c454c01 -j NFQUEUE --queue-num 77\n",
+				"-A LT-EC -j DROP\n",
+				"-A LT-PX -p tcp -j REDIRECT --to-ports 4000\n",
+			}, nil},
+		{"proxy alone", 4000, -1,
+			[]string{"-A LT-EQ -j LT-PX\n", "-A LT-PX -p tcp -j REDIRECT --to-ports 4000\n"},
+			[]string{"NFQUEUE", "-A LT-EC"}},
+		{"neither", 0, -1, []string{":LT-EQ - [0:0]\n", ":LT-EC - [0:0]\n"}, []string{"-A "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := f.proxyRulesV4(tt.port, tt.queue)
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("rules lack %q:\n%s", w, got)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(got, n) {
+					t.Errorf("rules hold %q:\n%s", n, got)
+				}
+			}
+		})
 	}
 }

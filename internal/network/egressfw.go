@@ -29,6 +29,15 @@ func (f *firewall) egressNATChain() string { return f.name("EGRNAT") }
 func (f *firewall) proxyNATChain() string  { return f.name("PX") }
 func (f *firewall) proxyInChain() string   { return f.name("PXIN") }
 
+// The egress checker's chains (see egressChecker). EQ (nat) takes the
+// connections EGRNAT sends it: while a checker runs, it queues each new one
+// for the checker, which sends it on the kernel path or to PX; otherwise it
+// sends them all to PX. EC (filter) takes the packets of kernel-path
+// connections from their sandbox's chain: it queues the data of those whose
+// name is not read yet, and forwards or resets the decided ones.
+func (f *firewall) checkNATChain() string    { return f.name("EQ") }
+func (f *firewall) checkFilterChain() string { return f.name("EC") }
+
 // sandboxChainTag starts the name of every per-sandbox chain after the
 // prefix; no other chain of ours starts so.
 const sandboxChainTag = "S"
@@ -71,7 +80,7 @@ func (f *firewall) egressBody(b *strings.Builder, nat bool, all, fill []sandboxR
 		for _, s := range all {
 			if s.egress.hasDomains() {
 				fmt.Fprintf(b, "-A %s -i %s -p tcp -m multiport --dports %d,%d -j %s\n",
-					f.egressNATChain(), s.veth, httpPort, httpsPort, f.proxyNATChain())
+					f.egressNATChain(), s.veth, httpPort, httpsPort, f.checkNATChain())
 			}
 		}
 		return
@@ -83,6 +92,9 @@ func (f *firewall) egressBody(b *strings.Builder, nat bool, all, fill []sandboxR
 	}
 	for _, s := range fill {
 		c := f.sandboxChain(s.slot)
+		if s.egress.hasDomains() {
+			fmt.Fprintf(b, "-A %s -p tcp -m connmark ! --mark 0/%#x -j %s\n", c, checkMask, f.checkFilterChain())
+		}
 		for _, p := range s.egress.AllowCIDRs {
 			fmt.Fprintf(b, "-A %s -d %s -j RETURN\n", c, p)
 		}
@@ -120,41 +132,70 @@ func (f *firewall) applyEgress(ctx context.Context, all, fill []sandboxRules, dr
 }
 
 // proxyRulesV4 is the iptables-restore input that points PX at an egress
-// proxy on port (0: empties PX and PXIN). Redirected connections are
-// accepted only while the veth is in the internet group, so revoking
-// internet access also stops the ones conntrack already knows.
-func (f *firewall) proxyRulesV4(port int) string {
+// proxy on port (0: empties PX and PXIN, EQ and EC) and, with queue >= 0,
+// fills EQ and EC for an egress checker on that netfilter queue. Redirected
+// and checked connections are accepted only while the veth is in the
+// internet group, so revoking internet access also stops the ones conntrack
+// already knows.
+func (f *firewall) proxyRulesV4(port, queue int) string {
 	var b strings.Builder
-	in, nat := f.proxyInChain(), f.proxyNATChain()
-	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n", in)
+	in, nat, eq, ec := f.proxyInChain(), f.proxyNATChain(), f.checkNATChain(), f.checkFilterChain()
+	group := fmt.Sprintf("-m devgroup --src-group %#x", InternetGroup)
+	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n:%s - [0:0]\n", in, ec)
 	if port != 0 {
 		for _, orig := range []int{httpPort, httpsPort} {
-			fmt.Fprintf(&b, "-A %s -i %s -p tcp -m tcp --dport %d -m conntrack --ctstate DNAT --ctorigdstport %d -m devgroup --src-group %#x -j ACCEPT\n",
-				in, f.iface, port, orig, InternetGroup)
+			fmt.Fprintf(&b, "-A %s -i %s -p tcp -m tcp --dport %d -m conntrack --ctstate DNAT --ctorigdstport %d %s -j ACCEPT\n",
+				in, f.iface, port, orig, group)
 		}
 		fmt.Fprintf(&b, "-A %s -i %s -p tcp -m tcp --dport %d -j DROP\n", in, f.iface, port)
 	}
-	fmt.Fprintf(&b, "COMMIT\n*nat\n:%s - [0:0]\n", nat)
+	if port != 0 && queue >= 0 {
+		fmt.Fprintf(&b, "-A %s -m connmark --mark %#x/%#x %s -j ACCEPT\n", ec, checkAllowed, checkMask, group)
+		fmt.Fprintf(&b, "-A %s -p tcp -m connmark --mark %#x/%#x -j REJECT --reject-with tcp-reset\n", ec, checkRefused, checkMask)
+		fmt.Fprintf(&b, "-A %s -m mark --mark %#x/%#x %s -j ACCEPT\n", ec, checkPending, checkMask, group)
+		for _, m := range []struct {
+			mark uint32
+			then string
+		}{{checkAllowed, group + " -j ACCEPT"}, {checkRefused, "-p tcp -j REJECT --reject-with tcp-reset"}} {
+			fmt.Fprintf(&b, "-A %s -m mark --mark %#x/%#x -j CONNMARK --set-xmark %#x/%#x\n", ec, m.mark, checkMask, m.mark, checkMask)
+			fmt.Fprintf(&b, "-A %s -m mark --mark %#x/%#x %s\n", ec, m.mark, checkMask, m.then)
+		}
+		fmt.Fprintf(&b, "-A %s -m connmark --mark %#x/%#x %s -j NFQUEUE --queue-num %d\n", ec, checkPending, checkMask, group, queue)
+		fmt.Fprintf(&b, "-A %s -j DROP\n", ec)
+	}
+	fmt.Fprintf(&b, "COMMIT\n*nat\n:%s - [0:0]\n:%s - [0:0]\n", nat, eq)
 	if port != 0 {
 		fmt.Fprintf(&b, "-A %s -p tcp -j REDIRECT --to-ports %d\n", nat, port)
+		if queue >= 0 {
+			for _, m := range []uint32{checkPending, checkAllowed} {
+				fmt.Fprintf(&b, "-A %s -m mark --mark %#x/%#x -j CONNMARK --set-xmark %#x/%#x\n", eq, m, checkMask, m, checkMask)
+				fmt.Fprintf(&b, "-A %s -m mark --mark %#x/%#x -j RETURN\n", eq, m, checkMask)
+			}
+			fmt.Fprintf(&b, "-A %s -m mark --mark %#x/%#x -j %s\n", eq, checkRefused, checkMask, nat)
+			fmt.Fprintf(&b, "-A %s -j NFQUEUE --queue-num %d\n", eq, queue)
+		} else {
+			fmt.Fprintf(&b, "-A %s -j %s\n", eq, nat)
+		}
 	}
 	b.WriteString("COMMIT\n")
 	return b.String()
 }
 
-// installProxy points the redirect at an egress proxy listening on port.
-func (f *firewall) installProxy(ctx context.Context, port int) error {
-	if err := run(ctx, strings.NewReader(f.proxyRulesV4(port)), "iptables-restore", "-w", "--noflush"); err != nil {
+// installProxy points the redirect at an egress proxy listening on port,
+// with an egress checker on queue (-1: none).
+func (f *firewall) installProxy(ctx context.Context, port, queue int) error {
+	if err := run(ctx, strings.NewReader(f.proxyRulesV4(port, queue)), "iptables-restore", "-w", "--noflush"); err != nil {
 		return fmt.Errorf("install egress proxy redirect: %w", err)
 	}
 	return nil
 }
 
-// clearProxy empties PX and PXIN; chains that are gone (Uninstall ran first)
+// clearProxy empties PX and PXIN, EQ and EC; chains that are gone (Uninstall ran first)
 // are skipped rather than created again.
 func (f *firewall) clearProxy(ctx context.Context) error {
 	var errs []error
-	for _, c := range []struct{ table, chain string }{{"nat", f.proxyNATChain()}, {"filter", f.proxyInChain()}} {
+	for _, c := range []struct{ table, chain string }{{"nat", f.checkNATChain()}, {"nat", f.proxyNATChain()},
+		{"filter", f.checkFilterChain()}, {"filter", f.proxyInChain()}} {
 		if run(ctx, nil, "iptables", "-w", "-t", c.table, "-S", c.chain) != nil {
 			continue
 		}
@@ -199,7 +240,7 @@ func (f *firewall) removeEgressChains(ctx context.Context) error {
 // isEgressChain reports whether chain is one removeEgressChains deletes.
 func (f *firewall) isEgressChain(chain string) bool {
 	switch chain {
-	case f.egressChain(), f.proxyInChain(), f.proxyNATChain():
+	case f.egressChain(), f.proxyInChain(), f.proxyNATChain(), f.checkNATChain(), f.checkFilterChain():
 		return true
 	}
 	rest, ok := strings.CutPrefix(chain, f.name(sandboxChainTag))

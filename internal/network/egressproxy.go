@@ -90,6 +90,10 @@ type EgressStats struct {
 	Refused uint64
 	// Closed connections were carried until a rule change refused them.
 	Closed uint64
+	// Checked connections were allowed on the kernel path: their name was
+	// read from their first packets (or their address alone allowed them)
+	// and the kernel forwarded them, without the proxy carrying them.
+	Checked uint64
 }
 
 // EgressProxy carries the port 80 and 443 connections of sandboxes with
@@ -106,6 +110,7 @@ type EgressProxy struct {
 	ln       *net.TCPListener
 	resolver *net.Resolver
 	guard    dialGuard
+	checker  *egressChecker // nil: every connection comes to the proxy
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -117,6 +122,7 @@ type EgressProxy struct {
 	proxied atomic.Uint64
 	refused atomic.Uint64
 	cut     atomic.Uint64
+	checked atomic.Uint64
 }
 
 // StartEgressProxy starts the Manager's egress proxy and points the
@@ -146,8 +152,15 @@ func (m *Manager) StartEgressProxy(ctx context.Context, opts EgressProxyOptions)
 		return nil, fmt.Errorf("start egress proxy: listen on %s: %w", addr, err)
 	}
 	p.ln = ln.(*net.TCPListener)
-	if err := m.fw.installProxy(ctx, p.Port()); err != nil {
+	queue := -1
+	if p.checker = p.startChecker(); p.checker != nil {
+		queue = int(p.checker.q.num)
+	}
+	if err := m.fw.installProxy(ctx, p.Port(), queue); err != nil {
 		p.ln.Close()
+		if p.checker != nil {
+			p.checker.close()
+		}
 		return nil, fmt.Errorf("start egress proxy: %w", err)
 	}
 	m.mu.Lock()
@@ -170,7 +183,7 @@ func (p *EgressProxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
 // Stats reports what the proxy did with the connections it took.
 func (p *EgressProxy) Stats() EgressStats {
-	return EgressStats{Proxied: p.proxied.Load(), Refused: p.refused.Load(), Closed: p.cut.Load()}
+	return EgressStats{Proxied: p.proxied.Load(), Refused: p.refused.Load(), Closed: p.cut.Load(), Checked: p.checked.Load()}
 }
 
 // Close removes the redirect, stops the listener, closes every connection
@@ -198,6 +211,9 @@ func (p *EgressProxy) Close(ctx context.Context) error {
 	}
 	p.m.mu.Unlock()
 	err := errors.Join(p.m.fw.clearProxy(ctx), p.ln.Close())
+	if p.checker != nil {
+		p.checker.close()
+	}
 	p.wg.Wait()
 	if err != nil {
 		err = fmt.Errorf("close egress proxy: %w", err)
@@ -269,6 +285,9 @@ func (p *EgressProxy) untrack(c *proxied) {
 // changed, no longer allow.
 func (p *EgressProxy) recheck(addr netip.Addr) {
 	pol, ok := p.m.policyAt(addr)
+	if p.checker != nil {
+		p.checker.recheck(addr, pol, ok)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.conns {

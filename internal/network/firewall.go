@@ -81,7 +81,7 @@ func (f *firewall) rulesV4(egress []sandboxRules) string {
 	// Anti-spoofing: the source must route back through the arrival veth.
 	fmt.Fprintf(&b, "-A %s -i %s -m rpfilter --invert -j DROP\n", pre, i)
 	b.WriteString("COMMIT\n*filter\n")
-	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", in, fwd, f.dnsInChain(), f.proxyInChain())
+	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", in, fwd, f.dnsInChain(), f.proxyInChain(), f.checkFilterChain())
 	f.egressDecls(&b, false, egress, nil)
 	// DNS to the forwarder and connections to the egress proxy first (empty
 	// unless they run; see dnsRulesV4 and proxyRulesV4).
@@ -110,7 +110,7 @@ func (f *firewall) rulesV4(egress []sandboxRules) string {
 	fmt.Fprintf(&b, "-A %s -i %s -j DROP\n", fwd, i)
 	f.egressBody(&b, false, egress, egress, nil)
 	b.WriteString("COMMIT\n*nat\n")
-	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", nat, f.dnsNATChain(), f.proxyNATChain())
+	fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", nat, f.dnsNATChain(), f.proxyNATChain(), f.checkNATChain())
 	f.egressDecls(&b, true, nil, nil)
 	f.egressBody(&b, true, egress, nil, nil)
 	fmt.Fprintf(&b, "-A %s -s %s ! -o %s -j MASQUERADE\n", nat, f.subnet, i)

@@ -67,6 +67,10 @@ type Manager struct {
 	pool    *pool
 	proxy   *EgressProxy // the running egress proxy, told of rule changes
 
+	// answers are the DNS answers sandboxes with domain rules were given,
+	// which let their connections take the egress checker's kernel path.
+	answers *answerBook
+
 	// fwMu serializes changes of the egress chains, which are rendered from
 	// every entry's rules.
 	fwMu sync.Mutex
@@ -94,6 +98,7 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		names:   make(map[string]string),
 		slots:   make(map[int]*entry),
 		pool:    newPool(cfg.Subnet),
+		answers: newAnswerBook(),
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create network state dir: %w", err)
@@ -259,6 +264,7 @@ func (m *Manager) release(e *entry) {
 	delete(m.names, e.rec.HostVeth)
 	delete(m.slots, e.slot)
 	m.pool.free(e.slot)
+	m.answers.forget(e.rec.Address)
 	e.gone = true
 }
 
