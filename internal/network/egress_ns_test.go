@@ -1,7 +1,9 @@
 package network
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -319,6 +321,35 @@ func TestEgressKernelPath(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("data right after the head is not refused", func(t *testing.T) {
+		for i := 0; i < 5; i++ {
+			var c net.Conn
+			if err := inNetNS(dom.NetNSPath, func() (err error) {
+				c, err = net.DialTimeout("tcp4", net.JoinHostPort(allowedIP, "80"), 2*time.Second)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			// Two writes, so two segments: the second may reach the queue
+			// before the first is released.
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(c, "ping\n"); err != nil {
+				t.Fatal(err)
+			}
+			r := bufio.NewReader(c)
+			for _, want := range []string{"host=allowed.test", "ping"} {
+				line, err := r.ReadString('\n')
+				if err != nil || !strings.HasPrefix(line, want) {
+					t.Fatalf("read %q, %v; want a line starting %q", line, err, want)
+				}
+			}
+		}
+	})
 
 	t.Run("a rule change cuts a kernel-path connection", func(t *testing.T) {
 		kept, err := ask(dom.NetNSPath, allowedIP, "allowed.test", true, 2*time.Second)

@@ -54,7 +54,8 @@ type egressChecker struct {
 	q *nfqueue
 
 	// pending are the connections on the kernel path whose name is not
-	// read yet; only the receiving goroutine touches it.
+	// read yet, or was read within the header timeout; only the receiving
+	// goroutine touches it.
 	pending map[flowKey]*pendingFlow
 
 	mu      sync.Mutex         // guards allowed and ct
@@ -70,7 +71,10 @@ type pendingFlow struct {
 	next  uint32         // the sequence number of the next byte of its head
 	head  []byte         // the bytes held so far, in order
 	held  []queuedPacket // the queued packets that carry them, without their data
-	since time.Time
+	since time.Time      // when it was seen first, or decided
+	// verdict, once decided, is checkAllowed or checkRefused: packets queued
+	// before the connection's mark was set get it too.
+	verdict uint32
 }
 
 // startChecker binds the Manager's queue; nil when the host cannot (then
@@ -135,8 +139,10 @@ func (c *egressChecker) handle(pkt queuedPacket) {
 // route decides where a new connection goes: the kernel path (checkPending,
 // or checkAllowed when its address alone allows it) or the proxy.
 func (c *egressChecker) route(seg tcpSegment) uint32 {
-	if seg.flags&(tcpSYN|tcpACK) != tcpSYN || len(c.pending) >= c.p.opts.MaxConns {
-		return checkRefused // not a new connection, or too many: the proxy's to refuse
+	if seg.flags&(tcpSYN|tcpACK) != tcpSYN || len(seg.payload) != 0 || len(c.pending) >= c.p.opts.MaxConns {
+		// Not a new connection, data in its SYN (which the kernel path
+		// would let through unread), or too many: the proxy's to decide.
+		return checkRefused
 	}
 	src, dst := seg.flow.src.Addr(), seg.flow.dst.Addr()
 	pol, ok := c.p.m.policyAt(src)
@@ -160,6 +166,9 @@ func (c *egressChecker) route(seg tcpSegment) uint32 {
 func (c *egressChecker) check(pkt queuedPacket, seg tcpSegment) {
 	f := c.pending[seg.flow]
 	switch {
+	case f != nil && f.verdict != 0:
+		c.give(pkt, f.verdict)
+		return
 	case len(seg.payload) == 0:
 		c.give(pkt, checkPending) // the handshake's end, a window update, a FIN
 		return
@@ -192,7 +201,6 @@ func (c *egressChecker) stillAllowsName(flow flowKey, name string) bool {
 
 // decide releases the packets held for f, allowed or refused.
 func (c *egressChecker) decide(flow flowKey, f *pendingFlow, ok bool, name string) {
-	delete(c.pending, flow)
 	mark := uint32(checkRefused)
 	if ok {
 		mark = checkAllowed
@@ -204,6 +212,7 @@ func (c *egressChecker) decide(flow flowKey, f *pendingFlow, ok bool, name strin
 	for _, pkt := range f.held {
 		c.give(pkt, mark)
 	}
+	f.verdict, f.since, f.head, f.held = mark, time.Now(), nil, nil
 }
 
 // expire refuses the connections whose head took longer than the proxy's
@@ -213,7 +222,7 @@ func (c *egressChecker) expire(now time.Time) {
 	for flow, f := range c.pending {
 		if now.Sub(f.since) > c.p.opts.HeaderTimeout {
 			if len(f.held) == 0 {
-				delete(c.pending, flow)
+				delete(c.pending, flow) // decided, or never sent data
 				continue
 			}
 			c.decide(flow, f, false, "")
