@@ -165,3 +165,41 @@ func TestPlacement(t *testing.T) {
 		}
 	})
 }
+
+// TestReconcileLeavesNewerRecords: a record that changes while the node's
+// list is being asked for (a create finishing) is newer than the list, and
+// reconciling the node does not mark it lost.
+func TestReconcileLeavesNewerRecords(t *testing.T) {
+	ctx := context.Background()
+	h, remote := placementHarness(t, 4096, 1024)
+	sb := h.create(t, CreateRequest{})
+	if sb.NodeID != "node-a" {
+		t.Fatalf("placed on %s, want node-a", sb.NodeID)
+	}
+	// The node's list will not hold it, and the record changes while the
+	// list is on its way.
+	remote["node-a"].Remove(sb.ID)
+	remote["node-a"].SetDelay(300 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- h.svc.ReconcileNode(ctx, "node-a") }()
+	time.Sleep(100 * time.Millisecond)
+	got := h.stored(t, sb.ID)
+	got.Alias = "changed"
+	if err := h.db.UpdateSandbox(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if after := h.stored(t, sb.ID); after.State == StateDead {
+		t.Fatalf("a record changed after the list was asked for was marked dead: %s", after.EndReason)
+	}
+	// Asked again, the list is newer than the record: it is lost.
+	remote["node-a"].SetDelay(0)
+	if err := h.svc.ReconcileNode(ctx, "node-a"); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.stored(t, sb.ID); after.State != StateDead {
+		t.Fatalf("a sandbox the node does not hold is %s after reconciling, want dead", after.State)
+	}
+}

@@ -43,26 +43,32 @@ func (s *Service) ReconcileNode(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("reconcile node %s: %w", id, err)
 	}
-	resp, err := node.ListSandboxes(ctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
-	if err != nil {
-		return fmt.Errorf("reconcile node %s: list its sandboxes: %w", id, err)
-	}
 	nodeID := id
-	onNode := make(map[string]*agentv1.SandboxStatus, len(resp.Msg.GetSandboxes()))
-	for _, st := range resp.Msg.GetSandboxes() {
-		onNode[st.GetSandboxId()] = st
-	}
+	// The store's records of the node as they were before its list was
+	// asked for: one stored or changed after that (a create under way) is
+	// newer than the list, which says nothing of it.
+	before := make(map[string]int64)
 	err = s.forEach(ctx, store.SandboxFilter{}, func(sb *store.Sandbox) error {
-		if sb.NodeID != nodeID {
-			return nil
-		}
-		if err := s.reconcileOne(ctx, sb.ID, onNode[sb.ID]); err != nil {
-			return fmt.Errorf("reconcile sandbox %s: %w", sb.ID, err)
+		if sb.NodeID == nodeID {
+			before[sb.ID] = sb.Version
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("reconcile node %s: %w", nodeID, err)
+	}
+	resp, err := node.ListSandboxes(ctx, connect.NewRequest(&agentv1.ListSandboxesRequest{}))
+	if err != nil {
+		return fmt.Errorf("reconcile node %s: list its sandboxes: %w", id, err)
+	}
+	onNode := make(map[string]*agentv1.SandboxStatus, len(resp.Msg.GetSandboxes()))
+	for _, st := range resp.Msg.GetSandboxes() {
+		onNode[st.GetSandboxId()] = st
+	}
+	for sbID, version := range before {
+		if err := s.reconcileOne(ctx, sbID, version, onNode[sbID]); err != nil {
+			return fmt.Errorf("reconcile node %s: reconcile sandbox %s: %w", nodeID, sbID, err)
+		}
 	}
 	for id := range onNode {
 		sb, err := s.store.GetSandbox(ctx, id)
@@ -82,11 +88,12 @@ func (s *Service) ReconcileNode(ctx context.Context, id string) error {
 }
 
 // reconcileOne fixes one stored sandbox given the node's status (nil when
-// the node does not hold it).
-func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.SandboxStatus) error {
+// the node does not hold it), taken when the record was at version; a
+// record changed since is left as it is.
+func (s *Service) reconcileOne(ctx context.Context, id string, version int64, st *agentv1.SandboxStatus) error {
 	// Most sandboxes agree with the node: those need no lock (a store lease
 	// each, at every start).
-	if sb, err := s.store.GetSandbox(ctx, id); err != nil || settled(sb, st) {
+	if sb, err := s.store.GetSandbox(ctx, id); err != nil || sb.Version != version || settled(sb, st) {
 		return nil
 	}
 	unlock, err := s.lock(ctx, id)
@@ -95,8 +102,8 @@ func (s *Service) reconcileOne(ctx context.Context, id string, st *agentv1.Sandb
 	}
 	defer unlock()
 	sb, err := s.store.GetSandbox(ctx, id)
-	if err != nil {
-		return nil // gone meanwhile
+	if err != nil || sb.Version != version {
+		return nil // gone or changed meanwhile
 	}
 	switch {
 	case sb.State == StateDead:
