@@ -166,7 +166,7 @@ func (s *Service) snapshotSpecs(ctx context.Context, snap *store.Snapshot, sp *a
 		if id == snap.NodeID {
 			return s.specFor(ctx, id, sp)
 		}
-		base, err := s.store.GetTemplate(ctx, snap.BaseTemplateID)
+		base, err := s.treeTemplate(ctx, snap.BaseTemplateID)
 		if err != nil {
 			return nil, internal("read the base template of snapshot "+snap.ID, err)
 		}
@@ -174,4 +174,23 @@ func (s *Service) snapshotSpecs(ctx context.Context, snap *store.Snapshot, sp *a
 		moved.SnapshotId, moved.SnapshotArtifact, moved.TemplateRootfs = "", snap.KeptImage, base.RootfsPath
 		return s.specFor(ctx, id, moved)
 	}
+}
+
+// treeTemplate is the template whose tree sandboxes of template id start
+// from: id itself, or, for a snapshot template (a snapshot of a sandbox that
+// started from a snapshot, say), the base of its newest build, followed
+// down to a template that is not a snapshot's. The tree a snapshot template
+// records is its source node's path, which another node cannot use.
+func (s *Service) treeTemplate(ctx context.Context, id string) (*store.Template, error) {
+	for range 16 {
+		builds, err := s.store.TemplateSnapshots(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(builds) == 0 {
+			return s.store.GetTemplate(ctx, id)
+		}
+		id = builds[0].BaseTemplateID
+	}
+	return nil, fmt.Errorf("template %s: snapshots of snapshots nested too deep", id)
 }
