@@ -65,7 +65,8 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 	default:
 		return nil, newError(ErrConflict, "Sandbox '%s' cannot be forked while in '%s' state", id, clientVisible(src.State))
 	}
-	if err := s.admitOnNode(ctx, src.NodeID); err != nil {
+	routes, err := s.forkRoutes(ctx, src, req.Count)
+	if err != nil {
 		return nil, err
 	}
 	lc, err := s.store.SandboxLifecycleOf(ctx, src.ID)
@@ -80,6 +81,9 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 	now := s.now()
 	for i := range results {
 		f := forkRecord(src, now, timeout)
+		if routes != nil {
+			f.NodeID = routes.first(i)
+		}
 		// Nobody knows the ID yet, but the reaper and Reconcile might see the row.
 		unlockFork, err := s.lock(ctx, f.ID)
 		if err != nil {
@@ -100,6 +104,23 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 	if len(admitted) == 0 {
 		return results, nil
 	}
+	start := s.forkInPlace
+	if routes != nil {
+		start = func(ctx context.Context, src *store.Sandbox, admitted []*store.Sandbox, at []int, results []ForkResult, timeout time.Duration) error {
+			return s.forkAcross(ctx, src, admitted, at, routes, results, timeout)
+		}
+	}
+	if err := start(ctx, src, admitted, at, results, timeout); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// forkInPlace makes admitted, the records of forks at[j] of results, on
+// src's own node from one checkpoint of src, filling in their results; the
+// error is about the source (its node failed the fork as a whole), and then
+// no fork was made.
+func (s *Service) forkInPlace(ctx context.Context, src *store.Sandbox, admitted []*store.Sandbox, at []int, results []ForkResult, timeout time.Duration) error {
 	specs := make([]*agentv1.SandboxSpec, len(admitted))
 	for j, f := range admitted {
 		specs[j] = &agentv1.SandboxSpec{SandboxId: f.ID, TemplateId: f.TemplateID, EnvdAccessToken: f.EnvdAccessToken}
@@ -109,7 +130,7 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 		for _, f := range admitted {
 			s.dropFork(ctx, f)
 		}
-		return nil, err
+		return err
 	}
 	nctx, cancel := s.nodeCtx(ctx)
 	defer cancel()
@@ -120,10 +141,10 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 		}
 		if connect.CodeOf(err) == connect.CodeNotFound {
 			s.markDead(ctx, src, "lost by node during fork: "+connectMessage(err))
-			return nil, notFound(id)
+			return notFound(src.ID)
 		}
 		s.afterInPlaceFailure(ctx, src, "fork", err)
-		return nil, nodeError("fork sandbox", id, err)
+		return nodeError("fork sandbox", src.ID, err)
 	}
 	made := 0
 	for j, f := range admitted {
@@ -140,22 +161,29 @@ func (s *Service) fork(ctx context.Context, teamID, id string, req ForkRequest) 
 			s.dropFork(ctx, f)
 			results[i].Err = nodeError("fork sandbox", f.ID, connect.NewError(connect.Code(r.GetErrorCode()), errors.New(r.GetError())))
 		default:
-			f.State = StateRunning
-			f.Address = r.GetStatus().GetAddress()
-			f.StartedAt = s.now()
-			f.EndAt = f.StartedAt.Add(timeout)
-			if err := s.save(ctx, f); err != nil {
-				s.bestEffortKill(ctx, f.NodeID, f.ID)
-				results[i].Err = err
-				continue
+			if results[i].Err = s.forkRunning(ctx, f, r.GetStatus().GetAddress(), timeout); results[i].Err == nil {
+				results[i].Sandbox = f
+				made++
 			}
-			s.event(ctx, f.ID, "sandbox running on node %s at %s, ends at %s", f.NodeID, f.Address, f.EndAt.Format(time.RFC3339))
-			results[i].Sandbox = f
-			made++
 		}
 	}
 	s.event(ctx, src.ID, "sandbox checkpointed in place and forked into %d sandbox(es)", made)
-	return results, nil
+	return nil
+}
+
+// forkRunning records fork f as running at address on its node until
+// timeout from now; a fork that cannot be recorded is removed from its node.
+func (s *Service) forkRunning(ctx context.Context, f *store.Sandbox, address string, timeout time.Duration) error {
+	f.State = StateRunning
+	f.Address = address
+	f.StartedAt = s.now()
+	f.EndAt = f.StartedAt.Add(timeout)
+	if err := s.save(ctx, f); err != nil {
+		s.bestEffortKill(ctx, f.NodeID, f.ID)
+		return err
+	}
+	s.event(ctx, f.ID, "sandbox running on node %s at %s, ends at %s", f.NodeID, f.Address, f.EndAt.Format(time.RFC3339))
+	return nil
 }
 
 // forkRecord is the record of a new fork of src: src's settings (template,

@@ -130,6 +130,24 @@ func TestTwoNodes(t *testing.T) {
 	// the node stopped, sandboxes start from it on the server's node.
 	snapshot := snapshotOf(t, s, remote)
 
+	// Forks of a sandbox whose node drains start on another node, from one
+	// snapshot of the source that the server copies: each has the source's
+	// memory, and the source runs on where it was.
+	s.ok(t, "nodes", "drain", "node")
+	forks := forkOf(t, s, remote, 2)
+	s.ok(t, "nodes", "ready", "node")
+	for _, f := range forks {
+		waitLog(t, s, f, "running on node local")
+		if out := s.ok(t, "sandbox", "exec", f, "--", "cat", "/dev/shm/mark", "/tmp/greeting.txt"); out != "kept in memory\nthrough the tunnel\n" {
+			t.Fatalf("a fork started on the other node holds %q", out)
+		}
+		s.ok(t, "sandbox", "kill", f)
+	}
+	waitLog(t, s, remote, "forked into 2 sandbox(es), 2 of them on other nodes")
+	if out := s.ok(t, "sandbox", "exec", remote, "--", "cat", "/dev/shm/mark"); out != "kept in memory\n" {
+		t.Fatalf("the source after its forks moved holds %q", out)
+	}
+
 	// A node that stops reporting is unhealthy after three heartbeats: its
 	// sandboxes are out of reach, with a message and a line in their logs
 	// that say why, and back, memory and all, when it reports again.
@@ -199,6 +217,43 @@ func snapshotOf(t *testing.T, s *server, id string) string {
 		t.Fatalf("snapshot of %s: %d %s", id, res.StatusCode, b)
 	}
 	return body.SnapshotID
+}
+
+// forkOf forks sandbox id count times through the API and returns the
+// forks' IDs; every fork must start.
+func forkOf(t *testing.T, s *server, id string, count int) []string {
+	t.Helper()
+	body := strings.NewReader(fmt.Sprintf(`{"count":%d,"timeout":600}`, count))
+	req, err := http.NewRequest(http.MethodPost, s.vars["E2B_API_URL"]+"/sandboxes/"+id+"/fork", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", s.vars["E2B_API_KEY"])
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var results []struct {
+		Sandbox *struct{ SandboxID string }
+		Error   *struct {
+			Code    int
+			Message string
+		}
+	}
+	if res.StatusCode != http.StatusCreated || json.Unmarshal(b, &results) != nil || len(results) != count {
+		t.Fatalf("fork of %s: %d %s", id, res.StatusCode, b)
+	}
+	var ids []string
+	for i, r := range results {
+		if r.Sandbox == nil || r.Sandbox.SandboxID == "" {
+			t.Fatalf("fork %d of %s failed: %s", i, id, b)
+		}
+		ids = append(ids, r.Sandbox.SandboxID)
+	}
+	return ids
 }
 
 // answer is an HTTP status and body.
