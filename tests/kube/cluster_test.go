@@ -243,8 +243,8 @@ const (
 
 // sweepNode removes what the node agent's pod leaves on the host when it
 // stops with sandboxes running (it keeps them for its next start, and a
-// test has none): its rules and chains, links, the cgroups of its
-// sandboxes and its data directory; and the chains the kubelet and
+// test has none): the sandboxes' processes and cgroups, its rules and
+// chains, links, network namespaces and its data directory; and the chains the kubelet and
 // kube-proxy leave.
 func sweepNode() {
 	sh(fmt.Sprintf(`
@@ -258,7 +258,12 @@ if [ "$(iptables -w -S LELANTOS-FORWARDING 2>/dev/null | wc -l)" = 1 ]; then
   iptables -w -D FORWARD -j LELANTOS-FORWARDING; iptables -w -X LELANTOS-FORWARDING
 fi
 for l in $(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^%[2]s'); do ip link del "$l"; done
+for id in $(ls %[3]s/node/sandboxes 2>/dev/null); do
+  cat /sys/fs/cgroup/*/lelantos/"$id"/cgroup.procs 2>/dev/null | sort -u | xargs -r kill -9 2>/dev/null
+done
+sleep 0.5
 for id in $(ls %[3]s/node/sandboxes 2>/dev/null); do rmdir /sys/fs/cgroup/*/lelantos/"$id" 2>/dev/null; done
+for ns in /run/netns/%[2]s*; do [ -e "$ns" ] && umount "$ns" 2>/dev/null; rm -f "$ns"; done
 true`, strings.ToUpper(nodeNetPrefix), nodeNetPrefix, nodeDataDir))
 	_ = enginetest.UnmountUnder(nodeDataDir)
 	os.RemoveAll(nodeDataDir)

@@ -120,18 +120,21 @@ const nodes = async () => (await fetch(process.env.E2B_API_URL + '/nodes', {head
   out.push((await Sandbox.list().nextItems()).length === 1 ? 'listed' : 'not listed')
   await back.commands.run('echo on disk > /home/user/mark')
   await back.pause()
-  console.log(out.join(',') + '\n' + s.sandboxId)
+  const running = await Sandbox.create({timeoutMs: 300000})
+  await running.commands.run('echo still running > /dev/shm/alive')
+  console.log(out.join(',') + '\n' + s.sandboxId + '\n' + running.sandboxId)
 })().catch(e => { console.error(e); process.exit(1) })`)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
-	if want := "hi from,reached nothing,in memory,listed"; len(lines) != 2 || lines[0] != want {
-		t.Fatalf("through the Service the client got %q, want %q and an ID", got, want)
+	if want := "hi from,reached nothing,in memory,listed"; len(lines) != 3 || lines[0] != want {
+		t.Fatalf("through the Service the client got %q, want %q and two IDs", got, want)
 	}
-	paused := lines[1]
+	paused, running := lines[1], lines[2]
 
 	// A new node pod (an upgrade, a crash) finds the paused sandbox in its
-	// host path, and it resumes with its memory and files.
+	// host path, and it resumes with its memory and files; the running one
+	// went on meanwhile, and the new agent adopts it.
 	c.restartNodePod(t)
-	got = runNode(t, append(env, "PAUSED="+paused), `
+	got = runNode(t, append(env, "PAUSED="+paused, "RUNNING="+running), `
 const {Sandbox} = require('e2b')
 ;(async () => {
   let s
@@ -141,9 +144,12 @@ const {Sandbox} = require('e2b')
   }
   const out = (await s.commands.run('cat /dev/shm/mark /home/user/mark')).stdout.trim().split('\n')
   await s.kill()
+  const r = await Sandbox.connect(process.env.RUNNING)
+  out.push((await r.commands.run('cat /dev/shm/alive')).stdout.trim())
+  await r.kill()
   console.log(out.join(','))
 })().catch(e => { console.error(e); process.exit(1) })`)
-	if want := "in memory,on disk"; strings.TrimSpace(got) != want {
+	if want := "in memory,on disk,still running"; strings.TrimSpace(got) != want {
 		t.Fatalf("after the node pod's restart the client got %q, want %q", got, want)
 	}
 	// Operators scrape both: a replica's metrics on its pod, the node's on
