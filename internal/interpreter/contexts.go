@@ -85,7 +85,7 @@ func NewManager(opts Options) *Manager {
 // startKernel starts a kernel for c.
 func (m *Manager) startKernel(ctx context.Context, c *Context) (*Kernel, error) {
 	return StartKernel(ctx, KernelOptions{Name: c.lang.kernel, Dirs: m.opts.KernelDirs, Cwd: c.Cwd, Env: m.opts.KernelEnv,
-		RuntimeDir: m.opts.RuntimeDir, ReadyTimeout: m.opts.ReadyTimeout, Logger: m.opts.Logger})
+		RuntimeDir: m.opts.RuntimeDir, ReadyTimeout: m.opts.ReadyTimeout, Logger: m.opts.Logger, Drain: c.lang.drain})
 }
 
 // Create starts a context of language (normalized here) in cwd (DefaultCwd when

@@ -108,6 +108,11 @@ func (k *Kernel) execute(ctx context.Context, code string, f executeFlags, onIOP
 			return reply, fmt.Errorf("execute: %w", ErrKernelDied)
 		}
 	}
+	if k.opts.Drain != nil && !f.silent && canceled == nil {
+		if err := k.drain(ctx, w, onIOPub); err != nil {
+			return reply, fmt.Errorf("execute: %w", err)
+		}
+	}
 	return reply, canceled
 }
 

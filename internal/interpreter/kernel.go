@@ -42,6 +42,13 @@ type KernelOptions struct {
 	// ReadyTimeout bounds the wait for the kernel's first answer; default 60s.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
+	// Drain, when set, is code that writes its argument and a newline to
+	// stdout. It is for kernels that publish a cell's output from a queue of
+	// their own, so that some of it may follow the idle status that should
+	// close the cell (Deno's): each execution that shows output then ends with
+	// a silent run of Drain, and whatever comes before its line still belongs to
+	// the execution (see Kernel.drain).
+	Drain func(token string) string
 }
 
 // Kernel is one running kernel process and this server's sockets on it: shell and

@@ -24,6 +24,8 @@ type language struct {
 	// a context's first execution set the sandbox's variables without a run of
 	// its own.
 	envHook string
+	// drain, when set, is the kernel's KernelOptions.Drain.
+	drain func(token string) string
 }
 
 // envMetadataKey is the key of an execute_request's metadata whose variables a
@@ -72,7 +74,10 @@ var languages = map[string]language{
 	"javascript": {kernel: "javascript",
 		set:   func(k, v string) string { return fmt.Sprintf("process.env[%s] = %s;", quoteJSON(k), quoteJSON(v)) },
 		unset: func(k string) string { return fmt.Sprintf("delete process.env[%s];", quoteJSON(k)) },
-		warm:  "1+1"},
+		warm:  "1+1",
+		// Deno's kernel publishes output and results from a queue that can
+		// lag behind the idle status of the cell.
+		drain: func(token string) string { return fmt.Sprintf("console.log(%s)", quoteJSON(token)) }},
 	"r": {kernel: "r",
 		set: func(k, v string) string {
 			return fmt.Sprintf("invisible(Sys.setenv(%s = %s))", quoteJSON(k), quoteJSON(v))

@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 }
 
 // kernelDirs writes kernelspecs into a temporary directory: "bash" (this
-// binary as the bash kernel), and "broken" (a kernel that exits at once).
+// binary as the bash kernel), "late" (this binary as a kernel whose output
+// lags, see lateKernelEnv) and "broken" (a kernel that exits at once).
 func kernelDirs(t *testing.T) []string {
 	t.Helper()
 	dir := t.TempDir()
@@ -36,6 +37,7 @@ func kernelDirs(t *testing.T) []string {
 	}
 	specs := map[string]map[string]any{
 		"bash":   {"argv": []string{exe, "{connection_file}"}, "language": "bash", "env": map[string]string{kernelEnv: "1"}},
+		"late":   {"argv": []string{exe, "{connection_file}"}, "language": "none", "env": map[string]string{lateKernelEnv: "1"}},
 		"broken": {"argv": []string{"/bin/false", "{connection_file}"}, "language": "none"},
 	}
 	for name, spec := range specs {

@@ -257,6 +257,16 @@ await Promise.resolve(m + '!')`, { language: 'ts' })
   assert.match(err.error.value, /boom/)
 })
 
+test('each of 20 JavaScript cells in a row has its own output and result', async () => {
+  // Deno's kernel publishes output from a queue that can lag behind the end of
+  // its cell: each cell must still get its own, and none of the next one's.
+  for (let i = 0; i < 20; i++) {
+    const exec = await sbx.runCode(`console.log('cell', ${i})\nawait Promise.resolve(${i} * 2)`, { language: 'js' })
+    assert.deepEqual(exec.logs.stdout, [`cell ${i}\n`], `cell ${i}`)
+    assert.equal(exec.text, String(i * 2), `cell ${i}: ${JSON.stringify(exec)}`)
+  }
+})
+
 test('bash and R contexts run their languages', async () => {
   const bash = await sbx.runCode('X=5; echo "x=$X"; cd /tmp', { language: 'bash' })
   assert.deepEqual(bash.logs.stdout, ['x=5\n'])
