@@ -14,6 +14,7 @@ import (
 	"lelantos.dev/lelantos/internal/artifact"
 	"lelantos.dev/lelantos/internal/cluster"
 	"lelantos.dev/lelantos/internal/clustertls"
+	"lelantos.dev/lelantos/internal/engine"
 )
 
 // nodeFlags are `lelantos node`'s options.
@@ -174,6 +175,7 @@ func runNode(ctx context.Context, f nodeFlags, log *slog.Logger) error {
 			log.Warn("stop the node", "err", err)
 		}
 	}()
+	go pruneTrees(ctx, trees, node.engine, log)
 	rep := cluster.NewReporter(f.join, hc, f.advertise, node.client, log)
 	if _, err := rep.Report(ctx); err != nil {
 		log.Warn("first report to the control plane failed; retrying", "join", f.join, "err", err)
@@ -182,4 +184,37 @@ func runNode(ctx context.Context, f nodeFlags, log *slog.Logger) error {
 	rep.Run(ctx)
 	log.Info("node stopping; sandboxes keep running and are re-adopted at the next start")
 	return nil
+}
+
+// Fetched trees nothing on the node uses are removed once they have not been
+// asked for in treeIdle; the node looks every treePruneEvery.
+const (
+	treeIdle       = time.Hour
+	treePruneEvery = 10 * time.Minute
+)
+
+// pruneTrees removes the fetched trees the engine no longer needs, until ctx
+// ends.
+func pruneTrees(ctx context.Context, trees *artifact.Cache, eng *engine.Engine, log *slog.Logger) {
+	t := time.NewTicker(treePruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		inUse, err := eng.TreesInUse()
+		if err != nil {
+			log.Warn("prune fetched trees", "err", err)
+			continue
+		}
+		removed, err := trees.Prune(ctx, inUse, treeIdle)
+		for _, p := range removed {
+			log.Info("removed a fetched tree nothing uses", "tree", p)
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("prune fetched trees", "err", err)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
@@ -68,7 +69,7 @@ func (c *Cache) Tree(ctx context.Context, name string) (string, error) {
 		return dir, nil
 	}
 	final := filepath.Join(c.dir, strings.TrimPrefix(name, "sha256:"), "tree")
-	if _, err := os.Stat(final); err == nil {
+	if c.touch(final) {
 		return final, nil
 	}
 	_, err, _ := c.fetches.Do(name, func() (any, error) {
@@ -77,7 +78,22 @@ func (c *Cache) Tree(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	c.touch(final)
 	return final, nil
+}
+
+// touch marks the tree at final as asked for now, for Prune, and reports
+// whether it is there. The mark is the time of the tree's entry (DIR/<hex>),
+// which is not part of the tree and so of its name. It holds c.mu, which
+// Prune holds from its check of a tree until the tree is out of the way.
+func (c *Cache) touch(final string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := os.Lstat(final); err != nil {
+		return false
+	}
+	now := time.Now()
+	return os.Chtimes(filepath.Dir(final), now, now) == nil
 }
 
 // Image returns the blob name from the control plane, for the caller to
