@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// removingSuffix ends the name a pruned entry has while it is removed.
+const removingSuffix = ".removing"
+
 // Prune removes the fetched trees that no sandbox needs: those not in inUse
 // (paths as Tree returns them) and not asked for within idle, and fetches
 // that a crash left half done and older than idle. A tree handed out by Tree
@@ -27,7 +30,15 @@ func (c *Cache) Prune(ctx context.Context, inUse []string, idle time.Duration) (
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		if !ent.IsDir() || strings.HasPrefix(ent.Name(), ".") {
+		if !ent.IsDir() {
+			continue
+		}
+		if strings.HasPrefix(ent.Name(), ".") {
+			if strings.HasSuffix(ent.Name(), removingSuffix) { // an earlier prune's, cut short
+				if err := os.RemoveAll(filepath.Join(c.dir, ent.Name())); err != nil {
+					return removed, fmt.Errorf("prune fetched trees: %w", err)
+				}
+			}
 			continue
 		}
 		gone, err := c.pruneEntry(filepath.Join(c.dir, ent.Name()), inUse, cutoff)
@@ -76,7 +87,7 @@ func (c *Cache) pruneEntry(entry string, inUse []string, cutoff time.Time) (stri
 		c.mu.Unlock()
 		return "", err
 	}
-	trash := filepath.Join(c.dir, "."+filepath.Base(entry)+".removing")
+	trash := filepath.Join(c.dir, "."+filepath.Base(entry)+removingSuffix)
 	err = os.Rename(entry, trash)
 	c.mu.Unlock()
 	if err != nil {
