@@ -161,6 +161,7 @@ func (s *Service) NodeReported(ctx context.Context, id, address string, m *agent
 	if err := s.store.PutNodeHeartbeat(ctx, id, address, b); err != nil {
 		return internal("store the heartbeat of node "+id, err)
 	}
+	s.nodeAddrs.forget(id)
 	if prev != nil && prev.Silence > s.cfg.NodeLostAfter {
 		if err := s.forNode(ctx, id, func(sb *store.Sandbox) {
 			s.event(ctx, sb.ID, "node %s reported again after %s of silence", id, prev.Silence.Round(time.Second))

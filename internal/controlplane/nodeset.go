@@ -92,23 +92,32 @@ func (s *Service) tunnelOf(ctx context.Context, id string) (proxy.Tunnel, error)
 	return t, nil
 }
 
-// remoteAddress is the agent address remote node id last reported.
+// remoteAddress is the agent address remote node id last reported, read
+// from the store at most once per nodeAddrTTL.
 func (s *Service) remoteAddress(ctx context.Context, id string) (string, error) {
 	if s.cfg.Remote == nil {
 		return "", newError(ErrUnavailable, "node %s: this control plane reaches no other nodes", id)
 	}
-	n, err := s.store.GetNode(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return "", newError(ErrUnavailable, "node %s has never reported", id)
-	case err != nil:
-		return "", internal("read node "+id, err)
-	case n.Address == "":
-		return "", newError(ErrUnavailable, "node %s reported no agent address", id)
-	case n.Silence > s.cfg.NodeLostAfter:
-		return "", lostNode(id, n.Silence)
+	now := time.Now()
+	addr, silence, ok := s.nodeAddrs.get(id, now)
+	if !ok {
+		n, err := s.store.GetNode(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", newError(ErrUnavailable, "node %s has never reported", id)
+		case err != nil:
+			return "", internal("read node "+id, err)
+		}
+		addr, silence = n.Address, n.Silence
+		s.nodeAddrs.put(id, addr, silence, now)
 	}
-	return n.Address, nil
+	switch {
+	case addr == "":
+		return "", newError(ErrUnavailable, "node %s reported no agent address", id)
+	case silence > s.cfg.NodeLostAfter:
+		return "", lostNode(id, silence)
+	}
+	return addr, nil
 }
 
 // lostNode is the error of a call that needs node id, silent for silence.

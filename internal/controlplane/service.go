@@ -80,6 +80,8 @@ type Service struct {
 	replica string
 	// runMu makes Run exclusive: one reaper and one sampler per Service.
 	runMu sync.Mutex
+	// nodeAddrs caches remote nodes' addresses for remoteAddress.
+	nodeAddrs nodeAddrs
 }
 
 // New returns a Service using st for state and node, its own node, for
