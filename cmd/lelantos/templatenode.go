@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,9 +50,12 @@ var (
 	_ controlplane.TemplateBuilder = (*templateNode)(nil)
 )
 
-// sandboxLister is the part of the engine the garbage collection asks.
+// sandboxLister is the part of the engine the garbage collection asks
+// (*engine.Engine implements it).
 type sandboxLister interface {
-	List() []engine.Status
+	// TreesInUse lists, cleaned, the trees the node's sandboxes, pools and
+	// snapshots run or start from.
+	TreesInUse() ([]string, error)
 }
 
 // newTemplateNode wraps b, whose templates' sandboxes run on sbs; contexts is
@@ -216,33 +220,15 @@ func (n *templateNode) collectLocked(ctx context.Context) {
 	}
 }
 
-// treeInUse reports whether a sandbox on the node that is not dead runs from
-// the tree at rootfs (paused ones included: they resume on it), or a snapshot
-// on the node was taken of one (its sandboxes start on it).
+// treeInUse reports whether anything on the node runs or will start from the
+// tree at rootfs: a sandbox that is not dead (paused ones resume on it), a
+// pooled sandbox or a pool, or a snapshot (its sandboxes start on it).
 func (n *templateNode) treeInUse(rootfs string) (bool, error) {
-	for _, st := range n.sandboxes.List() {
-		if st.State != engine.StateDead && filepath.Clean(st.Spec.RootfsPath) == filepath.Clean(rootfs) {
-			return true, nil
-		}
+	trees, err := n.sandboxes.TreesInUse()
+	if err != nil {
+		return false, err
 	}
-	if sn, ok := n.sandboxes.(snapshotLister); ok {
-		snaps, err := sn.Snapshots()
-		if err != nil {
-			return false, err
-		}
-		for _, s := range snaps {
-			if filepath.Clean(s.RootfsPath) == filepath.Clean(rootfs) {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
-}
-
-// snapshotLister is the engine's list of snapshots, whose trees the garbage
-// collection keeps.
-type snapshotLister interface {
-	Snapshots() ([]engine.SnapshotInfo, error)
+	return slices.Contains(trees, filepath.Clean(rootfs)), nil
 }
 
 // Build implements controlplane.TemplateBuilder.

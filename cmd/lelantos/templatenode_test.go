@@ -25,10 +25,17 @@ type fakeSandboxes struct {
 	all []engine.Status
 }
 
-func (f *fakeSandboxes) List() []engine.Status {
+// TreesInUse lists the trees of the sandboxes set that are not dead.
+func (f *fakeSandboxes) TreesInUse() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]engine.Status(nil), f.all...)
+	var out []string
+	for _, st := range f.all {
+		if st.State != engine.StateDead {
+			out = append(out, filepath.Clean(st.Spec.RootfsPath))
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeSandboxes) set(st ...engine.Status) {
