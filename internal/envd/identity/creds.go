@@ -16,8 +16,8 @@ import (
 // thread of its own whose effective uid and gid and supplementary groups are
 // u's. The real and saved ids stay the daemon's, so the thread becomes the
 // daemon again afterwards; a thread whose credentials cannot be restored is
-// never unlocked, so no goroutine runs on it again (the Go runtime ends it, or
-// parks it for good when it is the main thread).
+// never unlocked, so no goroutine runs on it again (the Go runtime ends it; Do never acts on the
+// main thread, which the runtime would park for good instead).
 //
 // fn must make its file operations on the goroutine Do runs it on (a goroutine
 // it starts has the daemon's credentials), and may keep what it opens: an open
@@ -36,40 +36,24 @@ func (u User) Do(fn func() error) error {
 	if u.threads != nil {
 		return u.threads.do(u, fn)
 	}
-	type result struct {
-		err      error
-		panicked bool
-		panicVal any
-	}
-	done := make(chan result, 1)
+	done := make(chan doResult, 1)
 	go func() {
 		runtime.LockOSThread()
-		var res result
-		defer func() { done <- res }()
-		saved, err := threadCreds()
-		if err != nil {
-			res.err = fmt.Errorf("act as user %q: %w", u.Name, err)
+		if unix.Gettid() == unix.Getpid() {
+			// A locked goroutine that ends on the main thread parks it for
+			// good (see Threads.keep): act from a goroutine on another thread,
+			// and give the main thread back untouched.
+			inner := make(chan struct{})
+			go func() {
+				defer close(inner)
+				runtime.LockOSThread()
+				u.actLocked(fn, done)
+			}()
+			<-inner
 			runtime.UnlockOSThread()
 			return
 		}
-		if err := u.become(); err != nil {
-			res.err = fmt.Errorf("act as user %q: %w", u.Name, err)
-		} else {
-			func() {
-				defer func() {
-					if p := recover(); p != nil {
-						res.panicked, res.panicVal = true, p
-					}
-				}()
-				res.err = fn()
-			}()
-		}
-		if err := saved.restore(); err != nil {
-			// The thread stays locked: the goroutine's end takes it away.
-			res.err = errors.Join(res.err, fmt.Errorf("act as user %q: %w", u.Name, err))
-			return
-		}
-		runtime.UnlockOSThread()
+		u.actLocked(fn, done)
 	}()
 	res := <-done
 	if res.panicked {
@@ -177,4 +161,43 @@ func setThreadGroups(groups []uint32) error {
 		return fmt.Errorf("setgroups: %w", e)
 	}
 	return nil
+}
+
+// doResult is what Do's thread hands back.
+type doResult struct {
+	err      error
+	panicked bool
+	panicVal any
+}
+
+// actLocked runs fn as u on the calling goroutine, which is locked to a thread
+// that is not the main one, and sends the result on done. It unlocks the
+// thread once its credentials are back; a thread whose credentials cannot be
+// restored stays locked, and the goroutine's end takes it away.
+func (u User) actLocked(fn func() error, done chan<- doResult) {
+	var res doResult
+	defer func() { done <- res }()
+	saved, err := threadCreds()
+	if err != nil {
+		res.err = fmt.Errorf("act as user %q: %w", u.Name, err)
+		runtime.UnlockOSThread()
+		return
+	}
+	if err := u.become(); err != nil {
+		res.err = fmt.Errorf("act as user %q: %w", u.Name, err)
+	} else {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					res.panicked, res.panicVal = true, p
+				}
+			}()
+			res.err = fn()
+		}()
+	}
+	if err := saved.restore(); err != nil {
+		res.err = errors.Join(res.err, fmt.Errorf("act as user %q: %w", u.Name, err))
+		return
+	}
+	runtime.UnlockOSThread()
 }

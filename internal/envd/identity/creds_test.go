@@ -214,7 +214,7 @@ func TestDoRetiresABrokenThread(t *testing.T) {
 		t.Fatalf("Do: %v, want the failed restore (EPERM)", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for msg := threadsAll(t, start, true); msg != ""; msg = threadsAll(t, start, true) {
+	for msg := threadsAll(t, start, false); msg != ""; msg = threadsAll(t, start, false) {
 		if time.Now().After(deadline) {
 			t.Fatal(msg)
 		}
