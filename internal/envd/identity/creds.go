@@ -16,8 +16,8 @@ import (
 // thread of its own whose effective uid and gid and supplementary groups are
 // u's. The real and saved ids stay the daemon's, so the thread becomes the
 // daemon again afterwards; a thread whose credentials cannot be restored is
-// never unlocked, so no goroutine runs on it again (the Go runtime ends it; Do never acts on the
-// main thread, which the runtime would park for good instead).
+// never unlocked, so no goroutine runs on it again (the Go runtime ends it; Do
+// never acts on the main thread, which the runtime would park for good instead).
 //
 // fn must make its file operations on the goroutine Do runs it on (a goroutine
 // it starts has the daemon's credentials), and may keep what it opens: an open
@@ -37,24 +37,7 @@ func (u User) Do(fn func() error) error {
 		return u.threads.do(u, fn)
 	}
 	done := make(chan doResult, 1)
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			// A locked goroutine that ends on the main thread parks it for
-			// good (see Threads.keep): act from a goroutine on another thread,
-			// and give the main thread back untouched.
-			inner := make(chan struct{})
-			go func() {
-				defer close(inner)
-				runtime.LockOSThread()
-				u.actLocked(fn, done)
-			}()
-			<-inner
-			runtime.UnlockOSThread()
-			return
-		}
-		u.actLocked(fn, done)
-	}()
+	go onLockedThread(func() { u.actLocked(fn, done) })
 	res := <-done
 	if res.panicked {
 		panic(res.panicVal)
@@ -171,7 +154,7 @@ type doResult struct {
 }
 
 // actLocked runs fn as u on the calling goroutine, which is locked to a thread
-// that is not the main one, and sends the result on done. It unlocks the
+// that is not the main one (onLockedThread), and sends the result on done. It unlocks the
 // thread once its credentials are back; a thread whose credentials cannot be
 // restored stays locked, and the goroutine's end takes it away.
 func (u User) actLocked(fn func() error, done chan<- doResult) {

@@ -156,26 +156,33 @@ func (p *Threads) start(u User, key string) (*credThread, error) {
 	return t, nil
 }
 
-// keep locks the calling goroutine to its thread for good and serves t's jobs
-// on it. The Go runtime does not end the process's main thread when a locked
-// goroutine ends there: it parks it forever, still holding whatever credentials
-// it had. So on the main thread keep does the work from another goroutine,
-// which then runs on another thread, and gives the main thread back untouched.
+// keep serves t's jobs on a thread locked for good to it (see onLockedThread):
+// the thread ends with the goroutine.
 func (p *Threads) keep(t *credThread, u User, ready chan<- error) {
-	// Never unlocked on any thread but the main one: the thread ends with
-	// this goroutine.
+	onLockedThread(func() { p.serve(t, u, ready) })
+}
+
+// onLockedThread runs fn on a goroutine locked to its thread, which fn owns:
+// it unlocks the thread when the thread may serve others again, or leaves it
+// locked so that the thread ends with the goroutine. The Go runtime does not
+// end the process's main thread when a locked goroutine ends there: it parks
+// it forever, still holding whatever credentials it had. So on the main
+// thread fn runs on another goroutine, which then runs on another thread, and
+// the main thread is given back untouched.
+func onLockedThread(fn func()) {
 	runtime.LockOSThread()
-	if unix.Gettid() == unix.Getpid() {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			p.keep(t, u, ready)
-		}()
-		<-done
-		runtime.UnlockOSThread()
+	if unix.Gettid() != unix.Getpid() {
+		fn()
 		return
 	}
-	p.serve(t, u, ready)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		fn()
+	}()
+	<-done
+	runtime.UnlockOSThread()
 }
 
 // serve gives the calling locked thread u's credentials and runs t's jobs on it
