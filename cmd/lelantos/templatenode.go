@@ -204,7 +204,15 @@ func (n *templateNode) collect(ctx context.Context) {
 }
 
 func (n *templateNode) collectLocked(ctx context.Context) {
-	removed, err := n.builder.GC(ctx, n.treeInUse)
+	var removed []string
+	trees, err := n.sandboxes.TreesInUse()
+	if err == nil {
+		// Read once for the pass: a create handed a version meanwhile
+		// holds its lease, which GC honours.
+		removed, err = n.builder.GC(ctx, func(rootfs string) (bool, error) {
+			return slices.Contains(trees, filepath.Clean(rootfs)), nil
+		})
+	}
 	for _, v := range removed {
 		n.log.Info("removed unused template version", "dir", v)
 	}
@@ -218,17 +226,6 @@ func (n *templateNode) collectLocked(ctx context.Context) {
 	if st.Layers+st.Files > 0 {
 		n.log.Info("pruned the template build cache", "layers", st.Layers, "files", st.Files, "freed", st.Freed, "was", st.Bytes)
 	}
-}
-
-// treeInUse reports whether anything on the node runs or will start from the
-// tree at rootfs: a sandbox that is not dead (paused ones resume on it), a
-// pooled sandbox or a pool, or a snapshot (its sandboxes start on it).
-func (n *templateNode) treeInUse(rootfs string) (bool, error) {
-	trees, err := n.sandboxes.TreesInUse()
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(trees, filepath.Clean(rootfs)), nil
 }
 
 // Build implements controlplane.TemplateBuilder.
