@@ -21,7 +21,7 @@ func TestTreesInUse(t *testing.T) {
 	// Another path to the base tree stands for a template tree of its own.
 	tree := t.TempDir()
 	if err := unix.Mount(enginetest.BaseRootfs(t), tree, "", unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
-		t.Skipf("bind mount: %v", err)
+		t.Skipf("needs bind mounts (root, mount namespace): %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(tree, unix.MNT_DETACH) })
 	inUse := func() bool {

@@ -82,11 +82,7 @@ func (k *Kernel) execute(ctx context.Context, code string, f executeFlags, onIOP
 				}
 			case string(chanIOPub):
 				if m.Header.MsgType == "status" {
-					var st struct {
-						State string `json:"execution_state"`
-					}
-					_ = json.Unmarshal(m.Content, &st)
-					if st.State == "idle" {
+					if statusIs(m, "idle") {
 						idle = true
 						grace = time.After(replyGrace)
 					}
